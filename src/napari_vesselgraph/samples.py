@@ -1,0 +1,33 @@
+"""Sample images shipped with the plugin (no downloads): the real retina photo and synthetic domains.
+
+Used by the CLI demo and by napari's *File > Open Sample* entries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import VesselGraphError
+
+#: seed of the synthetic samples: the first image of every domain's test split
+SAMPLE_SEED = 10_000_000
+
+
+def sample_names() -> list[str]:
+    from .synth import DOMAINS
+
+    return ["retina", *DOMAINS]
+
+
+def load_sample(name: str, shape=None):
+    """Return ``(image, scale, ground_truth_graph_or_None)`` for a sample name."""
+    if name == "retina":
+        from skimage.data import retina
+
+        return retina(), (1.0, 1.0), None
+    from .synth import DOMAINS, make_sample
+
+    if name not in DOMAINS:
+        raise VesselGraphError(f"unknown sample {name!r}; choose one of: {', '.join(sample_names())}")
+    image, graph = make_sample(name, SAMPLE_SEED, shape=shape)
+    return image, tuple(graph.scale), graph
