@@ -49,32 +49,28 @@ def atomic_write(path, mode: str = "w", encoding: str | None = None, newline: st
     if binary and (encoding is not None or newline is not None):
         raise ValueError("encoding and newline are only for text modes")
     path = os.fspath(path)
+    if os.path.islink(path):  # write through a symlink, keeping the link itself
+        path = os.path.realpath(path)
     folder, name = os.path.split(os.path.abspath(path))
     if os.path.isdir(path):
         raise IsADirectoryError(21, "Is a directory", path)
 
-    # A random name in the same folder; O_EXCL makes sure we never clobber anything, and creating it
-    # with mode 0o666 lets the umask decide the permissions, as for any new file.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    # A random name in the same folder, opened in exclusive-create mode ("x"): we never clobber
+    # anything, the umask decides the permissions as for any new file, and ``f.name`` is a real path
+    # (some writers, tifffile for one, want that).
+    xmode = mode.replace("w", "x")
     for _ in range(100):
         tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
         try:
-            fd = os.open(tmp, flags, 0o666)
+            if binary:
+                f = open(tmp, xmode)
+            else:
+                f = open(tmp, xmode, encoding=encoding or "utf-8", newline=newline)
             break
         except FileExistsError:
             continue
     else:  # pragma: no cover - would need 100 collisions of 32 random bits
         raise FileExistsError(f"could not create a temporary file next to {path}")
-
-    try:
-        if binary:
-            f = os.fdopen(fd, mode)
-        else:
-            f = os.fdopen(fd, mode, encoding=encoding or "utf-8", newline=newline)
-    except BaseException:
-        os.close(fd)
-        _remove_quietly(tmp)
-        raise
 
     try:
         with f:

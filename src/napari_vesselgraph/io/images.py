@@ -1,0 +1,415 @@
+"""Loading images together with their voxel size, and saving TIFFs that keep it.
+
+``load_image(path) -> (array, scale)`` understands
+
+* TIFF (``.tif``/``.tiff``, ImageJ and OME-TIFF included) through tifffile. The voxel size comes from
+  OME-XML ``PhysicalSizeX/Y/Z`` when present, else from the ImageJ description (``spacing`` for z,
+  ``unit``) and the ``XResolution``/``YResolution`` tags. Plain TIFFs whose resolution is in
+  centimetres are converted; resolutions per inch (print DPI) are ignored.
+* PNG, JPEG, BMP, GIF through imageio (scale 1).
+* ``.npy`` files (scale 1).
+* Zarr and OME-Zarr folders (``.zarr``, v2 or v3), opened lazily as a dask array: for OME-Zarr the
+  highest-resolution level, with the scale from the ``multiscales`` ``coordinateTransformations``.
+
+Arrays come back as stored (no intensity normalisation) in napari axis order, with singleton axes
+removed and a channel axis moved last, so a 2D image is ``(Y, X)`` or ``(Y, X, C)`` and a volume is
+``(Z, Y, X)``. ``scale`` has one entry per *spatial* axis (2 for an RGB ``(Y, X, 3)`` image) and is in
+micrometres wherever the file names its unit; it is all ones when the file carries no voxel size.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from xml.etree import ElementTree as ET
+
+import numpy as np
+
+from ..errors import VesselGraphError
+from .atomic import atomic_write
+
+__all__ = ["load_image", "save_tiff", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy", ".zarr")
+_TIFF = (".tif", ".tiff")
+_IMAGEIO = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+# factors to micrometres
+_UNITS = {
+    "m": 1e6, "meter": 1e6, "metre": 1e6,
+    "cm": 1e4, "centimeter": 1e4, "centimetre": 1e4,
+    "mm": 1e3, "millimeter": 1e3, "millimetre": 1e3,
+    "um": 1.0, "µm": 1.0, "μm": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0, "micrometre": 1.0,
+    "\\u00b5m": 1.0, "nm": 1e-3, "nanometer": 1e-3, "nanometre": 1e-3,
+    "å": 1e-4, "angstrom": 1e-4, "pm": 1e-6, "picometer": 1e-6, "inch": 25400.0, "in": 25400.0,
+}  # fmt: skip
+
+
+def _unit_factor(unit) -> float | None:
+    """Factor that turns ``unit`` into micrometres; None when the unit is unknown or 'pixel'."""
+    if unit is None:
+        return 1.0
+    u = str(unit).strip().lower()
+    if u in ("", "pixel", "pixels", "px"):
+        return None
+    return _UNITS.get(u)
+
+
+def _broken(path, problem: str) -> VesselGraphError:
+    return VesselGraphError(f"{os.fspath(path)}: {problem}")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _is_zarr(path: str) -> bool:
+    if path.rstrip("/\\").lower().endswith(".zarr"):
+        return True
+    return os.path.isdir(path) and any(
+        os.path.exists(os.path.join(path, f)) for f in (".zarray", ".zgroup", ".zattrs", "zarr.json")
+    )
+
+
+# ================================================================ loading
+def load_image(path) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Load an image file and its voxel size.
+
+    Returns
+    -------
+    (array, scale)
+        ``array`` is a numpy array, or a dask array for Zarr; ``scale`` is a tuple of floats, one per
+        spatial axis, in micrometres per pixel where the file says so (else 1.0).
+
+    Raises
+    ------
+    VesselGraphError
+        The file is missing, of an unsupported kind, or cannot be decoded.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise _broken(path, "file not found")
+    low = path.rstrip("/\\").lower()
+    suffix = os.path.splitext(low)[1]
+    try:
+        if _is_zarr(path):
+            return _load_zarr(path)
+        if os.path.isdir(path):
+            raise _broken(path, "is a folder but not a Zarr store")
+        if os.path.getsize(path) == 0:
+            raise _broken(path, "file is empty")
+        if suffix in _TIFF:
+            return _load_tiff(path)
+        if suffix in _IMAGEIO:
+            return _load_imageio(path)
+        if suffix == ".npy":
+            return _load_npy(path)
+    except VesselGraphError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as e:  # decoders raise all sorts of things on broken files
+        raise _broken(path, f"cannot read the image ({type(e).__name__}: {_first_line(e)})") from e
+    known = ", ".join(IMAGE_SUFFIXES)
+    raise _broken(path, f"unsupported image file type {suffix or '(no suffix)'!r}; supported: {known}")
+
+
+def _channels_last_guess(shape: tuple[int, ...]) -> bool:
+    """napari's rule of thumb: a trailing axis of length 3 or 4 holds colour channels."""
+    return len(shape) in (3, 4) and shape[-1] in (3, 4)
+
+
+def _finish(arr, spatial_scale: list[float] | None, channels: bool):
+    n_spatial = arr.ndim - (1 if channels else 0)
+    if n_spatial < 2:
+        raise VesselGraphError(f"the image has shape {tuple(arr.shape)}; expected a 2D or 3D image")
+    scale = [1.0] * n_spatial
+    if spatial_scale:
+        k = min(len(spatial_scale), n_spatial)
+        scale[n_spatial - k :] = spatial_scale[len(spatial_scale) - k :]
+    scale = [float(s) if (s and math.isfinite(s) and s > 0) else 1.0 for s in scale]
+    return arr, tuple(scale)
+
+
+def _load_npy(path: str):
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise _broken(path, f"not a valid .npy file ({_first_line(e)})") from None
+    if not isinstance(arr, np.ndarray):
+        raise _broken(path, "not a .npy array file")
+    if arr.dtype.kind not in "biuf":
+        raise _broken(path, f"holds {arr.dtype} values, not an image")
+    return _finish(arr, None, _channels_last_guess(arr.shape))
+
+
+def _load_imageio(path: str):
+    import imageio.v3 as iio
+
+    arr = np.asarray(iio.imread(path))
+    channels = arr.ndim == 3 and arr.shape[-1] in (2, 3, 4)
+    if arr.ndim == 4 and arr.shape[-1] in (3, 4):  # animated GIF: frames x Y x X x C
+        channels = True
+    return _finish(arr, None, channels)
+
+
+def _rational(value) -> float | None:
+    try:
+        if isinstance(value, tuple) and len(value) == 2:
+            num, den = value
+            return float(num) / float(den) if den else None
+        return float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _ome_sizes(xml: str) -> dict[str, float]:
+    """PhysicalSizeX/Y/Z of the first OME image, in micrometres."""
+    out: dict[str, float] = {}
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return out
+    for el in root.iter():
+        if el.tag.rsplit("}", 1)[-1] != "Pixels":
+            continue
+        for ax in "XYZ":
+            v = el.get(f"PhysicalSize{ax}")
+            if v is None:
+                continue
+            factor = _unit_factor(el.get(f"PhysicalSize{ax}Unit", "µm"))
+            try:
+                size = float(v)
+            except ValueError:
+                continue
+            if factor is not None and size > 0:
+                out[ax] = size * factor
+        break
+    return out
+
+
+def _tiff_sizes(tif) -> dict[str, float]:
+    """Voxel size (µm) per axis letter from OME-XML, else ImageJ metadata and resolution tags."""
+    if getattr(tif, "is_ome", False) and tif.ome_metadata:
+        sizes = _ome_sizes(tif.ome_metadata)
+        if sizes:
+            return sizes
+    sizes: dict[str, float] = {}
+    page = tif.pages[0]
+    tags = page.tags
+    ij = tif.imagej_metadata if getattr(tif, "is_imagej", False) else None
+    if ij is not None:
+        factor = _unit_factor(ij.get("unit"))
+        if factor is None:
+            return sizes
+    else:
+        unit_tag = tags.get("ResolutionUnit")
+        unit = int(unit_tag.value) if unit_tag is not None else 2
+        # 1 = none, 2 = inch (print DPI: no physical meaning for microscopy), 3 = centimetre
+        factor = {3: 1e4, 4: 1e3, 5: 1.0}.get(unit)
+        if factor is None:
+            return sizes
+    for ax, tagname in (("X", "XResolution"), ("Y", "YResolution")):
+        tag = tags.get(tagname)
+        if tag is None:
+            continue
+        per_unit = _rational(tag.value)
+        if per_unit and per_unit > 0:
+            sizes[ax] = factor / per_unit
+    if ij is not None and ij.get("spacing") is not None:
+        try:
+            z = float(ij["spacing"])
+        except (TypeError, ValueError):
+            z = 0.0
+        if z > 0:
+            sizes["Z"] = z * factor
+    return sizes
+
+
+def _load_tiff(path: str):
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise _broken(path, "the TIFF holds no image")
+        series = tif.series[0]
+        axes = series.axes.upper()
+        arr = series.asarray()
+        sizes = _tiff_sizes(tif)
+    if len(axes) != arr.ndim:  # should not happen; fall back to the shape alone
+        return _finish(arr, None, _channels_last_guess(arr.shape))
+    # drop singleton axes, then move a channel axis last
+    keep = [i for i, n in enumerate(arr.shape) if n != 1 or axes[i] in "YX"]
+    arr = arr.reshape([arr.shape[i] for i in keep])
+    axes = "".join(axes[i] for i in keep)
+    channels = False
+    for ch in "SC":
+        if ch in axes:
+            i = axes.index(ch)
+            arr = np.moveaxis(arr, i, -1)
+            axes = axes[:i] + axes[i + 1 :] + ch
+            channels = True
+            break
+    spatial_axes = axes[:-1] if channels else axes
+    # a plain multi-page TIFF gives 'I' (or 'Q') for its pages: that is the z axis of a stack
+    spatial_axes = re.sub(r"[IQ](?=YX$)", "Z", spatial_axes)
+    scale = [sizes.get(a, 1.0) for a in spatial_axes]
+    return _finish(arr, scale, channels)
+
+
+# ------------------------------------------------------------------ zarr
+def _load_zarr(path: str):
+    import dask.array as da
+    import zarr
+
+    try:
+        node = zarr.open(path, mode="r")
+    except Exception as e:
+        raise _broken(path, f"not a readable Zarr store ({type(e).__name__}: {_first_line(e)})") from None
+    if isinstance(node, zarr.Array):
+        arr = da.from_zarr(node)
+        return _finish(arr, None, _channels_last_guess(arr.shape))
+    attrs = dict(node.attrs)
+    ome = attrs.get("ome") if isinstance(attrs.get("ome"), dict) else attrs
+    multiscales = ome.get("multiscales")
+    if not multiscales:
+        arrays = sorted(name for name, _ in node.arrays())
+        if not arrays:
+            raise _broken(path, "the Zarr group holds no arrays")
+        name = "0" if "0" in arrays else arrays[0] if len(arrays) == 1 else None
+        if name is None:
+            raise _broken(path, f"the Zarr group holds several arrays ({', '.join(arrays)}); open one of them")
+        arr = da.from_zarr(node[name])
+        return _finish(arr, None, _channels_last_guess(arr.shape))
+    try:
+        ms = multiscales[0]
+        ds = ms["datasets"][0]
+        zarr_arr = node[ds["path"]]
+    except (KeyError, IndexError, TypeError) as e:
+        raise _broken(path, f"malformed OME-Zarr 'multiscales' metadata ({e})") from None
+    arr = da.from_zarr(zarr_arr)
+    ndim = arr.ndim
+    names, types, units = _ome_axes(ms.get("axes"), ndim)
+    scale = np.ones(ndim)
+    for transforms in (ds.get("coordinateTransformations"), ms.get("coordinateTransformations")):
+        for t in transforms or []:
+            if isinstance(t, dict) and t.get("type") == "scale" and len(t.get("scale", ())) == ndim:
+                scale = scale * np.asarray(t["scale"], dtype=float)
+    for i in range(ndim):
+        factor = _unit_factor(units[i]) if units[i] else 1.0
+        if factor is not None:
+            scale[i] *= factor
+    # drop singleton non-spatial axes (lazily), move a channel axis last
+    index = tuple(0 if (types[i] != "space" and arr.shape[i] == 1) else slice(None) for i in range(ndim))
+    keep = [i for i in range(ndim) if not isinstance(index[i], int)]
+    arr = arr[index]
+    types = [types[i] for i in keep]
+    scale = scale[keep]
+    channels = False
+    if "channel" in types:
+        i = types.index("channel")
+        arr = da.moveaxis(arr, i, -1)
+        types = types[:i] + types[i + 1 :] + ["channel"]
+        scale = np.concatenate([scale[:i], scale[i + 1 :], scale[i : i + 1]])
+        channels = True
+    spatial = [s for s, t in zip(scale, types) if t == "space"]
+    return _finish(arr, spatial, channels)
+
+
+def _ome_axes(axes, ndim: int) -> tuple[list[str], list[str], list[str | None]]:
+    """(names, types, units) per axis; OME-Zarr 0.1/0.2 have no axes and mean (t, c, z, y, x)."""
+    default = ["t", "c", "z", "y", "x"][-ndim:] if ndim <= 5 else [f"d{i}" for i in range(ndim)]
+    names, types, units = [], [], []
+    if not axes or len(axes) != ndim:
+        axes = default
+    for a in axes:
+        if isinstance(a, dict):
+            name = str(a.get("name", "")).lower()
+            typ = a.get("type")
+            unit = a.get("unit")
+        else:
+            name, typ, unit = str(a).lower(), None, None
+        if typ is None:
+            typ = "space" if name in ("z", "y", "x") else "time" if name == "t" else "channel" if name == "c" else ""
+        names.append(name)
+        types.append(str(typ).lower())
+        units.append(unit)
+    return names, types, units
+
+
+# ================================================================ saving
+_IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
+
+
+def _imagej_dtype(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == bool:
+        return arr.astype(np.uint8)
+    if arr.dtype in _IMAGEJ_DTYPES:
+        return arr
+    if arr.dtype.kind in "iu":
+        lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        if lo >= 0 and hi <= 255:
+            return arr.astype(np.uint8)
+        if lo >= 0 and hi <= 65535:
+            return arr.astype(np.uint16)
+        return arr.astype(np.float32)
+    if arr.dtype.kind == "f":
+        return arr.astype(np.float32)
+    raise VesselGraphError(f"cannot save {arr.dtype} data as TIFF")
+
+
+def save_tiff(path, array, scale=None, rgb: bool | None = None) -> str:
+    """Save ``array`` as an ImageJ-compatible TIFF that records the voxel size; returns the path.
+
+    Parameters
+    ----------
+    array : (Y, X), (Y, X, C), (Z, Y, X) or (Z, Y, X, C) array (numpy or dask)
+    scale : voxel size in micrometres, one value per spatial axis (napari order); default all 1.
+    rgb : whether the last axis holds colour channels; by default guessed from ``scale``'s length,
+        else from a trailing axis of length 3 or 4.
+
+    ImageJ stores uint8, uint16 and float32 only: bool becomes uint8, other integers the smallest of
+    uint8/uint16 that holds them (else float32), other floats float32. Colour uint8 data is written
+    as RGB; other channel data as an ImageJ channel axis. The write is atomic.
+    """
+    import tifffile
+
+    arr = np.asarray(array)
+    if rgb is None:
+        if scale is not None and len(np.ravel(scale)) == arr.ndim - 1 and arr.ndim >= 3:
+            rgb = True
+        elif scale is not None and len(np.ravel(scale)) == arr.ndim:
+            rgb = False
+        else:
+            rgb = _channels_last_guess(arr.shape)
+    n_spatial = arr.ndim - (1 if rgb else 0)
+    if n_spatial not in (2, 3):
+        raise VesselGraphError(f"save_tiff needs a 2D or 3D image, got shape {arr.shape}")
+    if scale is None:
+        scale = (1.0,) * n_spatial
+    scale = tuple(float(s) for s in np.ravel(scale))
+    if len(scale) != n_spatial or not all(math.isfinite(s) and s > 0 for s in scale):
+        raise VesselGraphError(f"scale must be {n_spatial} positive numbers for shape {arr.shape}, got {scale}")
+    arr = _imagej_dtype(arr)
+    spatial_axes = "ZYX" if n_spatial == 3 else "YX"
+    kwargs = {}
+    if rgb and arr.dtype == np.uint8 and arr.shape[-1] in (3, 4):
+        axes = spatial_axes + "S"
+        kwargs["photometric"] = "rgb"
+    elif rgb:
+        arr = np.moveaxis(arr, -1, -3)  # channels before Y, X: ImageJ's order is (Z, C, Y, X)
+        axes = spatial_axes[:-2] + "C" + "YX"
+        kwargs["photometric"] = "minisblack"
+    else:
+        axes = spatial_axes
+        kwargs["photometric"] = "minisblack"
+    metadata = {"axes": axes, "unit": "um"}
+    if n_spatial == 3:
+        metadata["spacing"] = scale[0]
+    sy, sx = scale[-2], scale[-1]
+    path = os.fspath(path)
+    with atomic_write(path, "wb") as f:
+        tifffile.imwrite(f, arr, imagej=True, resolution=(1.0 / sx, 1.0 / sy), metadata=metadata, **kwargs)
+    return path
