@@ -1,0 +1,38 @@
+"""Graph comparison metrics: prediction vs ground truth, 2D and 3D, in pixel units.
+
+``evaluate(pred, gt, radius=3.0, **opts)`` returns every score in one flat dict; the individual
+functions are exported too. Physical units: pass ``physical=True`` (coordinates times each graph's
+``scale``; radius and tolerances are then physical as well).
+
+Node/edge P/R/F1 and mAP depend on node density (:data:`DENSITY_DEPENDENT`); SMD, APLS, TOPO,
+Betti errors and the length metrics do not.
+"""
+
+from ._geometry import match_points
+from .ap import average_precision, node_edge_map
+from .evaluate import DENSITY_DEPENDENT, GROUPS, LOWER_IS_BETTER, aggregate, evaluate, format_table
+from .length import length_metrics
+from .matching import match_nodes, node_edge_prf
+from .paths import apls, topo
+from .smd import smd
+from .topology import betti_errors, betti_numbers
+
+__all__ = [
+    "evaluate",
+    "DENSITY_DEPENDENT",
+    "LOWER_IS_BETTER",
+    "GROUPS",
+    "aggregate",
+    "format_table",
+    "match_nodes",
+    "match_points",
+    "node_edge_prf",
+    "node_edge_map",
+    "average_precision",
+    "smd",
+    "apls",
+    "topo",
+    "betti_numbers",
+    "betti_errors",
+    "length_metrics",
+]
