@@ -1,0 +1,80 @@
+"""The `vesselgraph` command line: exit codes, one-line errors, and the commands that need no model."""
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_vesselgraph.cli import main
+from napari_vesselgraph.graph import VesselGraph
+from napari_vesselgraph.io import read_graph, write_graph
+
+
+@pytest.fixture
+def graph_file(tmp_path):
+    g = VesselGraph(
+        np.array([[0, 0], [0, 10], [10, 10], [20, 10]], float),
+        [[0, 1], [1, 2], [2, 3]],
+        node_attrs={"radius": np.array([1.0, 2.0, 2.0, 1.0])},
+        scale=(0.5, 0.5),
+    )
+    path = tmp_path / "g.graphml"
+    write_graph(g, path)
+    return g, path
+
+
+def test_info_reports_physical_lengths(graph_file, capsys):
+    g, path = graph_file
+    assert main(["info", str(path), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["nodes"] == 4 and stats["edges"] == 3
+    assert stats["total_length"] == pytest.approx(15.0)  # 30 px at 0.5 µm/px
+    assert stats["endpoints"] == 2
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv", ".swc", ".vtk", ".graphml"])
+def test_convert_to_every_format_round_trips(graph_file, tmp_path, suffix, capsys):
+    g, path = graph_file
+    out = tmp_path / f"out{suffix}"
+    assert main(["convert", str(path), str(out)]) == 0
+    back = read_graph(out)
+    assert np.allclose(back.nodes, g.nodes) and back.n_edges == 3 and back.scale == g.scale
+
+
+def test_evaluate_identical_graphs_is_perfect(graph_file, capsys):
+    _, path = graph_file
+    assert main(["evaluate", "--pred", str(path), "--gt", str(path), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["node_f1"] == 1.0 and scores["edge_f1"] == 1.0 and scores["smd"] == pytest.approx(0.0)
+
+
+def test_missing_file_is_one_line_error(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "nope.graphml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vesselgraph: error:") and "nope.graphml" in err and "\n" not in err
+
+
+def test_malformed_file_is_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.graphml"
+    bad.write_text("<graphml><graph><node id='0'>")
+    assert main(["info", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "bad.graphml" in err and "Traceback" not in err and "\n" not in err
+
+
+def test_unknown_format_is_one_line_error(graph_file, tmp_path, capsys):
+    _, path = graph_file
+    assert main(["convert", str(path), str(tmp_path / "x.docx")]) == 2
+    assert "graphml" in capsys.readouterr().err.lower()
+
+
+def test_failed_write_keeps_existing_file(graph_file, tmp_path, capsys):
+    g, path = graph_file
+    target = tmp_path / "cyclic.swc"
+    target.write_text("# precious\n")
+    cyc = VesselGraph(np.array([[0, 0], [0, 5], [5, 5]], float), [[0, 1], [1, 2], [2, 0]])
+    src = tmp_path / "cyc.json"
+    write_graph(cyc, src)
+    assert main(["convert", str(src), str(target)]) == 2
+    assert "cycle" in capsys.readouterr().err
+    assert target.read_text() == "# precious\n"
