@@ -8,8 +8,8 @@ import tifffile
 
 from napari_vesselgraph.errors import GraphFileError, VesselGraphError
 from napari_vesselgraph.graph import VesselGraph
+from napari_vesselgraph.io import write_graph
 from napari_vesselgraph.synth import (
-    graph_to_node_link,
     iter_dataset,
     make_sample,
     read_dataset,
@@ -81,12 +81,12 @@ def test_clear_errors(tmp_path):
     # a 3D graph in a 2D dataset
     tifffile.imwrite(d / "images" / "train_00000001.tif", np.zeros((128, 128), np.float32))
     g3 = VesselGraph(np.array([[1.0, 2, 3], [1, 2, 9]]), np.array([[0, 1]]))
-    (d / "graphs" / "train_00000001.json").write_text(json.dumps(graph_to_node_link(g3)))
+    write_graph(g3, d / "graphs" / "train_00000001.json")
     with pytest.raises(GraphFileError, match="graph is 3D but the dataset is 2D"):
         read_dataset(d)
     # swapped axes: nodes outside the image
     g = VesselGraph(np.array([[5.0, 300.0], [6.0, 310.0]]), np.array([[0, 1]]))
-    (d / "graphs" / "train_00000001.json").write_text(json.dumps(graph_to_node_link(g)))
+    write_graph(g, d / "graphs" / "train_00000001.json")
     with pytest.raises(GraphFileError, match="outside the image"):
         read_dataset(d)
     # broken manifest entries
@@ -131,7 +131,8 @@ def test_user_made_folder(tmp_path):
 
 def test_graph_json_matches_networkx_graph_attributes(tmp_path):
     _, g = make_sample("vessel3d-lightsheet", 1, shape=(16, 24, 24))
-    data = graph_to_node_link(g)
+    write_graph(g, tmp_path / "g.json")
+    data = json.loads((tmp_path / "g.json").read_text())
     assert data["graph"] == g.to_networkx().graph
     assert set(data["nodes"][0]) == {"id", "pos_z", "pos_y", "pos_x", "radius"}
     json.dumps(data, allow_nan=False)

@@ -51,16 +51,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
 from ..errors import GraphFileError, VesselGraphError
-from ..graph.core import VesselGraph, _json_default, axis_names, column_from_values, pos_columns
+from ..graph.core import VesselGraph, axis_names
+from ..io import atomic_write, load_image, read_graph, save_tiff, write_graph
 
 FORMAT = "napari-vesselgraph-dataset"
 FORMAT_VERSION = 1
@@ -91,154 +90,6 @@ class DatasetRecord:
 
 
 # --------------------------------------------------------------------------- graph JSON
-def _py(v):
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
-def graph_to_node_link(graph: VesselGraph) -> dict:
-    """Node-link dict of a graph (the format above)."""
-    names = axis_names(graph.ndim)
-    cols = pos_columns(graph.ndim)
-    gattr: dict[str, Any] = {"ndim": graph.ndim}
-    for a, s in zip(names, graph.scale):
-        gattr[f"scale_{a}"] = float(s)
-    gattr["metadata"] = json.dumps(graph.metadata, default=_json_default)
-    nattr = {k: v.tolist() for k, v in graph.node_attrs.items()}
-    nodes = []
-    pos = graph.nodes.tolist()
-    for i in range(graph.n_nodes):
-        d = {"id": i}
-        d.update(zip(cols, pos[i]))
-        for k, v in nattr.items():
-            d[k] = _py(v[i])
-        nodes.append(d)
-    eattr = {k: v.tolist() for k, v in graph.edge_attrs.items()}
-    edges = []
-    for e, (u, v) in enumerate(graph.edges.tolist()):
-        d = {"source": u, "target": v}
-        for k, col in eattr.items():
-            d[k] = _py(col[e])
-        edges.append(d)
-    return {"directed": False, "multigraph": False, "graph": gattr, "nodes": nodes, "edges": edges}
-
-
-def graph_from_node_link(data: Mapping, path="<graph>") -> VesselGraph:
-    """Graph from a node-link dict; problems are reported as :class:`GraphFileError` naming ``path``."""
-    if not isinstance(data, Mapping) or "nodes" not in data:
-        raise GraphFileError(path, "not a node-link graph (no 'nodes' list)")
-    gattr = data.get("graph") or {}
-    nodes = data["nodes"]
-    edges = data.get("edges", data.get("links", []))
-    if not isinstance(nodes, list) or not isinstance(edges, list):
-        raise GraphFileError(path, "'nodes' and 'edges' must be lists")
-    ndim = gattr.get("ndim")
-    if ndim is None:
-        ndim = 3 if nodes and "pos_z" in nodes[0] else 2
-    try:
-        ndim = int(ndim)
-        cols = pos_columns(ndim)
-    except (TypeError, ValueError, VesselGraphError):
-        raise GraphFileError(path, f"graph 'ndim' must be 2 or 3, got {ndim!r}") from None
-    index = {}
-    pos = np.zeros((len(nodes), ndim))
-    for i, nd in enumerate(nodes):
-        if not isinstance(nd, Mapping) or "id" not in nd:
-            raise GraphFileError(path, f"node #{i} has no 'id'")
-        if nd["id"] in index:
-            raise GraphFileError(path, f"node id {nd['id']!r} appears twice")
-        index[nd["id"]] = i
-        try:
-            pos[i] = [float(nd[c]) for c in cols]
-        except KeyError:
-            raise GraphFileError(path, f"node {nd['id']!r} lacks coordinates ({', '.join(cols)})") from None
-        except (TypeError, ValueError):
-            raise GraphFileError(path, f"node {nd['id']!r} has a non-numeric coordinate") from None
-    skip = {"id", *cols}
-    keys: list[str] = []
-    for nd in nodes:
-        keys += [k for k in nd if k not in skip and k not in keys]
-    node_attrs = {k: column_from_values([nd.get(k) for nd in nodes]) for k in keys}
-    e = np.zeros((len(edges), 2), np.int64)
-    ekeys: list[str] = []
-    for j, ed in enumerate(edges):
-        try:
-            e[j] = index[ed["source"]], index[ed["target"]]
-        except (KeyError, TypeError):
-            raise GraphFileError(path, f"edge #{j} refers to a missing node or lacks 'source'/'target'") from None
-        ekeys += [k for k in ed if k not in ("source", "target", "key") and k not in ekeys]
-    edge_attrs = {k: column_from_values([ed.get(k) for ed in edges]) for k in ekeys}
-    names = axis_names(ndim)
-    scale = None
-    if all(f"scale_{a}" in gattr for a in names):
-        scale = tuple(float(gattr[f"scale_{a}"]) for a in names)
-    meta = gattr.get("metadata", {})
-    if isinstance(meta, str):
-        try:
-            meta = json.loads(meta) if meta.strip() else {}
-        except json.JSONDecodeError:
-            meta = {"metadata": meta}
-    if not isinstance(meta, dict):
-        meta = {"metadata": meta}
-    try:
-        return VesselGraph(pos, e, node_attrs, edge_attrs, scale, meta)
-    except VesselGraphError as err:
-        raise GraphFileError(path, str(err)) from None
-
-
-def write_graph_json(graph: VesselGraph, path) -> Path:
-    path = Path(path)
-    _atomic_write_bytes(path, json.dumps(graph_to_node_link(graph)).encode("utf8"))
-    return path
-
-
-def read_graph_json(path) -> VesselGraph:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf8"))
-    except FileNotFoundError:
-        raise GraphFileError(path, "file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise GraphFileError(path, f"not valid JSON ({err})") from None
-    return graph_from_node_link(data, path)
-
-
-# --------------------------------------------------------------------------- small file helpers
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _write_tiff(path: Path, image: np.ndarray, rgb: bool) -> None:
-    import tifffile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tif", dir=path.parent)
-    os.close(fd)
-    try:
-        tifffile.imwrite(tmp, image, photometric="rgb" if rgb else "minisblack")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _to_unit_float(img: np.ndarray) -> np.ndarray:
     if img.dtype == bool:
         return img.astype(np.float32)
@@ -402,19 +253,22 @@ def write_dataset(
         }
     by_id = {s["id"]: s for s in manifest["samples"]}
     jobs = [(sp, s) for sp, c in counts.items() for s in split_seeds(sp, seed, c)]
+    for sub in ("images", "graphs"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
     for done, (sp, s) in enumerate(jobs):
         if cancel is not None and cancel.is_set():
             raise Cancelled()
         image, graph = make_sample(spec.name, s, shape)
         sid = f"{sp}_{s:08d}"
         rec = {"id": sid, "image": f"images/{sid}.tif", "graph": f"graphs/{sid}.json", "split": sp, "seed": s}
-        _write_tiff(directory / rec["image"], image, rgb=spec.channels == 3)
-        write_graph_json(graph, directory / rec["graph"])
+        save_tiff(directory / rec["image"], image, scale=graph.scale, rgb=spec.channels == 3)
+        write_graph(graph, directory / rec["graph"])
         by_id[sid] = rec
         if progress is not None:
             progress(done + 1, len(jobs), {"id": sid, "split": sp})
     manifest["samples"] = list(by_id.values())
-    _atomic_write_bytes(directory / "manifest.json", json.dumps(manifest, indent=1).encode("utf8"))
+    with atomic_write(directory / "manifest.json", "w", encoding="utf8") as f:
+        json.dump(manifest, f, indent=1)
     return directory
 
 
@@ -434,15 +288,11 @@ def _load_record(directory: Path, m: dict, s: dict, load: bool) -> DatasetRecord
     rec = DatasetRecord(str(s["id"]), s["split"], s.get("seed"), None, None, ipath, gpath, m.get("domain"))
     if not load:
         return rec
-    import tifffile
-
     ndim, ch = m["ndim"], m["channels"]
-    try:
-        img = tifffile.imread(ipath)
-    except FileNotFoundError:
-        raise GraphFileError(ipath, "image file not found") from None
-    except Exception as err:  # tifffile raises many types for broken files
-        raise GraphFileError(ipath, f"cannot read the image ({err})") from None
+    if not ipath.exists():
+        raise GraphFileError(ipath, "image file not found")
+    img, _ = load_image(ipath)
+    img = np.asarray(img)
     if ch == 1 and img.ndim == ndim + 1 and img.shape[-1] == 1:
         img = img[..., 0]
     expected = ("Z, Y, X" if ndim == 3 else "Y, X") + (f", {ch}" if ch > 1 else "")
@@ -451,7 +301,7 @@ def _load_record(directory: Path, m: dict, s: dict, load: bool) -> DatasetRecord
             ipath,
             f"image has shape {img.shape}, but the manifest says {ndim}D with {ch} channel(s) (expected ({expected}))",
         )
-    graph = read_graph_json(gpath)
+    graph = read_graph(gpath)
     if graph.ndim != ndim:
         raise GraphFileError(gpath, f"graph is {graph.ndim}D but the dataset is {ndim}D")
     spatial = np.asarray(img.shape[:ndim], float)
