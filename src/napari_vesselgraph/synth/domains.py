@@ -92,13 +92,13 @@ DOMAINS: dict[str, DomainSpec] = {
             blur=(1.0, 1.0), noise_gaussian=0.02, noise_speckle=0.04, extras={"optic_disc_p": 0.3, "macula_p": 0.3},
         ),
         DomainSpec(
-            "vessel3d-lightsheet", "vessel3d", "fluorescence", 3, 1, DEFAULT_SHAPES["vessel3d"], (2.0, 0.5, 0.5),
+            "vessel3d-lightsheet", "vessel3d", "fluorescence", 3, 1, DEFAULT_SHAPES["vessel3d"], (1.0, 1.0, 1.0),
             "light-sheet volume: bright vessels, anisotropic (z) blur, mild noise",
             background=(0.05,), foreground=(0.85,), contrast=(0.8, 1.0), tube=0.3, structure_variation=0.15,
             texture=0.2, texture_sigma=12.0, blur=(1.6, 0.6, 0.6), noise_gaussian=0.02,
         ),
         DomainSpec(
-            "vessel3d-twophoton", "vessel3d", "fluorescence", 3, 1, DEFAULT_SHAPES["vessel3d"], (2.0, 0.5, 0.5),
+            "vessel3d-twophoton", "vessel3d", "fluorescence", 3, 1, DEFAULT_SHAPES["vessel3d"], (1.0, 1.0, 1.0),
             "two-photon volume: thinner vessels, depth attenuation, Poisson shot noise, strong textured background",
             target=True, radius_scale=0.7, background=(0.12,), foreground=(1.0,), contrast=(0.7, 1.0), tube=0.2,
             structure_variation=0.3, texture=0.3, texture_sigma=8.0, fine_texture=0.1, fine_sigma=1.5,
