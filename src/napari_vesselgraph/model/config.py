@@ -35,6 +35,7 @@ class ModelConfig:
     max_offset: float = 1.5  # in grid cells
     max_radius: float = 16.0  # pixels; radius head output range (0, max_radius)
     dense_head: bool = True  # auxiliary centreline / node heat maps from the backbone
+    refine: bool = False  # each decoder layer refines the previous layer's positions (queries follow them)
 
     def __post_init__(self) -> None:
         self.ndim = int(self.ndim)

@@ -1,0 +1,355 @@
+"""Checkpoint files: safetensors weights + JSON metadata, written atomically, never unpickled.
+
+A checkpoint ``X.safetensors`` carries its metadata twice: inside the safetensors header (``__metadata__``,
+key ``napari_vesselgraph``, a JSON string: the copy that is trusted) and in a sidecar ``X.json`` for people.
+
+Reading the metadata needs no torch (the safetensors header is parsed here), so listing checkpoints is cheap.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import struct
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import VesselGraphError
+
+FORMAT_VERSION = 1
+META_KEY = "napari_vesselgraph"
+SUFFIX = ".safetensors"
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
+MAX_HEADER = 100 * 1024 * 1024
+DTYPE_SIZES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+    "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1,
+}  # fmt: skip
+
+
+# ------------------------------------------------------------------ raw files
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _json_default(o):
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, (tuple, set)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def to_json(obj) -> str:
+    return json.dumps(obj, default=_json_default, sort_keys=True)
+
+
+def _refuse_pickle(path: Path, head: bytes) -> None:
+    if head[:1] == b"\x80" or head[:2] == b"PK":
+        raise VesselGraphError(
+            f"{path}: this looks like a pickle / torch.save file, which is never loaded (it can run arbitrary "
+            f"code). Only {SUFFIX} checkpoints are supported."
+        )
+
+
+def read_header(path: str | Path) -> dict[str, Any]:
+    """Parse and check a safetensors header without loading any tensor (and without torch).
+
+    Raises :class:`VesselGraphError` for pickle files, files that are not safetensors, and truncated files.
+    """
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise VesselGraphError(
+            f"{path}: refusing to load a '{path.suffix}' file — PyTorch pickle checkpoints can run arbitrary code. "
+            f"Only {SUFFIX} checkpoints are supported."
+        )
+    if not path.is_file():
+        raise VesselGraphError(f"{path}: checkpoint file not found")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise VesselGraphError(f"{path}: not a valid safetensors checkpoint (file is only {size} bytes)")
+        (n,) = struct.unpack("<Q", head)
+        if n <= 0 or n > MAX_HEADER or n > size - 8:
+            _refuse_pickle(path, head)
+            raise VesselGraphError(
+                f"{path}: not a valid safetensors checkpoint (bad header length {n} for a {size}-byte file; "
+                "the file may be truncated or of another kind)"
+            )
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError
+    except (UnicodeDecodeError, ValueError):
+        _refuse_pickle(path, head)
+        raise VesselGraphError(f"{path}: not a valid safetensors checkpoint (unreadable header)") from None
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            a, b = info["data_offsets"]
+            count = 1
+            for s in info["shape"]:
+                count *= int(s)
+            if info["dtype"] in DTYPE_SIZES and b - a != count * DTYPE_SIZES[info["dtype"]]:
+                raise ValueError
+        except (KeyError, TypeError, ValueError):
+            raise VesselGraphError(f"{path}: corrupt safetensors header (tensor {name!r})") from None
+        end = max(end, int(b))
+    if 8 + n + end != size:
+        what = "truncated" if 8 + n + end > size else "has trailing bytes"
+        raise VesselGraphError(
+            f"{path}: corrupt checkpoint — the file {what} ({size} bytes, the header describes {8 + n + end}); "
+            "download or copy it again"
+        )
+    return header
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's metadata (from inside the safetensors file; no torch needed)."""
+    header = read_header(path)
+    raw = (header.get("__metadata__") or {}).get(META_KEY)
+    if raw is None:
+        raise VesselGraphError(f"{path}: a safetensors file without napari-vesselgraph metadata (not a checkpoint)")
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise VesselGraphError(f"{path}: checkpoint metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise VesselGraphError(f"{path}: checkpoint metadata is not a JSON object")
+    return meta
+
+
+def save_tensors(path: str | Path, tensors: dict, meta: dict[str, Any], sidecar: bool = True) -> Path:
+    """Write ``tensors`` + ``meta`` as a safetensors file atomically (and a ``.json`` sidecar)."""
+    from safetensors.torch import save
+
+    path = Path(path)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    text = to_json(meta)
+    data = save(tensors, metadata={META_KEY: text})
+    _atomic_write_bytes(path, data)
+    if sidecar:
+        _atomic_write_bytes(path.with_suffix(".json"), (json.dumps(json.loads(text), indent=2) + "\n").encode())
+    return path
+
+
+def load_tensors(path: str | Path, device="cpu") -> tuple[dict, dict[str, Any]]:
+    """Read a file written by :func:`save_tensors` (checked first; never unpickles)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    meta = read_metadata(path)
+    try:
+        tensors = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise VesselGraphError(f"{path}: cannot read checkpoint tensors ({e})") from None
+    return tensors, meta
+
+
+# ------------------------------------------------------------------ model checkpoints
+def _package_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def save_checkpoint(path: str | Path, model, meta: dict[str, Any] | None = None) -> Path:
+    """Save ``model`` (a Relationformer) with its metadata; fills in architecture and provenance fields."""
+    path = Path(path)
+    if path.suffix.lower() != SUFFIX:
+        path = path.with_name(path.name + SUFFIX) if path.suffix.lower() not in PICKLE_SUFFIXES else path.with_suffix(SUFFIX)
+    cfg = model.cfg
+    m: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "architecture": "relationformer",
+        "model": cfg.to_dict(),
+        "ndim": cfg.ndim,
+        "channels": cfg.in_channels,
+        "patch_size": list(cfg.patch_size),
+        "input": {"ndim": cfg.ndim, "channels": cfg.in_channels, "method": "percentile", "low": 1.0, "high": 99.5},
+        "domain": None,
+        "adaptation": {"method": "none"},
+        "command": " ".join(sys.argv),
+        "seed": None,
+        "validation": {},
+        "package_version": _package_version(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+    }
+    m.update(meta or {})
+    m["format_version"] = FORMAT_VERSION
+    m["model"] = cfg.to_dict()
+    tensors = {k: v for k, v in model.state_dict().items()}
+    return save_tensors(path, tensors, m)
+
+
+def check_metadata(meta: dict[str, Any], where: str = "checkpoint") -> None:
+    """Raise a clear error when the metadata cannot describe a model this package can build."""
+    if not isinstance(meta.get("format_version"), int):
+        raise VesselGraphError(f"{where}: metadata has no format_version")
+    if meta["format_version"] > FORMAT_VERSION:
+        raise VesselGraphError(
+            f"{where}: checkpoint format {meta['format_version']} is newer than this napari-vesselgraph supports "
+            f"({FORMAT_VERSION}); update the package"
+        )
+    if meta.get("architecture", "relationformer") != "relationformer":
+        raise VesselGraphError(f"{where}: unknown architecture {meta.get('architecture')!r}")
+    cfg = meta.get("model")
+    if not isinstance(cfg, dict):
+        raise VesselGraphError(f"{where}: metadata has no architecture config ('model')")
+    for key, ck in (("ndim", "ndim"), ("channels", "in_channels")):
+        if key in meta and cfg.get(ck) is not None and int(meta[key]) != int(cfg[ck]):
+            raise VesselGraphError(f"{where}: metadata says {key}={meta[key]} but the architecture has {cfg[ck]}")
+    if "patch_size" in meta and cfg.get("patch_size") is not None:
+        if [int(x) for x in meta["patch_size"]] != [int(x) for x in cfg["patch_size"]]:
+            raise VesselGraphError(
+                f"{where}: metadata patch_size {meta['patch_size']} differs from the architecture's {cfg['patch_size']}"
+            )
+    inp = meta.get("input") or {}
+    for key in ("ndim", "channels"):
+        if key in inp and key in meta and int(inp[key]) != int(meta[key]):
+            raise VesselGraphError(f"{where}: input normalisation is for {key}={inp[key]} but the model has {meta[key]}")
+
+
+def load_checkpoint(name_or_path, device="cpu"):
+    """Load a checkpoint by bundled/user name or path. Returns ``(model, meta)``; the model is in eval mode."""
+    import torch
+
+    from ..model.config import ModelConfig
+    from ..model.network import Relationformer
+
+    path = resolve(name_or_path)
+    tensors, meta = load_tensors(path, device="cpu")
+    check_metadata(meta, str(path))
+    try:
+        cfg = ModelConfig.from_dict(meta["model"])
+    except (TypeError, VesselGraphError) as e:
+        raise VesselGraphError(f"{path}: invalid architecture config: {e}") from None
+    model = Relationformer(cfg)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    bad = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}" for k in own if k in tensors and tensors[k].shape != own[k].shape]
+    if missing or unexpected or bad:
+        parts = []
+        if missing:
+            parts.append(f"missing weights {missing[:5]}{'…' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected weights {unexpected[:5]}{'…' if len(unexpected) > 5 else ''}")
+        if bad:
+            parts.append(f"shape mismatch {bad[:3]}{'…' if len(bad) > 3 else ''}")
+        raise VesselGraphError(f"{path}: weights do not match the architecture in its metadata: " + "; ".join(parts))
+    for k, v in tensors.items():
+        if v.dtype != own[k].dtype and v.is_floating_point():
+            tensors[k] = v.to(own[k].dtype)
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise VesselGraphError(f"{path}: weight {k!r} contains NaN or infinite values")
+    model.load_state_dict(tensors, strict=True)
+    model.to(device).eval()
+    meta["path"] = str(path)
+    return model, meta
+
+
+# ------------------------------------------------------------------ registry
+DEFAULT_CHECKPOINT = "vessel2d-fluo"
+
+
+def bundled_dir() -> Path:
+    return Path(__file__).resolve().parent / "bundled"
+
+
+def user_home() -> Path:
+    env = os.environ.get("NAPARI_VESSELGRAPH_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".napari-vesselgraph"
+
+
+def user_dir() -> Path:
+    """Folder for the user's own checkpoints: ``$NAPARI_VESSELGRAPH_HOME/checkpoints`` or
+    ``~/.napari-vesselgraph/checkpoints``."""
+    return user_home() / "checkpoints"
+
+
+def _list_dir(folder: Path, source: str) -> list[dict]:
+    out = []
+    if not folder.is_dir():
+        return out
+    for p in sorted(folder.glob(f"*{SUFFIX}")):
+        entry: dict[str, Any] = {"name": p.stem, "path": str(p), "source": source}
+        try:
+            entry["meta"] = read_metadata(p)
+        except VesselGraphError as e:
+            entry["meta"] = {}
+            entry["error"] = str(e)
+        out.append(entry)
+    return out
+
+
+def list_bundled() -> list[dict]:
+    """Checkpoints shipped with the package: ``[{"name", "path", "source", "meta"}]``."""
+    return _list_dir(bundled_dir(), "bundled")
+
+
+def list_user() -> list[dict]:
+    return _list_dir(user_dir(), "user")
+
+
+def list_checkpoints() -> list[dict]:
+    """Bundled then user checkpoints (a user checkpoint with a bundled name is listed too, and wins in resolve)."""
+    return list_bundled() + list_user()
+
+
+def resolve(name_or_path=None) -> Path:
+    """A path for a checkpoint name (user folder first, then bundled) or an existing path.
+
+    ``None`` means the default bundled model.
+    """
+    if name_or_path is None:
+        name_or_path = DEFAULT_CHECKPOINT
+    p = Path(str(name_or_path)).expanduser()
+    if p.suffix.lower() in PICKLE_SUFFIXES:
+        read_header(p)  # raises the pickle refusal
+    if p.is_file():
+        return p
+    if p.is_dir():
+        raise VesselGraphError(f"{p}: is a folder, not a checkpoint file")
+    name = str(name_or_path)
+    if os.sep not in name and "/" not in name:
+        stem = name[: -len(SUFFIX)] if name.endswith(SUFFIX) else name
+        for folder in (user_dir(), bundled_dir()):
+            cand = folder / f"{stem}{SUFFIX}"
+            if cand.is_file():
+                return cand
+    names = sorted({e["name"] for e in list_checkpoints()})
+    raise VesselGraphError(
+        f"no checkpoint {name_or_path!r}: not a file, and not one of the known names {names or '(none installed)'}"
+    )

@@ -1,0 +1,436 @@
+"""``predict``: whole-image graph prediction, the one call the CLI and the widgets use."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import Cancelled, VesselGraphError
+from ..graph import VesselGraph
+from .grid import normalize_region, sliding_window
+from .reader import ImageSource, PatchReader
+from .stitch import DEFAULT_MERGE_RADIUS, apply_thresholds, stitch
+
+METHODS = ("model", "skeleton")
+MODEL_PARAMS = ("merge_radius", "pad_mode", "normalize", "skip_empty", "drop_isolated", "prefetch")
+
+
+# ------------------------------------------------------------------ input checks
+def _as_array(image):
+    if image is None:
+        raise VesselGraphError("no image given")
+    if isinstance(image, np.ndarray):
+        arr = image
+    elif hasattr(image, "shape") and hasattr(image, "dtype") and hasattr(image, "__getitem__"):
+        arr = image  # dask, zarr, h5py, ...: read window by window
+    else:
+        try:
+            arr = np.asarray(image)
+        except (TypeError, ValueError):
+            raise VesselGraphError(f"cannot use an object of type {type(image).__name__} as an image") from None
+    shape = tuple(int(n) for n in arr.shape)
+    if len(shape) == 0 or math.prod(shape) == 0:
+        raise VesselGraphError(f"the image is empty (shape {shape})")
+    kind = np.dtype(arr.dtype).kind
+    if kind not in "biuf":
+        raise VesselGraphError(f"cannot predict on an image of dtype {arr.dtype} (numbers or booleans expected)")
+    if len(shape) == 1:
+        raise VesselGraphError(f"the image is 1D (shape {shape}); a 2D image or a 3D volume is needed")
+    if len(shape) > 4:
+        raise VesselGraphError(
+            f"the image is {len(shape)}D (shape {shape}); pick a single time point / channel first "
+            "so that a 2D image (Y, X), an RGB image (Y, X, 3) or a volume (Z, Y, X) is left"
+        )
+    return arr
+
+
+def _looks_rgb(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4
+
+
+def _layout(shape: tuple[int, ...], model_ndim: int | None, channel) -> tuple[int, bool, bool]:
+    """``(spatial_ndim, has_channels, select_channel)`` for an image of ``shape``.
+
+    ``model_ndim`` is the checkpoint's dimensionality (``None`` for the skeleton baseline: guessed from
+    the image). ``channel`` picks one entry of the last axis.
+    """
+    nd = len(shape)
+    if channel is not None:
+        if not isinstance(channel, (int, np.integer)) or isinstance(channel, bool):
+            raise VesselGraphError(f"channel must be an integer index into the last axis, got {channel!r}")
+        if nd < 3:
+            raise VesselGraphError(
+                f"channel={channel} was given but the image is 2D (shape {shape}): it has no channel axis"
+            )
+        if not -shape[-1] <= int(channel) < shape[-1]:
+            raise VesselGraphError(
+                f"channel={channel} is out of range: the last axis of the image (shape {shape}) has {shape[-1]} entries"
+            )
+        if shape[-1] > 16:
+            raise VesselGraphError(
+                f"channel picks an entry of the last axis, but the last axis of the image (shape {shape}) has "
+                f"{shape[-1]} entries, which looks like a spatial axis; pick a plane / time point first"
+            )
+        spatial = shape[:-1]
+        sel = True
+        has_ch = False
+    else:
+        spatial = shape
+        sel = False
+        has_ch = False
+        if nd == 4:
+            raise VesselGraphError(
+                f"the image is 4D (shape {shape}); pick a single time point (e.g. image[t]) or a channel "
+                "(channel=...) first"
+            )
+        if nd == 3 and (model_ndim == 2 or (model_ndim is None and _looks_rgb(shape))) and shape[-1] <= 4:
+            spatial, has_ch = shape[:-1], True
+    snd = len(spatial)
+    if model_ndim == 3 and snd == 3 and not sel and _looks_rgb(shape):
+        raise VesselGraphError(
+            f"this checkpoint is 3D but the image looks like a 2D colour image (shape {shape}); use a 2D checkpoint"
+        )
+    if model_ndim is not None and snd != model_ndim:
+        if model_ndim == 2:
+            hint = " (if the first axis holds colour channels, move it last)" if snd == 3 and shape[0] <= 4 else ""
+            raise VesselGraphError(
+                f"this checkpoint is 2D but the image is {snd}D (shape {shape}); pick a single slice "
+                f"(e.g. image[z]) or use a 3D checkpoint{hint}"
+            )
+        raise VesselGraphError(
+            f"this checkpoint is 3D but the image is {snd}D (shape {shape}); use a 2D checkpoint or a volume (Z, Y, X)"
+        )
+    if snd not in (2, 3):
+        raise VesselGraphError(f"cannot predict on an image of shape {shape}")
+    return snd, has_ch, sel
+
+
+def _check_scale(scale, ndim: int):
+    if scale is None:
+        return None
+    s = np.ravel(np.asarray(scale, dtype=float))
+    if s.size == 1:
+        s = np.repeat(s, ndim)
+    if s.size != ndim:
+        raise VesselGraphError(f"scale has {s.size} values but the image has {ndim} spatial axes")
+    if not np.all(np.isfinite(s) & (s > 0)):
+        raise VesselGraphError(f"scale must be positive, got {tuple(s)}")
+    return tuple(float(v) for v in s)
+
+
+def _check_threshold(v, what: str) -> float:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise VesselGraphError(f"{what} must be a number in [0, 1], got {v!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise VesselGraphError(f"{what} must be in [0, 1], got {v}")
+    return v
+
+
+def _check_cancel(cancel) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("prediction cancelled")
+
+
+# ------------------------------------------------------------------ predictor
+def _default_checkpoint(shape: tuple[int, ...], channel):
+    """A bundled checkpoint matching a 3D volume when none is named (``None``: the default 2D one)."""
+    nd = len(shape) - (1 if channel is not None else 0)
+    if nd != 3 or (channel is None and _looks_rgb(shape)):
+        return None
+    try:
+        from ..checkpoints import list_bundled
+
+        for entry in list_bundled():
+            if int((entry.get("meta") or {}).get("ndim", 0)) == 3:
+                return entry["name"]
+    except (OSError, ValueError, TypeError, KeyError, VesselGraphError):  # keep the clearer ndim error below
+        return None
+    return None
+
+
+def _checkpoint_name(checkpoint, predictor) -> str:
+    meta = getattr(predictor, "meta", None) or {}
+    if meta.get("name"):
+        return str(meta["name"])
+    if meta.get("path"):
+        return Path(str(meta["path"])).stem
+    if checkpoint is not None:
+        return Path(str(checkpoint)).stem
+    return type(predictor).__name__
+
+
+def _device_name(predictor) -> str:
+    return str(getattr(predictor, "device", "unknown"))
+
+
+# ------------------------------------------------------------------ the call
+def predict(
+    image,
+    checkpoint=None,
+    method: str = "model",
+    device="auto",
+    scale=None,
+    node_threshold: float = 0.5,
+    edge_threshold: float = 0.5,
+    overlap: float = 0.25,
+    batch_size: int = 8,
+    region=None,
+    channel: int | None = None,
+    progress: Callable[[int, int, dict], Any] | None = None,
+    cancel=None,
+    predictor=None,
+    keep_raw: bool = False,
+    **method_params,
+) -> VesselGraph:
+    """Predict the graph of a whole image (2D grey/RGB or 3D), patch by patch.
+
+    Parameters
+    ----------
+    image : numpy array, or a lazy array (dask, zarr, ...) read window by window. ``(Y, X)``,
+        ``(Y, X, C)`` (colour, channels last) or ``(Z, Y, X)``.
+    checkpoint : checkpoint name or path (``None``: the default bundled model; for a volume, a bundled
+        3D model when there is one).
+    method : ``"model"`` (Relationformer, sliding window) or ``"skeleton"`` (classical baseline,
+        :func:`napari_vesselgraph.baseline.skeleton_graph`; ``method_params`` go to it; a lazy image is
+        read whole, or only ``region``).
+    device : ``"auto"`` (cuda, then mps, then cpu), ``"cpu"``, ``"cuda"``, ...
+    scale : pixel size per spatial axis (physical units), stored on the graph.
+    node_threshold, edge_threshold : minimum confidence of kept nodes and edges.
+    overlap : fraction of a patch shared by neighbouring windows, in [0, 1) (0 works, but leaves the
+        model's patch-border nodes in the graph; see :mod:`napari_vesselgraph.inference.stitch`).
+    batch_size : patches per model call (progress is reported and cancel checked between calls).
+    region : only predict this part: a tuple of slices (one per spatial axis) or a ``(start, stop)``
+        box; the graph keeps full-image pixel coordinates, and is cut at the region's border.
+    channel : pick this entry of the last axis first (e.g. one channel of a (Z, Y, X, C) stack).
+    progress : ``progress(done, total, info)`` with ``done``/``total`` patches.
+    cancel : object with ``.is_set()``; checked between batches, raises :class:`~napari_vesselgraph.errors.Cancelled`.
+    predictor : an already loaded patch predictor (skips loading ``checkpoint``; reuse one across calls
+        to avoid reloading). A predictor that ``predict`` loads itself is closed at the end (GPU memory
+        freed).
+    keep_raw : return the stitched low-threshold candidates instead (``raw=True`` in the metadata);
+        :func:`apply_thresholds` turns it into exactly the graph that the thresholds would give.
+    method_params : for ``"model"``: ``merge_radius`` (px, default 3), ``pad_mode`` (``"reflect"``),
+        ``normalize`` (``"auto"`` | ``"whole"`` | ``"tiles"``), ``skip_empty`` (don't run the model on
+        constant patches, default True), ``drop_isolated`` (default False), ``prefetch`` (read the next
+        batch while the model runs, default True); for ``"skeleton"``: the baseline's parameters.
+
+    Returns
+    -------
+    VesselGraph with node attributes ``confidence``, ``radius``, ``inserted`` (nodes the stitching put
+    where an edge crosses a patch/region border) and edge attribute ``confidence``; ``metadata`` records
+    the method, checkpoint, thresholds, patch size, overlap, image shape, region and device.
+    """
+    t_start = time.perf_counter()
+    m = str(method).lower() if method is not None else "model"
+    if m not in METHODS:
+        raise VesselGraphError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    arr = _as_array(image)
+    shape = tuple(int(n) for n in arr.shape)
+    if m == "skeleton":
+        return _predict_skeleton(arr, shape, scale, region, channel, progress, cancel, method_params, t_start)
+
+    node_threshold = _check_threshold(node_threshold, "node_threshold")
+    edge_threshold = _check_threshold(edge_threshold, "edge_threshold")
+    if not 0.0 <= float(overlap) < 1.0:
+        raise VesselGraphError(f"overlap must be in [0, 1), got {overlap}")
+    try:
+        batch_size = int(batch_size)
+    except (TypeError, ValueError):
+        batch_size = 0
+    if batch_size < 1:
+        raise VesselGraphError(f"batch_size must be a positive integer, got {batch_size!r}")
+    unknown = sorted(set(method_params) - set(MODEL_PARAMS))
+    if unknown:
+        raise VesselGraphError(
+            f"unknown option(s) for method 'model': {', '.join(unknown)} (known: {', '.join(MODEL_PARAMS)})"
+        )
+    merge_radius = float(method_params.get("merge_radius", DEFAULT_MERGE_RADIUS))
+    pad_mode = method_params.get("pad_mode", "reflect")
+    normalize = method_params.get("normalize", "auto")
+    skip_empty = bool(method_params.get("skip_empty", True))
+    drop_isolated = bool(method_params.get("drop_isolated", False))
+    prefetch = bool(method_params.get("prefetch", True))
+
+    # cheap checks on the image before a model is loaded
+    if channel is None and len(shape) == 4:
+        _layout(shape, None, None)  # raises the 4D message
+
+    own_predictor = predictor is None
+    if own_predictor:
+        _check_cancel(cancel)
+        from ..model.predictor import make_predictor
+
+        ckpt = checkpoint if checkpoint is not None else _default_checkpoint(shape, channel)
+        predictor = make_predictor(ckpt, device=device)
+    try:
+        model_ndim = int(predictor.ndim)
+        snd, has_ch, sel = _layout(shape, model_ndim, channel)
+        scale_nd = _check_scale(scale, snd)
+        patch = tuple(int(p) for p in predictor.patch_size)
+        if len(patch) != snd:
+            raise VesselGraphError(f"the predictor's patch size {patch} does not match its {model_ndim}D model")
+        source = ImageSource(arr, snd, has_ch, int(channel) if sel else None)
+        reg = normalize_region(region, source.shape)
+        grid = sliding_window(source.shape, patch, overlap, tuple(slice(lo, hi) for lo, hi in reg))
+        box = None
+        if grid.needs_clip:  # cut the graph at the first / last pixel of the region (or of the image)
+            box = (np.array([lo for lo, _ in reg], float), np.array([hi for _, hi in reg], float) - 1.0)
+        reader = PatchReader(source, predictor, mode=normalize, pad_mode=pad_mode)
+        results = _run_windows(grid, reader, predictor, patch, batch_size, progress, cancel, skip_empty, prefetch)
+        meta = {
+            "method": "model",
+            "checkpoint": _checkpoint_name(checkpoint, predictor),
+            "checkpoint_path": str((getattr(predictor, "meta", None) or {}).get("path", checkpoint or "")) or None,
+            "domain": (getattr(predictor, "meta", None) or {}).get("domain"),
+            "node_threshold": node_threshold,
+            "edge_threshold": edge_threshold,
+            "patch_size": list(patch),
+            "overlap": float(overlap),
+            "n_patches": len(grid),
+            "merge_radius": merge_radius,
+            "image_shape": list(shape),
+            "spatial_shape": list(source.shape),
+            "region": [list(r) for r in reg] if region is not None else None,
+            "channel": int(channel) if sel else None,
+            "device": _device_name(predictor),
+            "normalization": reader.normalization,
+            "pad_mode": pad_mode,
+        }
+        raw = stitch(
+            results,
+            grid.starts,
+            grid.core_lo,
+            grid.core_hi,
+            merge_radius,
+            ndim=snd,
+            scale=scale_nd,
+            metadata=meta,
+            region_box=box,
+        )
+    finally:
+        if own_predictor and hasattr(predictor, "close"):
+            predictor.close()
+    if keep_raw:
+        out = raw
+        out.metadata.update(raw=True)
+    else:
+        out = apply_thresholds(raw, node_threshold, edge_threshold, drop_isolated=drop_isolated)
+    out.metadata["elapsed_s"] = round(time.perf_counter() - t_start, 3)
+    return out
+
+
+def _run_windows(grid, reader, predictor, patch, batch_size, progress, cancel, skip_empty, prefetch) -> list[dict]:
+    n = len(grid)
+    n_batches = (n + batch_size - 1) // batch_size
+    empty = {
+        "nodes": np.zeros((0, len(patch))),
+        "node_score": np.zeros(0),
+        "radius": np.zeros(0),
+        "edges": np.zeros((0, 2), np.int64),
+        "edge_score": np.zeros(0),
+    }
+    results: list[dict] = [empty] * n
+    t0 = time.perf_counter()
+
+    def load(b: int) -> tuple[list[int], np.ndarray | None]:
+        idx = list(range(b * batch_size, min(n, (b + 1) * batch_size)))
+        tiles = [reader.read(grid.starts[i], patch) for i in idx]
+        if skip_empty:
+            keep = [k for k, t in enumerate(tiles) if float(t.max() - t.min()) > 1e-6]
+        else:
+            keep = list(range(len(tiles)))
+        if not keep:
+            return [], None
+        return [idx[k] for k in keep], np.stack([tiles[k] for k in keep])
+
+    if progress is not None:
+        progress(0, n, {"stage": "predict", "batch": 0, "n_batches": n_batches, "elapsed_s": 0.0})
+    pool = None
+    if prefetch and n_batches > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vesselgraph-read")
+    try:
+        pending = pool.submit(load, 0) if pool is not None else None
+        for b in range(n_batches):
+            _check_cancel(cancel)
+            idx, batch = pending.result() if pending is not None else load(b)
+            if pool is not None and b + 1 < n_batches:
+                pending = pool.submit(load, b + 1)
+            if batch is not None:
+                out = predictor.predict_batch(batch)
+                if len(out) != len(idx):
+                    raise VesselGraphError(f"the predictor returned {len(out)} results for {len(idx)} patches")
+                for i, r in zip(idx, out):
+                    results[i] = r
+            done = min(n, (b + 1) * batch_size)
+            if progress is not None:
+                progress(
+                    done,
+                    n,
+                    {
+                        "stage": "predict",
+                        "batch": b + 1,
+                        "n_batches": n_batches,
+                        "elapsed_s": round(time.perf_counter() - t0, 3),
+                    },
+                )
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
+# ------------------------------------------------------------------ skeleton baseline
+def _check_params(func, params: dict, method: str) -> None:
+    import inspect
+
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    fixed = ("image", "scale", "progress", "cancel")
+    known = [n for n, p in sig.parameters.items() if p.kind is not p.VAR_POSITIONAL and n not in fixed]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise VesselGraphError(
+            f"unknown option(s) for method {method!r}: {', '.join(unknown)} (known: {', '.join(known)})"
+        )
+
+
+def _predict_skeleton(arr, shape, scale, region, channel, progress, cancel, params, t_start) -> VesselGraph:
+    snd, has_ch, sel = _layout(shape, None, channel)
+    scale_nd = _check_scale(scale, snd)
+    source = ImageSource(arr, snd, has_ch, int(channel) if sel else None)
+    reg = normalize_region(region, source.shape)
+    _check_cancel(cancel)
+    img = source.read(reg)
+    from ..baseline import skeleton_graph
+
+    _check_params(skeleton_graph, params, "skeleton")
+    g = skeleton_graph(img, scale=scale_nd, progress=progress, cancel=cancel, **params)
+    _check_cancel(cancel)
+    offset = np.array([lo for lo, _ in reg], float)
+    if offset.any() and g.n_nodes:
+        g.nodes = g.nodes + offset
+    g.metadata = dict(g.metadata or {})
+    g.metadata.update(
+        method="skeleton",
+        image_shape=list(shape),
+        spatial_shape=list(source.shape),
+        region=[list(r) for r in reg] if region is not None else None,
+        channel=int(channel) if sel else None,
+        params={k: v for k, v in params.items() if isinstance(v, (int, float, str, bool, type(None)))},
+        device="cpu",
+        elapsed_s=round(time.perf_counter() - t_start, 3),
+    )
+    return g

@@ -1,0 +1,250 @@
+"""Relationformer (Shit et al., ECCV 2022) for 2D and 3D patches, in plain PyTorch.
+
+image ─► CNN backbone (stride 4/8) ─► transformer encoder (sine positions) ─► memory
+                                                                            │ cross-attention (object tokens only)
+N object queries (anchored on a grid of reference points) + 1 [rln] token ──► decoder (self-attention over all N+1)
+object tokens ─► class (node / no node), position (reference + bounded offset), radius
+[obj_i ‖ obj_j ‖ rln] ─► relation MLP ─► edge logit, averaged over (i, j) and (j, i)
+
+Coordinates inside the network are normalised to [0, 1] per axis: ``u = (pixel + 0.5) / patch_size``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+
+# ------------------------------------------------------------------ helpers
+def _conv(ndim: int):
+    return nn.Conv2d if ndim == 2 else nn.Conv3d
+
+
+def _norm(ch: int) -> nn.GroupNorm:
+    groups = 8 if ch % 8 == 0 else (4 if ch % 4 == 0 else 1)
+    return nn.GroupNorm(groups, ch)
+
+
+def sine_embedding(coords: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
+    """Sine/cosine embedding of normalised coordinates ``(..., D)`` into ``(..., dim)`` features."""
+    d = coords.shape[-1]
+    per_axis = max(2, (dim // d) // 2 * 2)
+    n_freq = per_axis // 2
+    i = torch.arange(n_freq, device=coords.device, dtype=coords.dtype)
+    freqs = temperature ** (2 * i / per_axis)
+    x = coords.unsqueeze(-1) * (2 * math.pi) / freqs  # (..., D, F)
+    emb = torch.cat([x.sin(), x.cos()], dim=-1).flatten(-2)  # (..., D * 2F)
+    if emb.shape[-1] < dim:
+        emb = F.pad(emb, (0, dim - emb.shape[-1]))
+    return emb[..., :dim]
+
+
+def grid_centres(shape: tuple[int, ...], device=None) -> torch.Tensor:
+    """Normalised centres of the cells of a regular grid, ``(prod(shape), D)`` in row-major order."""
+    axes = [(torch.arange(s, dtype=torch.float32, device=device) + 0.5) / s for s in shape]
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack([m.reshape(-1) for m in mesh], dim=-1)
+
+
+class MLP(nn.Module):
+    def __init__(self, d_in: int, d_hidden: int, d_out: int, layers: int = 2):
+        super().__init__()
+        dims = [d_in] + [d_hidden] * (layers - 1) + [d_out]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+
+    def forward(self, x):
+        for k, layer in enumerate(self.layers):
+            x = layer(x)
+            if k < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+# ------------------------------------------------------------------ backbone
+class BasicBlock(nn.Module):
+    def __init__(self, ndim: int, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        Conv = _conv(ndim)
+        self.conv1 = Conv(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.n1 = _norm(c_out)
+        self.conv2 = Conv(c_out, c_out, 3, padding=1, bias=False)
+        self.n2 = _norm(c_out)
+        self.skip = None
+        if stride != 1 or c_in != c_out:
+            self.skip = nn.Sequential(Conv(c_in, c_out, 1, stride=stride, bias=False), _norm(c_out))
+
+    def forward(self, x):
+        y = F.relu(self.n1(self.conv1(x)))
+        y = self.n2(self.conv2(y))
+        return F.relu(y + (x if self.skip is None else self.skip(x)))
+
+
+class Backbone(nn.Module):
+    """A small ResNet: a full-resolution stem, then one stride-2 stage per further width."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        Conv = _conv(cfg.ndim)
+        ch = cfg.backbone_channels
+        self.stem = nn.Sequential(Conv(cfg.in_channels, ch[0], 3, padding=1, bias=False), _norm(ch[0]), nn.ReLU())
+        stages = []
+        for c_prev, c in zip(ch[:-1], ch[1:]):
+            blocks = [BasicBlock(cfg.ndim, c_prev, c, stride=2)]
+            blocks += [BasicBlock(cfg.ndim, c, c) for _ in range(cfg.blocks_per_stage - 1)]
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.out_channels = ch[-1]
+
+    def forward(self, x):
+        return self.stages(self.stem(x))
+
+
+# ------------------------------------------------------------------ transformer
+class EncoderLayer(nn.Module):
+    def __init__(self, d: int, heads: int, ffn: int, dropout: float):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
+        self.n1 = nn.LayerNorm(d)
+        self.n2 = nn.LayerNorm(d)
+        self.ff = nn.Sequential(nn.Linear(d, ffn), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, pos):
+        h = self.n1(x)
+        q = h + pos
+        x = x + self.drop(self.attn(q, q, h, need_weights=False)[0])
+        return x + self.drop(self.ff(self.n2(x)))
+
+
+class DecoderLayer(nn.Module):
+    """Self-attention over object tokens + [rln]; cross-attention to the image for object tokens only."""
+
+    def __init__(self, d: int, heads: int, ffn: int, dropout: float):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
+        self.n1 = nn.LayerNorm(d)
+        self.n2 = nn.LayerNorm(d)
+        self.n3 = nn.LayerNorm(d)
+        self.ff = nn.Sequential(nn.Linear(d, ffn), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, pos, memory, mem_pos, n_obj: int):
+        h = self.n1(x)
+        q = h + pos
+        x = x + self.drop(self.self_attn(q, q, h, need_weights=False)[0])
+        obj, rln = x[:, :n_obj], x[:, n_obj:]
+        h = self.n2(obj)
+        obj = obj + self.drop(self.cross_attn(h + pos[:, :n_obj], memory + mem_pos, memory, need_weights=False)[0])
+        x = torch.cat([obj, rln], dim=1)
+        return x + self.drop(self.ff(self.n3(x)))
+
+
+# ------------------------------------------------------------------ the model
+class Relationformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.hidden
+        self.backbone = Backbone(cfg)
+        Conv = _conv(cfg.ndim)
+        self.input_proj = Conv(self.backbone.out_channels, d, 1)
+        self.dense_head = Conv(self.backbone.out_channels, 2, 1) if cfg.dense_head else None
+        self.encoder = nn.ModuleList(EncoderLayer(d, cfg.heads, cfg.ffn, cfg.dropout) for _ in range(cfg.enc_layers))
+        self.enc_norm = nn.LayerNorm(d)
+        self.decoder = nn.ModuleList(DecoderLayer(d, cfg.heads, cfg.ffn, cfg.dropout) for _ in range(cfg.dec_layers))
+        self.dec_norm = nn.LayerNorm(d)
+        n = cfg.n_queries
+        self.query_content = nn.Parameter(torch.randn(n, d) * 0.02)
+        self.rln_token = nn.Parameter(torch.randn(1, d) * 0.02)
+        self.rln_pos = nn.Parameter(torch.zeros(1, d))
+        self.query_pos_mlp = MLP(d, d, d, 2)
+        self.class_head = nn.Linear(d, 2)
+        self.pos_head = MLP(d, d, cfg.ndim, 3)
+        self.radius_head = MLP(d, d // 2, 1, 2)
+        self.relation_head = MLP(3 * d, d, 1, 3)
+        # fixed geometry (buffers travel with .to(device) but are not saved: rebuilt from the config)
+        self.register_buffer("reference", grid_centres(cfg.query_grid), persistent=False)
+        self.register_buffer("cell", torch.tensor([1.0 / g for g in cfg.query_grid]), persistent=False)
+        feat = grid_centres(cfg.feature_shape)
+        self.register_buffer("memory_pos", sine_embedding(feat, d), persistent=False)
+        self._init()
+
+    def _init(self):
+        nn.init.zeros_(self.pos_head.layers[-1].weight)
+        nn.init.zeros_(self.pos_head.layers[-1].bias)
+        # start with a low node probability (focal-style prior) so early training is not swamped by false nodes
+        with torch.no_grad():
+            self.class_head.bias.copy_(torch.tensor([1.0, -1.0]))
+
+    # ------------------------------------------------------------------
+    def forward(self, images: torch.Tensor) -> dict:
+        """``images``: ``(B, C, *patch_size)``. Returns the last decoder layer's outputs plus ``aux`` (a list,
+        one dict per earlier layer), ``dense`` (backbone heat maps or None) and ``tokens``/``rln`` per layer."""
+        cfg = self.cfg
+        b = images.shape[0]
+        feats = self.backbone(images)
+        dense = self.dense_head(feats) if self.dense_head is not None else None
+        mem = self.input_proj(feats).flatten(2).transpose(1, 2)  # (B, L, d)
+        mem_pos = self.memory_pos.unsqueeze(0).to(mem.dtype)
+        for layer in self.encoder:
+            mem = layer(mem, mem_pos)
+        mem = self.enc_norm(mem)
+
+        n = cfg.n_queries
+        cur = self.reference.unsqueeze(0).expand(b, -1, -1)  # current position estimate of every query
+        rln_pos = self.rln_pos.unsqueeze(0).expand(b, -1, -1)
+        x = torch.cat([self.query_content, self.rln_token], dim=0).unsqueeze(0).expand(b, -1, -1).to(mem.dtype)
+        pos = None
+        outs = []
+        for layer in self.decoder:
+            if pos is None or cfg.refine:
+                qpos = self.query_pos_mlp(sine_embedding(cur, cfg.hidden))
+                pos = torch.cat([qpos, rln_pos], dim=1).to(mem.dtype)
+            x = layer(x, pos, mem, mem_pos, n)
+            o = self._heads(self.dec_norm(x), n, cur)
+            outs.append(o)
+            if cfg.refine:
+                cur = o["pos"].detach()
+        last = outs[-1]
+        last["aux"] = outs[:-1]
+        last["dense"] = dense
+        return last
+
+    def _heads(self, x: torch.Tensor, n: int, ref: torch.Tensor) -> dict:
+        obj, rln = x[:, :n], x[:, n]
+        off = torch.tanh(self.pos_head(obj)) * (self.cfg.max_offset * self.cell)
+        radius = torch.sigmoid(self.radius_head(obj).squeeze(-1)) * self.cfg.max_radius
+        return {
+            "logits": self.class_head(obj),  # (B, N, 2): [no node, node]
+            "pos": ref + off,  # (B, N, D) normalised
+            "radius": radius,  # (B, N) pixels
+            "tokens": obj,
+            "rln": rln,  # (B, d)
+        }
+
+    def relation_logits(self, tokens: torch.Tensor, rln: torch.Tensor, bi, i, j) -> torch.Tensor:
+        """Edge logits for the pairs ``(tokens[bi, i], tokens[bi, j])``; symmetric in ``i`` and ``j``."""
+        oi, oj, r = tokens[bi, i], tokens[bi, j], rln[bi]
+        a = self.relation_head(torch.cat([oi, oj, r], dim=-1)).squeeze(-1)
+        b = self.relation_head(torch.cat([oj, oi, r], dim=-1)).squeeze(-1)
+        return 0.5 * (a + b)
+
+    def to_pixels(self, pos: torch.Tensor) -> torch.Tensor:
+        size = torch.tensor(self.cfg.patch_size, dtype=pos.dtype, device=pos.device)
+        return pos * size - 0.5
+
+
+def build_model(cfg: ModelConfig | dict) -> Relationformer:
+    if isinstance(cfg, dict):
+        cfg = ModelConfig.from_dict(cfg)
+    return Relationformer(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,194 @@
+"""Patch-level prediction: a loaded checkpoint that turns normalised patches into candidate graphs.
+
+The sliding-window / stitching code in :mod:`napari_vesselgraph.inference` builds on :class:`PatchPredictor`.
+Every candidate above a low floor is returned with its score, so thresholds can be changed afterwards
+without running the model again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import VesselGraphError
+from .preprocess import normalize_image
+
+NODE_FLOOR = 0.05
+EDGE_FLOOR = 0.05
+
+
+def select_device(device="auto"):
+    """``"auto"`` → cuda, then mps, then cpu. Other values (``"cpu"``, ``"cuda:1"``, a torch.device) are
+    checked and returned as a ``torch.device``."""
+    import torch
+
+    if isinstance(device, torch.device):
+        dev = device
+    else:
+        name = "auto" if device is None else str(device).lower()
+        if name == "auto":
+            if torch.cuda.is_available():
+                return torch.device("cuda")
+            mps = getattr(torch.backends, "mps", None)
+            if mps is not None and mps.is_available():
+                return torch.device("mps")
+            return torch.device("cpu")
+        try:
+            dev = torch.device(name)
+        except RuntimeError:
+            raise VesselGraphError(f"unknown device {device!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VesselGraphError("device 'cuda' was asked for but no CUDA GPU is available (use 'auto' or 'cpu')")
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise VesselGraphError("device 'mps' was asked for but Apple MPS is not available (use 'auto' or 'cpu')")
+    return dev
+
+
+class PatchPredictor:
+    """A model + its metadata on a device.
+
+    Attributes: ``ndim``, ``patch_size`` (tuple), ``channels``, ``meta``, ``device`` (torch.device), ``model``.
+    """
+
+    def __init__(self, model, meta: dict[str, Any], device="cpu", batch_size: int | None = None):
+        import torch
+
+        self.device = select_device(device)
+        self.model = model.to(self.device).eval()
+        self.meta = dict(meta)
+        cfg = model.cfg
+        self.ndim = cfg.ndim
+        self.patch_size = tuple(int(p) for p in cfg.patch_size)
+        self.channels = cfg.in_channels
+        self.input_meta = dict(self.meta.get("input") or {})
+        self.input_meta.setdefault("ndim", self.ndim)
+        self.input_meta.setdefault("channels", self.channels)
+        if batch_size is None:
+            batch_size = 64 if self.device.type != "cpu" else (16 if self.ndim == 2 else 4)
+        self.batch_size = int(batch_size)
+        th = self.meta.get("thresholds") or {}
+        #: score thresholds chosen on the validation patches at training time (defaults 0.5)
+        self.node_threshold = float(th.get("node", 0.5))
+        self.edge_threshold = float(th.get("edge", 0.5))
+        self._amp_dtype = None
+        if self.device.type == "cuda":
+            self._amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def __repr__(self) -> str:
+        return (
+            f"PatchPredictor({self.ndim}D, patch {self.patch_size}, {self.channels} channel(s), "
+            f"domain={self.meta.get('domain')!r}, device={self.device})"
+        )
+
+    # ------------------------------------------------------------------
+    def prepare(self, image) -> np.ndarray:
+        """Normalise a whole image the way the model was trained: float32 ``(C, *spatial)``."""
+        return normalize_image(image, self.input_meta)
+
+    def predict_batch(self, patches: np.ndarray, node_floor: float = NODE_FLOOR, edge_floor: float = EDGE_FLOOR):
+        """Candidates for each patch of ``patches`` ``(B, C, *patch_size)`` (already normalised).
+
+        Returns one dict per patch: ``nodes`` (K, D) patch pixel coordinates, ``node_score`` (K,),
+        ``radius`` (K,), ``edges`` (M, 2) indices into ``nodes``, ``edge_score`` (M,).
+        """
+        patches = np.asarray(patches, dtype=np.float32)
+        want = (self.channels, *self.patch_size)
+        if patches.ndim != self.ndim + 2 or tuple(patches.shape[1:]) != want:
+            raise VesselGraphError(f"patches must have shape (B, {', '.join(map(str, want))}), got {patches.shape}")
+        out = []
+        for s in range(0, len(patches), self.batch_size):
+            out.extend(self._predict_chunk(patches[s : s + self.batch_size], node_floor, edge_floor))
+        return out
+
+    def _predict_chunk(self, patches: np.ndarray, node_floor: float, edge_floor: float) -> list[dict]:
+        import torch
+
+        model = self.model
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(patches)).to(self.device)
+            if self._amp_dtype is not None:
+                with torch.autocast(device_type="cuda", dtype=self._amp_dtype):
+                    o = model(x)
+            else:
+                o = model(x)
+            prob = o["logits"].float().softmax(-1)[..., 1]
+            pix = model.to_pixels(o["pos"].float())
+            rad = o["radius"].float()
+            results = []
+            for b in range(len(patches)):
+                keep = torch.nonzero(prob[b] >= node_floor).flatten()
+                k = len(keep)
+                res = {
+                    "nodes": pix[b, keep].cpu().numpy().astype(np.float64),
+                    "node_score": prob[b, keep].cpu().numpy().astype(np.float64),
+                    "radius": rad[b, keep].cpu().numpy().astype(np.float64),
+                    "edges": np.zeros((0, 2), dtype=np.int64),
+                    "edge_score": np.zeros(0, dtype=np.float64),
+                }
+                if k >= 2:
+                    iu, ju = torch.triu_indices(k, k, 1, device=self.device)
+                    bi = torch.full_like(iu, b)
+                    if self._amp_dtype is not None:
+                        with torch.autocast(device_type="cuda", dtype=self._amp_dtype):
+                            lg = model.relation_logits(o["tokens"], o["rln"], bi, keep[iu], keep[ju])
+                    else:
+                        lg = model.relation_logits(o["tokens"], o["rln"], bi, keep[iu], keep[ju])
+                    ps = torch.sigmoid(lg.float())
+                    sel = ps >= edge_floor
+                    res["edges"] = torch.stack([iu[sel], ju[sel]], 1).cpu().numpy().astype(np.int64)
+                    res["edge_score"] = ps[sel].cpu().numpy().astype(np.float64)
+                results.append(res)
+        return results
+
+    def predict_patch_graph(self, patch: np.ndarray, node_threshold: float | None = None, edge_threshold=None):
+        """One normalised patch ``(C, *patch_size)`` → a :class:`VesselGraph` (thresholded; defaults: the
+        checkpoint's thresholds)."""
+        nt = self.node_threshold if node_threshold is None else node_threshold
+        et = self.edge_threshold if edge_threshold is None else edge_threshold
+        return candidates_to_graph(self.predict_batch(patch[None])[0], nt, et, ndim=self.ndim)
+
+    def close(self) -> None:
+        """Move the model off the GPU and free its memory."""
+        import torch
+
+        if self.device.type != "cpu":
+            self.model.to("cpu")
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            elif self.device.type == "mps" and hasattr(torch, "mps"):
+                torch.mps.empty_cache()
+
+
+def candidates_to_graph(cand: dict, node_threshold: float = 0.5, edge_threshold: float = 0.5, ndim: int | None = None):
+    """Keep candidates above the thresholds; an edge needs both ends kept. Returns a :class:`VesselGraph`."""
+    from ..graph import VesselGraph
+
+    nodes = np.asarray(cand["nodes"], dtype=float)
+    d = nodes.shape[1] if nodes.ndim == 2 and nodes.shape[1] else (ndim or 2)
+    keep = np.asarray(cand["node_score"]) >= node_threshold
+    index = np.full(len(nodes), -1, dtype=np.int64)
+    index[keep] = np.arange(int(keep.sum()))
+    e = np.asarray(cand["edges"], dtype=np.int64).reshape(-1, 2)
+    es = np.asarray(cand["edge_score"], dtype=float)
+    ek = es >= edge_threshold
+    if len(e):
+        ek &= keep[e[:, 0]] & keep[e[:, 1]]
+    return VesselGraph(
+        nodes[keep].reshape(-1, d),
+        index[e[ek]].reshape(-1, 2),
+        node_attrs={"radius": np.asarray(cand["radius"], float)[keep], "score": np.asarray(cand["node_score"], float)[keep]},
+        edge_attrs={"score": es[ek]},
+    )
+
+
+def make_predictor(checkpoint: str | Path | None = None, device="auto", batch_size: int | None = None) -> PatchPredictor:
+    """Load a checkpoint (name, path, or ``None`` for the default bundled model) onto a device."""
+    from ..checkpoints import load_checkpoint
+
+    dev = select_device(device)
+    model, meta = load_checkpoint(checkpoint, device="cpu")
+    return PatchPredictor(model, meta, device=dev, batch_size=batch_size)

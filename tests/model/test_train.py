@@ -1,0 +1,87 @@
+import json
+import threading
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+synth = pytest.importorskip("napari_vesselgraph.synth")
+if not hasattr(synth, "make_sample"):
+    pytest.skip("synth not available", allow_module_level=True)
+
+from napari_vesselgraph import checkpoints as ck  # noqa: E402
+from napari_vesselgraph.model import train as T  # noqa: E402
+
+TINY = {"patch_size": [32, 32], "backbone_channels": [8, 16, 32], "stride": 4, "hidden": 32, "heads": 2,
+        "ffn": 64, "query_grid": [4, 4], "enc_layers": 1, "dec_layers": 2}  # fmt: skip
+
+
+def _cfg(tmp_path, **kw):
+    d = dict(
+        domain="vessel2d-fluo", out=str(tmp_path / "run"), model=TINY, image_shape=[64, 64], batch_size=2,
+        max_steps=3, pool_size=2, val_images=1, val_patches=2, val_every=2, log_every=1, threads=1, warmup_steps=2,
+        stats_patches=10,
+    )
+    d.update(kw)
+    return d
+
+
+def test_train_resume_and_checkpoint(tmp_path):
+    logs = []
+    calls = []
+    path = T.train(_cfg(tmp_path), progress=lambda d, t, i: calls.append((d, t)), log=logs.append)
+    assert path.name == "best.safetensors" and path.exists()
+    assert calls[-1] == (3, 3)
+    state = tmp_path / "run" / "state.safetensors"
+    assert state.exists()
+    model, meta = ck.load_checkpoint(path)
+    assert meta["domain"] == "vessel2d-fluo" and meta["seed"] == 0 and "node_f1" in meta["validation"]
+    assert meta["training"]["config"]["max_steps"] == 3
+    # resume: continues at step 3 up to 5
+    T.train(_cfg(tmp_path, max_steps=5), log=logs.append)
+    assert any("resumed" in s and "step 3" in s for s in logs)
+    info = ck.read_metadata(state)
+    assert info["step"] == 5
+    hist = [json.loads(s) for s in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert max(h["step"] for h in hist) == 5
+
+
+def test_cancel_stops_cleanly(tmp_path):
+    ev = threading.Event()
+    ev.set()
+    path = T.train(_cfg(tmp_path, max_steps=100), cancel=ev, log=lambda s: None)
+    assert path.exists()
+    assert ck.read_metadata(tmp_path / "run" / "state.safetensors")["step"] == 0
+
+
+def test_optimizer_round_trip():
+    m = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    m(torch.rand(4, 3)).sum().backward()
+    opt.step()
+    tensors, info = T.optimizer_to_tensors(opt)
+    json.dumps(info)
+    opt2 = torch.optim.AdamW(m.parameters(), lr=5.0)
+    T.optimizer_from_tensors(opt2, tensors, json.loads(json.dumps(info)))
+    a, b = opt.state_dict(), opt2.state_dict()
+    assert b["param_groups"][0]["lr"] == 1e-3
+    for k in a["state"]:
+        for name, v in a["state"][k].items():
+            assert torch.equal(torch.as_tensor(v), torch.as_tensor(b["state"][k][name]))
+
+
+def test_cli_args(tmp_path):
+    cfgfile = tmp_path / "c.json"
+    cfgfile.write_text(json.dumps({"_comment": "x", "batch_size": 4, "model": TINY, "max_minutes": 50}))
+    argv = ["--domain", "road-clean", "--config", str(cfgfile), "-o", str(tmp_path / "o"), "--seed", "7"]
+    cfg = T.config_from_args(T.build_parser().parse_args(argv), argv)
+    assert cfg.domain == "road-clean" and cfg.seed == 7 and cfg.batch_size == 4 and cfg.max_minutes == 50
+    assert cfg.command.startswith("python -m napari_vesselgraph.model.train --domain road-clean")
+    assert T.domain_defaults("road-clean") == (2, 3)
+    assert T.domain_defaults("vessel3d-lightsheet")[0] == 3
+
+
+def test_seeds_disjoint():
+    assert T.TRAIN_SEED_MAX <= T.VAL_SEED_BASE < T.TEST_SEED_BASE
+    assert T.VAL_SEED_BASE + 1000 < T.TEST_SEED_BASE
+    np.testing.assert_equal(T._lr_factor(0, 0.0, T.TrainConfig(warmup_steps=10)), 0.1)
