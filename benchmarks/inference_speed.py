@@ -250,6 +250,18 @@ def main(argv=None) -> int:
         ),
         "Images: synthetic samples tiled (mirrored) to each size.",
         "",
+        *(
+            [
+                (
+                    "A randomly initialised model scores its queries near 0.5, so nearly all of them (and most pairs) "
+                    "pass the 0.05 candidate floor: the raw graphs below are far larger than a trained model's, and the "
+                    "time outside the model (reading, stitching all candidates, thresholds) is correspondingly larger."
+                ),
+                "",
+            ]
+            if "random" in what2 + what3
+            else []
+        ),
         f"### 2D — model: {what2}",
         "",
         *table(rows2, 2),

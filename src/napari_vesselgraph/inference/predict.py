@@ -429,7 +429,6 @@ def _predict_skeleton(arr, shape, scale, region, channel, progress, cancel, para
         spatial_shape=list(source.shape),
         region=[list(r) for r in reg] if region is not None else None,
         channel=int(channel) if sel else None,
-        params={k: v for k, v in params.items() if isinstance(v, (int, float, str, bool, type(None)))},
         device="cpu",
         elapsed_s=round(time.perf_counter() - t_start, 3),
     )
