@@ -37,7 +37,8 @@ def test_manifest_lists_every_io_format():
         combos.setdefault(tuple(w.layer_types), set()).update(w.filename_extensions)
     assert combos[("points", "vectors")] == set(SUFFIXES)
     assert combos[("points", "shapes")] == set(SUFFIXES)
-    assert [s.key for s in pm.contributions.sample_data] == ["retina"]
+    keys = [s.key for s in pm.contributions.sample_data]
+    assert keys == ["retina", "vessel2d-fluo", "vessel2d-fundus", "vessel3d-lightsheet", "road-clean"]
 
 
 @pytest.mark.parametrize("ndim", [2, 3])

@@ -1,0 +1,693 @@
+"""The *Predict graph* dock widget: a thin shell over :func:`napari_vesselgraph.inference.predict`.
+
+The model runs once per click on *Run* (in a napari ``thread_worker``) and returns every candidate node and
+edge with its confidence (``keep_raw=True``); the threshold sliders then re-apply
+:func:`napari_vesselgraph.inference.apply_thresholds` to that raw graph and update the layers in place,
+without running the model again.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..errors import Cancelled, VesselGraphError
+from ._widget_utils import (
+    AXES_2D,
+    AXES_3D,
+    AXES_AUTO,
+    LayerCombo,
+    ProgressRelay,
+    add_graph_layers,
+    field_of_view_region,
+    free_gpu_memory,
+    is_out_of_memory,
+    notify,
+    plan_image,
+    shapes_region,
+    update_graph_layers,
+)
+
+SKELETON_LABEL = "classical skeleton"
+BROWSE_LABEL = "Browse…"
+REGION_WHOLE = "Whole image"
+REGION_VIEW = "Current field of view"
+REGION_SHAPES = "Rectangle in a Shapes layer"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+SKELETON_THRESHOLD = 0.0  # the skeleton is already thresholded: keep all of it by default
+
+
+# ---------------------------------------------------------------- the job run in the worker thread
+def run_prediction(job: dict, cancel: threading.Event, progress=None) -> dict:
+    """Run :func:`napari_vesselgraph.inference.predict` for the widget (in a worker thread).
+
+    Returns ``{"status": "ok", "graph", "fell_back"}``, ``{"status": "cancelled"}`` or
+    ``{"status": "error", "message"}``: expected problems never raise, so no traceback reaches the user.
+    A CUDA/MPS out-of-memory error is retried once on the CPU. GPU memory is freed at the end.
+    """
+    from .. import inference
+
+    kwargs = dict(job)
+    kwargs.update(cancel=cancel, progress=progress, keep_raw=True)
+    fell_back = None
+    try:
+        try:
+            graph = inference.predict(**kwargs)
+        except Exception as e:
+            if not is_out_of_memory(e) or kwargs.get("method") != "model" or str(kwargs.get("device")) == "cpu":
+                raise
+            fell_back = str(e).splitlines()[0] if str(e) else type(e).__name__
+            free_gpu_memory()
+            kwargs["device"] = "cpu"
+            graph = inference.predict(**kwargs)
+        return {"status": "ok", "graph": graph, "fell_back": fell_back}
+    except Cancelled:
+        return {"status": "cancelled"}
+    except VesselGraphError as e:
+        return {"status": "error", "message": str(e)}
+    except MemoryError:
+        return {
+            "status": "error",
+            "message": "Ran out of memory. Predict a smaller region (Region: current field of view or a rectangle) "
+            "or lower the batch size.",
+        }
+    except Exception as e:
+        if is_out_of_memory(e):
+            return {
+                "status": "error",
+                "message": "Ran out of memory, on the CPU too. Predict a smaller region (Region: current field of "
+                "view or a rectangle) or lower the batch size.",
+            }
+        raise
+    finally:
+        free_gpu_memory()
+
+
+# ---------------------------------------------------------------- results
+@dataclass
+class PredictionResult:
+    """One run's output kept by the widget: the raw graph (all candidates) and the layers showing it."""
+
+    key: tuple[str, str]  # (image layer name, method label)
+    name: str  # layer name prefix: "<image> graph (<method>)"
+    raw: Any  # VesselGraph with every candidate and its confidence
+    layers: dict[str, Any]  # role -> napari layer
+    scale: tuple[float, ...]
+    translate: tuple[float, ...]
+    node_threshold: float = 0.5
+    edge_threshold: float = 0.5
+    info: dict = field(default_factory=dict)
+
+    def alive(self, viewer) -> bool:
+        nodes = self.layers.get("nodes")
+        return nodes is not None and nodes in viewer.layers
+
+
+def describe_checkpoint(entry: dict) -> str:
+    """One paragraph about a checkpoint for the widget: domain, dimensionality, adaptation, patch, validation."""
+    from html import escape
+
+    if entry.get("error"):
+        return escape(f"⚠ {entry['error']}")
+    meta = entry.get("meta") or {}
+    ndim = checkpoint_ndim(meta)
+    parts = [f"<b>{escape(str(entry.get('name', '?')))}</b> ({entry.get('source', 'file')})"]
+    parts.append(f"domain: {escape(str(meta.get('domain') or 'unknown'))}")
+    parts.append(f"{ndim}D" if ndim else "dimensionality unknown")
+    adaptation = meta.get("adaptation") or {}
+    kind = adaptation.get("method", "none") if isinstance(adaptation, dict) else str(adaptation)
+    target = adaptation.get("target") or adaptation.get("target_domain") if isinstance(adaptation, dict) else None
+    parts.append(escape(f"adaptation: {kind}{f' → {target}' if target else ''}"))
+    patch = meta.get("patch_size")
+    if patch:
+        parts.append("patch " + "×".join(str(int(p)) for p in patch))
+    val = meta.get("validation") or {}
+    if isinstance(val, dict):
+        for key in ("edge_f1", "node_f1", "smd"):
+            if isinstance(val.get(key), (int, float)):
+                parts.append(f"{key} {val[key]:.3g}")
+    return " · ".join(parts)
+
+
+def checkpoint_ndim(meta: dict) -> int | None:
+    for value in (meta.get("ndim"), (meta.get("model") or {}).get("ndim"), (meta.get("input") or {}).get("ndim")):
+        if value is not None:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                continue
+    return None
+
+
+# ---------------------------------------------------------------- the widget
+class PredictWidget(QWidget):
+    """Predict the graph of an image layer with a Relationformer checkpoint or the classical skeleton baseline."""
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.worker = None
+        self.last_result: PredictionResult | None = None
+        self.results: dict[tuple[str, str], PredictionResult] = {}
+        self._cancel: threading.Event | None = None
+        self._job_info: dict = {}
+        self._thresholds_touched = False
+        self._setting_thresholds = False
+        self._previous_method = 0
+        self._relay = ProgressRelay(self)
+        self._relay.progressed.connect(self._on_progress)
+        self._build()
+        self.refresh_checkpoints()
+        self._on_image_changed()
+        self._rethreshold_timer = QTimer(self)
+        self._rethreshold_timer.setSingleShot(True)
+        self._rethreshold_timer.setInterval(120)
+        self._rethreshold_timer.timeout.connect(self.apply_thresholds)
+        QTimer.singleShot(0, self._describe_devices)
+
+    # ------------------------------------------------------------ layout
+    def _build(self) -> None:
+        from napari.layers import Image, Shapes
+
+        outer = QVBoxLayout(self)
+
+        # input
+        box = QGroupBox("Image")
+        form = QFormLayout(box)
+        self.image_combo = LayerCombo(self.viewer, Image, self)
+        self.image_combo.setToolTip("The image layer to turn into a graph")
+        self.image_combo.currentIndexChanged.connect(self._on_image_changed)
+        form.addRow("Image", self.image_combo)
+        self.axes_combo = QComboBox()
+        self.axes_combo.addItem("auto", AXES_AUTO)
+        self.axes_combo.addItem("2D: last two axes (Y, X)", AXES_2D)
+        self.axes_combo.addItem("3D: last three axes (Z, Y, X)", AXES_3D)
+        self.axes_combo.setToolTip(
+            "Which axes are spatial. auto: a volume when the layer has 3 or more axes (besides channels), else 2D.\n"
+            "Axes before the spatial ones (time, ...) are taken at the current slider position."
+        )
+        form.addRow("Image axes", self.axes_combo)
+        row = QHBoxLayout()
+        self.channel_check = QCheckBox("in the last axis")
+        self.channel_check.setToolTip(
+            "For a multichannel layer with its channels in the last axis: predict on one channel"
+        )
+        self.channel_spin = QSpinBox()
+        self.channel_spin.setRange(0, 15)
+        self.channel_spin.setPrefix("use channel ")
+        self.channel_spin.setMinimumWidth(self.channel_spin.fontMetrics().horizontalAdvance("use channel 00") + 50)
+        self.channel_check.toggled.connect(self.channel_spin.setEnabled)
+        self.channel_spin.setEnabled(False)
+        row.addWidget(self.channel_check)
+        row.addWidget(self.channel_spin)
+        form.addRow("Channels", row)
+        self.image_info = QLabel("")
+        self.image_info.setWordWrap(True)
+        form.addRow(self.image_info)
+        outer.addWidget(box)
+
+        # method
+        box = QGroupBox("Method")
+        form = QFormLayout(box)
+        self.method_combo = QComboBox()
+        self.method_combo.setToolTip(
+            "A Relationformer checkpoint (bundled or your own), a .safetensors file, or the classical skeleton"
+        )
+        self.method_combo.activated.connect(self._on_method_activated)
+        self.method_combo.currentIndexChanged.connect(self._on_method_changed)
+        form.addRow("Method", self.method_combo)
+        self.method_info = QLabel("")
+        self.method_info.setWordWrap(True)
+        self.method_info.setTextFormat(Qt.TextFormat.RichText)
+        form.addRow(self.method_info)
+        row = QHBoxLayout()
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        self.device_combo.setToolTip("auto picks cuda, then mps, then cpu")
+        self.device_label = QLabel("auto → …")
+        row.addWidget(self.device_combo)
+        row.addWidget(self.device_label, 1)
+        form.addRow("Device", row)
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 512)
+        self.batch_spin.setValue(8)
+        self.batch_spin.setToolTip("Patches per model call; lower it if the GPU runs out of memory")
+        form.addRow("Batch size", self.batch_spin)
+        self.overlap_spin = QDoubleSpinBox()
+        self.overlap_spin.setRange(0.0, 0.9)
+        self.overlap_spin.setSingleStep(0.05)
+        self.overlap_spin.setDecimals(2)
+        self.overlap_spin.setValue(0.25)
+        self.overlap_spin.setToolTip(
+            "Fraction of a patch shared with its neighbours (more overlap: fewer seams, slower)"
+        )
+        form.addRow("Patch overlap", self.overlap_spin)
+        outer.addWidget(box)
+
+        # thresholds
+        from superqt import QLabeledDoubleSlider
+
+        box = QGroupBox("Confidence thresholds (update the result live)")
+        form = QFormLayout(box)
+        self.node_slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.edge_slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        for s, tip in ((self.node_slider, "nodes"), (self.edge_slider, "edges")):
+            s.setRange(0.0, 1.0)
+            s.setSingleStep(0.01)
+            s.setDecimals(2)
+            s.setValue(0.5)
+            s.setToolTip(f"Keep {tip} whose confidence is at least this")
+            s.valueChanged.connect(self._on_threshold_changed)
+        form.addRow("Nodes", self.node_slider)
+        form.addRow("Edges", self.edge_slider)
+        self.threshold_target = QLabel("")
+        self.threshold_target.setWordWrap(True)
+        form.addRow(self.threshold_target)
+        outer.addWidget(box)
+
+        # region + output
+        box = QGroupBox("Region and output")
+        form = QFormLayout(box)
+        self.region_combo = QComboBox()
+        self.region_combo.addItems([REGION_WHOLE, REGION_VIEW, REGION_SHAPES])
+        self.region_combo.setToolTip(
+            "Whole image; the part visible on the canvas (2D view); or the selected (else last) rectangle of a "
+            "Shapes layer"
+        )
+        form.addRow("Region", self.region_combo)
+        self.shapes_combo = LayerCombo(self.viewer, Shapes, self)
+        self.shapes_combo.setEnabled(False)
+        self.region_combo.currentTextChanged.connect(lambda t: self.shapes_combo.setEnabled(t == REGION_SHAPES))
+        form.addRow("Shapes layer", self.shapes_combo)
+        self.replace_check = QCheckBox("replace the previous result of this image and method")
+        self.replace_check.setChecked(True)
+        form.addRow(self.replace_check)
+        outer.addWidget(box)
+
+        # run
+        row = QHBoxLayout()
+        self.run_button = QPushButton("Run")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        row.addWidget(self.run_button)
+        row.addWidget(self.cancel_button)
+        outer.addLayout(row)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        outer.addWidget(self.progress_bar)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        outer.addWidget(self.status_label)
+        outer.addStretch(1)
+
+    # ------------------------------------------------------------ devices
+    def _describe_devices(self) -> None:
+        try:
+            import torch
+
+            from ..model.predictor import select_device
+        except ImportError:
+            self.device_label.setText("PyTorch is not installed: only the classical skeleton can run")
+            return
+        dev = select_device("auto")
+        text = f"auto → {dev.type}"
+        if dev.type == "cuda":
+            try:
+                text += f" ({torch.cuda.get_device_name(dev)})"
+            except (RuntimeError, AssertionError):  # pragma: no cover
+                pass
+        self.device_label.setText(text)
+        self.device_label.setToolTip(text)
+        mps = getattr(torch.backends, "mps", None)
+        available = {
+            "auto": True,
+            "cpu": True,
+            "cuda": torch.cuda.is_available(),
+            "mps": bool(mps and mps.is_available()),
+        }
+        model = self.device_combo.model()
+        for i, name in enumerate(DEVICES):
+            item = model.item(i)
+            if item is not None:
+                item.setEnabled(available[name])
+                item.setToolTip("" if available[name] else f"{name} is not available on this computer")
+
+    # ------------------------------------------------------------ checkpoints
+    def refresh_checkpoints(self, select: str | None = None) -> None:
+        """Fill the method combo: bundled + user checkpoints, files added with Browse…, the skeleton, Browse…."""
+        from ..checkpoints import list_checkpoints
+
+        extra = [self.method_combo.itemData(i) for i in range(self.method_combo.count())]
+        extra = [d for d in extra if isinstance(d, dict) and d.get("source") == "file"]
+        current = self.method_combo.currentData()
+        current_path = current.get("path") if isinstance(current, dict) else None
+        self.method_combo.blockSignals(True)
+        self.method_combo.clear()
+        try:
+            entries = list_checkpoints()
+        except (OSError, VesselGraphError) as e:  # pragma: no cover - unreadable folder
+            notify("warning", f"Could not list checkpoints: {e}")
+            entries = []
+        for entry in [*entries, *extra]:
+            self._add_checkpoint_item(entry)
+        self.method_combo.addItem(SKELETON_LABEL, {"kind": "skeleton", "name": "skeleton"})
+        self.method_combo.addItem(BROWSE_LABEL, {"kind": "browse"})
+        self.method_combo.blockSignals(False)
+        want = select or current_path
+        idx = 0
+        for i in range(self.method_combo.count()):
+            d = self.method_combo.itemData(i)
+            if want and isinstance(d, dict) and want in (d.get("path"), d.get("name")):
+                idx = i
+                break
+        self.method_combo.setCurrentIndex(idx)
+        self._on_method_changed(idx)
+
+    def _add_checkpoint_item(self, entry: dict, index: int | None = None) -> None:
+        meta = entry.get("meta") or {}
+        ndim = checkpoint_ndim(meta)
+        label = entry["name"]
+        if ndim:
+            label += f"  ({ndim}D{', ' + str(meta['domain']) if meta.get('domain') else ''})"
+        data = {"kind": "model", **entry}
+        if index is None:
+            self.method_combo.addItem(label, data)
+        else:
+            self.method_combo.insertItem(index, label, data)
+        i = self.method_combo.count() - 1 if index is None else index
+        self.method_combo.setItemData(i, describe_checkpoint(entry), Qt.ItemDataRole.ToolTipRole)
+
+    def add_checkpoint_file(self, path: str | Path) -> bool:
+        """Add a .safetensors file to the method combo and select it (what Browse… does)."""
+        from ..checkpoints import read_metadata
+
+        path = Path(path)
+        try:
+            meta = read_metadata(path)
+        except VesselGraphError as e:
+            notify("error", f"Cannot use this checkpoint: {e}")
+            return False
+        for i in range(self.method_combo.count()):
+            d = self.method_combo.itemData(i)
+            if isinstance(d, dict) and d.get("path") == str(path):
+                self.method_combo.setCurrentIndex(i)
+                return True
+        entry = {"name": meta.get("name") or path.stem, "path": str(path), "source": "file", "meta": meta}
+        index = self.method_combo.findText(SKELETON_LABEL)
+        self._add_checkpoint_item(entry, index=index)
+        self.method_combo.setCurrentIndex(index)
+        return True
+
+    def _on_method_activated(self, index: int) -> None:
+        data = self.method_combo.itemData(index)
+        if isinstance(data, dict) and data.get("kind") == "browse":
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Open a napari-vesselgraph checkpoint", str(Path.home()), "Checkpoints (*.safetensors)"
+            )
+            if not path or not self.add_checkpoint_file(path):
+                self.method_combo.setCurrentIndex(min(self._previous_method, self.method_combo.count() - 1))
+
+    def _on_method_changed(self, index: int) -> None:
+        data = self.method_combo.itemData(index)
+        if not isinstance(data, dict) or data.get("kind") == "browse":
+            return
+        self._previous_method = index
+        if data["kind"] == "skeleton":
+            self.method_info.setText(
+                "Classical pipeline: vesselness → threshold → skeleton → graph. No model, runs on the CPU, "
+                "2D and 3D; its confidence is the normalised vesselness."
+            )
+            node_t = edge_t = SKELETON_THRESHOLD
+            model = False
+        else:
+            self.method_info.setText(describe_checkpoint(data))
+            th = (data.get("meta") or {}).get("thresholds") or {}
+            node_t, edge_t = float(th.get("node", 0.5)), float(th.get("edge", 0.5))
+            model = True
+        for w in (self.device_combo, self.batch_spin, self.overlap_spin):
+            w.setEnabled(model)
+        if not self._thresholds_touched:
+            self._set_thresholds(node_t, edge_t)
+
+    def method(self) -> dict:
+        data = self.method_combo.currentData()
+        if not isinstance(data, dict) or data.get("kind") == "browse":
+            return {"kind": "skeleton", "name": "skeleton"}
+        return data
+
+    # ------------------------------------------------------------ image
+    def _on_image_changed(self, *_) -> None:
+        layer = self.image_combo.layer()
+        if layer is None:
+            self.image_info.setText("No image layer: open an image or a sample (File > Open Sample > Vessel Graph).")
+            return
+        shape = tuple(layer.data[0].shape if layer.multiscale else layer.data.shape)
+        channels_last = (not layer.rgb) and layer.ndim >= 3 and shape[-1] <= 4 and shape[-1] < min(shape[-3:-1])
+        self.channel_check.setChecked(channels_last)
+        self.channel_spin.setRange(0, max(0, min(shape[-1], 16) - 1))
+        kind = "RGB" if layer.rgb else f"{layer.ndim}D"
+        self.image_info.setText(f"{kind} layer, shape {shape}, {layer.dtype}")
+
+    # ------------------------------------------------------------ thresholds
+    def _set_thresholds(self, node: float, edge: float) -> None:
+        self._setting_thresholds = True
+        try:
+            self.node_slider.setValue(node)
+            self.edge_slider.setValue(edge)
+        finally:
+            self._setting_thresholds = False
+
+    def _on_threshold_changed(self, *_) -> None:
+        if self._setting_thresholds:
+            return
+        self._thresholds_touched = True
+        self._rethreshold_timer.start()
+
+    def thresholds(self) -> tuple[float, float]:
+        return float(self.node_slider.value()), float(self.edge_slider.value())
+
+    def apply_thresholds(self) -> None:
+        """Re-apply the slider thresholds to the last result's raw graph and update its layers (no model run)."""
+        from ..inference import apply_thresholds
+
+        res = self.last_result
+        if res is None:
+            return
+        if not res.alive(self.viewer):
+            self.last_result = None
+            self.threshold_target.setText("")
+            return
+        node_t, edge_t = self.thresholds()
+        if (node_t, edge_t) == (res.node_threshold, res.edge_threshold):
+            return
+        graph = apply_thresholds(res.raw, node_t, edge_t)
+        update_graph_layers(res.layers, graph, res.name, res.scale, res.translate)
+        res.node_threshold, res.edge_threshold = node_t, edge_t
+        self.status_label.setText(
+            f"{res.name}: {graph.n_nodes} nodes, {graph.n_edges} edges at thresholds {node_t:.2f} / {edge_t:.2f}"
+        )
+
+    # ------------------------------------------------------------ run
+    def _collect(self) -> tuple[dict, dict]:
+        """``(job, info)``: the arguments of predict and what the widget needs to show the result."""
+        layer = self.image_combo.layer()
+        if layer is None:
+            raise VesselGraphError(
+                "No image layer to predict on: open an image (File > Open…) or a sample "
+                "(File > Open Sample > Vessel Graph), then choose it under 'Image'."
+            )
+        channel = self.channel_spin.value() if self.channel_check.isChecked() else None
+        plan = plan_image(layer, self.viewer, self.axes_combo.currentData(), channel)
+        method = self.method()
+        if method["kind"] == "model":
+            if method.get("error"):
+                raise VesselGraphError(f"Cannot use checkpoint '{method['name']}': {method['error']}")
+            ndim = checkpoint_ndim(method.get("meta") or {})
+            if ndim is not None and ndim != plan.spatial_ndim:
+                hint = (
+                    " or set 'Image axes' to 2D to predict the current slice"
+                    if ndim == 2 and plan.spatial_ndim == 3
+                    else ""
+                )
+                raise VesselGraphError(
+                    f"The checkpoint '{method['name']}' is {ndim}D but '{layer.name}' is a {plan.spatial_ndim}D "
+                    f"{plan.description}. Choose a {plan.spatial_ndim}D checkpoint or the classical skeleton{hint}."
+                )
+        region_mode = self.region_combo.currentText()
+        region = None
+        if region_mode == REGION_VIEW:
+            region = field_of_view_region(self.viewer, layer, plan)
+        elif region_mode == REGION_SHAPES:
+            region = shapes_region(self.viewer, layer, plan, self.shapes_combo.layer())
+        label = method["name"] if method["kind"] == "model" else "skeleton"
+        job: dict[str, Any] = {
+            "image": plan.data,
+            "method": "model" if method["kind"] == "model" else "skeleton",
+            "scale": plan.scale,
+            "region": region,
+            "channel": plan.channel,
+        }
+        if method["kind"] == "model":
+            node_t, edge_t = self.thresholds()
+            job.update(
+                checkpoint=method["path"],
+                device=self.device_combo.currentText(),
+                node_threshold=node_t,
+                edge_threshold=edge_t,
+                overlap=float(self.overlap_spin.value()),
+                batch_size=int(self.batch_spin.value()),
+            )
+        info = {
+            "layer": layer.name,
+            "label": label,
+            "plan": plan,
+            "region": region,
+            "key": (layer.name, label),
+            "name": f"{layer.name} graph ({label})",
+        }
+        return job, info
+
+    def run(self) -> None:
+        """Start a prediction with the current settings (does nothing while one is running)."""
+        from napari.qt.threading import create_worker
+
+        if self.worker is not None:
+            notify("info", "A prediction is already running: wait for it or press Cancel.")
+            return
+        try:
+            job, info = self._collect()
+        except VesselGraphError as e:
+            notify("error", str(e))
+            return
+        plan = info["plan"]
+        if plan.fixed:
+            where = ", ".join(f"{k} = {v}" for k, v in plan.fixed.items())
+            notify(
+                "info",
+                f"'{info['layer']}' has more axes than a {plan.spatial_ndim}D image: predicting at {where} "
+                "(the current slider position). Move the slider and press Run again for another one.",
+            )
+        for note in plan.notes:
+            notify("info", note)
+        self._cancel = threading.Event()
+        self._job_info = info
+        worker = create_worker(run_prediction, job, self._cancel, self._relay, _start_thread=False)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._on_errored)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress_bar.setRange(0, 0)  # busy until the first progress report
+        where = (
+            ""
+            if info["region"] is None
+            else " (region " + ", ".join(f"{s.start}:{s.stop}" for s in info["region"]) + ")"
+        )
+        self.status_label.setText(f"Predicting '{info['layer']}' with {info['label']}{where}…")
+        worker.start()
+
+    def cancel(self) -> None:
+        """Ask the running prediction to stop; it stops at the next batch and adds no layers."""
+        if self._cancel is not None:
+            self._cancel.set()
+            self.status_label.setText("Cancelling…")
+            self.cancel_button.setEnabled(False)
+
+    def _on_progress(self, done: int, total: int, info: dict) -> None:
+        if total > 0:
+            self.progress_bar.setRange(0, total)
+            self.progress_bar.setValue(min(done, total))
+        step = info.get("step") or info.get("stage") or ""
+        unit = "patches" if info.get("stage") == "predict" else "steps"
+        self.status_label.setText(f"{self._job_info.get('name', '')}: {step} {done}/{total} {unit}")
+
+    def _on_returned(self, result: dict) -> None:
+        status = result.get("status")
+        if status == "cancelled":
+            notify("info", "Prediction cancelled: no layers were added.")
+            self.status_label.setText("Cancelled.")
+        elif status == "error":
+            notify("error", result["message"])
+            self.status_label.setText("Failed: " + result["message"])
+        else:
+            if result.get("fell_back"):
+                notify(
+                    "warning",
+                    "The GPU ran out of memory, so the prediction ran on the CPU instead. To stay on the GPU, lower "
+                    f"the batch size or predict a region. ({result['fell_back']})",
+                )
+            self._show_result(result["graph"])
+
+    def _on_errored(self, exc: Exception) -> None:
+        notify("error", f"Prediction failed unexpectedly ({type(exc).__name__}: {exc}). Nothing was added.")
+        self.status_label.setText(f"Failed: {type(exc).__name__}: {exc}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self._cancel = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(1 if self.last_result is not None else 0)
+
+    def _show_result(self, raw) -> None:
+        from ..inference import apply_thresholds
+
+        info = self._job_info
+        plan = info["plan"]
+        if plan.unit:
+            raw.metadata["unit"] = plan.unit
+        raw.metadata["image_layer"] = info["layer"]
+        node_t, edge_t = self.thresholds()
+        graph = apply_thresholds(raw, node_t, edge_t)
+        key = info["key"]
+        old = self.results.get(key)
+        if self.replace_check.isChecked() and old is not None:
+            for layer in old.layers.values():
+                if layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
+        layers = add_graph_layers(self.viewer, graph, info["name"], plan.scale, plan.translate, plan.units)
+        res = PredictionResult(
+            key=key,
+            name=info["name"],
+            raw=raw,
+            layers=layers,
+            scale=plan.scale,
+            translate=plan.translate,
+            node_threshold=node_t,
+            edge_threshold=edge_t,
+            info={k: v for k, v in info.items() if k != "plan"},
+        )
+        self.results[key] = res
+        self.last_result = res
+        self.threshold_target.setText(f"The sliders act on '{info['name']}'.")
+        secs = raw.metadata.get("elapsed_s")
+        device = raw.metadata.get("device", "cpu")
+        text = f"{info['name']}: {graph.n_nodes} nodes, {graph.n_edges} edges"
+        if secs is not None:
+            text += f" in {secs:.1f} s on {device}"
+        self.status_label.setText(text)
+        notify("info", text)

@@ -1,0 +1,493 @@
+"""Helpers shared by the napari widgets: notifications, which part of an image layer to predict on,
+regions in data coordinates, graph layers of a viewer, GPU clean-up.
+
+Only the widgets import this module (napari loads it when a widget is opened, not at start-up). It
+holds no prediction or graph logic: that lives in the napari-free core
+(:mod:`napari_vesselgraph.inference`, :mod:`napari_vesselgraph.graph`, :mod:`napari_vesselgraph.io`).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import QComboBox
+
+from ..errors import VesselGraphError
+from .layers import META_KEY, ROLE_EDGES, ROLE_EDIT, ROLE_NODES, _vg_meta, graph_to_layer_data, link_graph_layers
+
+#: entries of the "Image axes" combo of the predict widget
+AXES_AUTO = "auto"
+AXES_2D = "2D"
+AXES_3D = "3D"
+
+
+# ---------------------------------------------------------------- notifications
+def notify(level: str, message: str) -> None:
+    """Show a napari notification (``level`` = ``"info"``, ``"warning"`` or ``"error"``).
+
+    The functions are looked up when called so tests can replace them.
+    """
+    from napari.utils import notifications
+
+    func = {
+        "info": notifications.show_info,
+        "warning": notifications.show_warning,
+        "error": notifications.show_error,
+    }[level]
+    func(message)
+
+
+# ---------------------------------------------------------------- which pixels to predict on
+@dataclass
+class ImagePlan:
+    """What the predict widget hands to :func:`napari_vesselgraph.inference.predict` for one image layer."""
+
+    data: Any  # the array (numpy, dask, zarr, ...) after picking the current time point etc.
+    spatial_ndim: int  # 2 or 3
+    spatial_axes: list[int]  # the spatial axes among the layer's axes
+    spatial_shape: tuple[int, ...]
+    channel: int | None  # entry of the last axis to use (None: grey or RGB)
+    rgb: bool
+    scale: tuple[float, ...]  # layer scale of the spatial axes (= physical pixel size)
+    translate: tuple[float, ...]
+    units: tuple | None  # napari units of the spatial axes (None: pixels)
+    unit: str | None  # a short text for the unit (e.g. "µm"), None for pixels
+    fixed: dict[str, int] = field(default_factory=dict)  # leading axes fixed at their current position
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def description(self) -> str:
+        kind = "RGB image" if self.rgb else ("volume" if self.spatial_ndim == 3 else "2D image")
+        return f"{kind} {' × '.join(str(n) for n in self.spatial_shape)}"
+
+
+def _unit_text(unit) -> str | None:
+    if unit is None:
+        return None
+    try:
+        text = f"{unit:~}"
+    except (TypeError, ValueError):  # not a pint unit
+        text = str(unit)
+    text = text.strip()
+    if text in ("", "px", "pixel", "dimensionless"):
+        return None
+    return text
+
+
+def layer_units(layer, axes) -> tuple[tuple | None, str | None]:
+    """The layer's units along ``axes`` and one short text for them (None when they are pixels or differ)."""
+    units = getattr(layer, "units", None)
+    if units is None:
+        return None, None
+    try:
+        sel = tuple(units[a] for a in axes)
+    except (IndexError, TypeError):
+        return None, None
+    texts = {_unit_text(u) for u in sel}
+    if len(texts) != 1 or None in texts:
+        return (None, None) if texts == {None} else (sel, None)
+    return sel, texts.pop()
+
+
+def camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
+
+def layer_world_axes(viewer, layer) -> list[int]:
+    """The viewer (world) axes a layer occupies: napari aligns layers on their last axes."""
+    n = viewer.dims.ndim
+    return list(range(n - layer.ndim, n))
+
+
+def plan_image(layer, viewer, axes: str = AXES_AUTO, channel: int | None = None) -> ImagePlan:
+    """Decide which array and which axes of ``layer`` to predict on.
+
+    * RGB(A) layers are 2D colour images.
+    * ``channel`` (not for RGB layers) picks an entry of the last axis: the image has its channels last.
+    * The remaining axes: the last two (``axes="2D"``) or three (``"3D"``) are spatial; ``"auto"`` takes
+      three when there are at least three (a volume), else two.
+    * Axes before the spatial ones (time, a channel slider, ...) are fixed at the viewer's current
+      position; ``plan.fixed`` says where.
+    """
+    if getattr(layer, "multiscale", False):
+        data = layer.data[0]
+        notes = ["the layer is multiscale: predicting on its full-resolution level"]
+    else:
+        data = layer.data
+        notes = []
+    shape = tuple(int(n) for n in data.shape)
+    rgb = bool(getattr(layer, "rgb", False))
+    n_layer = int(layer.ndim)  # axes of the layer (the RGB axis is not one of them)
+    if rgb and channel is not None:
+        channel = None
+    n_avail = n_layer - (1 if channel is not None else 0)
+    if rgb:
+        if axes == AXES_3D:
+            raise VesselGraphError(f"'{layer.name}' is an RGB image, which is 2D; set 'Image axes' to auto or 2D")
+        d = 2
+    elif axes == AXES_2D:
+        d = 2
+    elif axes == AXES_3D:
+        d = 3
+    else:
+        d = 2 if n_avail <= 2 else 3
+    if n_avail < d:
+        raise VesselGraphError(
+            f"'{layer.name}' has {n_avail} spatial ax{'i' if n_avail == 1 else 'e'}s"
+            f"{' besides its channel axis' if channel is not None else ''}, but {d} are needed "
+            f"(shape {shape}); {'untick channels-last or ' if channel is not None else ''}set 'Image axes' to "
+            f"{'2D' if d == 3 and n_avail == 2 else 'auto'}"
+        )
+    if channel is not None:
+        n_ch = shape[-1]
+        if not 0 <= channel < n_ch:
+            raise VesselGraphError(
+                f"channel {channel} does not exist: the last axis of '{layer.name}' has {n_ch} entries (0 to {n_ch - 1})"
+            )
+    lead = n_avail - d
+    spatial_axes = list(range(lead, lead + d))
+    fixed: dict[str, int] = {}
+    if lead:
+        point = np.asarray(viewer.dims.point, dtype=float)[-n_layer:]
+        pos = np.asarray(layer.world_to_data(point), dtype=float)
+        idx = [int(np.clip(np.round(pos[a]), 0, shape[a] - 1)) for a in range(lead)]
+        labels = list(viewer.dims.axis_labels)[-n_layer:]
+        for a, i in enumerate(idx):
+            fixed[str(labels[a]) if a < len(labels) else f"axis {a}"] = i
+        data = data[tuple(idx)]
+    scale = tuple(float(layer.scale[a]) for a in spatial_axes)
+    translate = tuple(float(layer.translate[a]) for a in spatial_axes)
+    units, unit = layer_units(layer, spatial_axes)
+    spatial_shape = tuple(int(n) for n in data.shape[:d])
+    return ImagePlan(
+        data=data,
+        spatial_ndim=d,
+        spatial_axes=spatial_axes,
+        spatial_shape=spatial_shape,
+        channel=channel,
+        rgb=rgb,
+        scale=scale,
+        translate=translate,
+        units=units,
+        unit=unit,
+        fixed=fixed,
+        notes=notes,
+    )
+
+
+def _world_to_spatial(viewer, layer, plan: ImagePlan, world: np.ndarray) -> np.ndarray:
+    """(K, viewer ndim) world points -> (K, D) data coordinates of the plan's spatial axes."""
+    n_layer = int(layer.ndim)
+    out = []
+    for w in np.atleast_2d(world):
+        data = np.asarray(layer.world_to_data(np.asarray(w, dtype=float)[-n_layer:]), dtype=float)
+        out.append(data[plan.spatial_axes])
+    return np.asarray(out, dtype=float).reshape(-1, plan.spatial_ndim)
+
+
+def _box_to_region(lo: np.ndarray, hi: np.ndarray, whole: np.ndarray, plan: ImagePlan, what: str, name: str):
+    """Pixel ranges (one slice per spatial axis) covering ``[lo, hi]``; axes flagged ``whole`` are taken whole."""
+    region = []
+    for ax, n in enumerate(plan.spatial_shape):
+        if whole[ax]:
+            region.append(slice(0, n))
+            continue
+        a = max(0, math.floor(lo[ax]))
+        b = min(n, math.ceil(hi[ax]) + 1)
+        if b - a < 1:
+            raise VesselGraphError(f"{what} does not overlap '{name}'; move it over the image or choose 'Whole image'")
+        region.append(slice(a, b))
+    return tuple(region)
+
+
+def field_of_view_region(viewer, layer, plan: ImagePlan) -> tuple[slice, ...]:
+    """The part of the image visible on the canvas (2D view): one slice per spatial axis.
+
+    Spatial axes that are not displayed (e.g. z of a volume seen slice by slice) are taken whole.
+    """
+    if viewer.dims.ndisplay != 2:
+        raise VesselGraphError(
+            "'Current field of view' needs the 2D view: switch to 2D (the square/cube button at the bottom left) "
+            "or choose 'Whole image' or a Shapes rectangle"
+        )
+    cam = camera(viewer)
+    zoom = float(cam.zoom)
+    if not zoom > 0:
+        raise VesselGraphError("the camera zoom is not positive; reset the view (Ctrl+R) and try again")
+    height, width = (float(v) for v in viewer.canvas.size)
+    displayed = list(viewer.dims.displayed)[-2:]
+    center = np.asarray(cam.center, dtype=float)[-2:]
+    half = np.array([height, width]) / zoom / 2.0
+    base = np.asarray(viewer.dims.point, dtype=float)
+    corners = []
+    for sy in (-1, 1):
+        for sx in (-1, 1):
+            w = base.copy()
+            w[displayed[0]] = center[0] + sy * half[0]
+            w[displayed[1]] = center[1] + sx * half[1]
+            corners.append(w)
+    pts = _world_to_spatial(viewer, layer, plan, np.asarray(corners))
+    world_axes = layer_world_axes(viewer, layer)
+    spatial_world = [world_axes[a] for a in plan.spatial_axes]
+    whole = np.array([w not in displayed for w in spatial_world])
+    return _box_to_region(pts.min(0), pts.max(0) - 1e-9, whole, plan, "the field of view", layer.name)
+
+
+def shapes_region(viewer, layer, plan: ImagePlan, shapes_layer) -> tuple[slice, ...]:
+    """The bounding box of the selected shapes (or of the last shape) of ``shapes_layer`` in the image's pixels.
+
+    Axes along which the shapes are flat (a rectangle drawn on one slice of a volume) are taken whole; draw
+    rectangles on two slices and select both to limit z too.
+    """
+    if shapes_layer is None:
+        raise VesselGraphError("choose a Shapes layer for the region (or add one and draw a rectangle in it)")
+    if len(shapes_layer.data) == 0:
+        raise VesselGraphError(
+            f"the Shapes layer '{shapes_layer.name}' is empty: draw a rectangle in it (rectangle tool) first"
+        )
+    sel = sorted(int(i) for i in shapes_layer.selected_data) or [len(shapes_layer.data) - 1]
+    verts = np.concatenate([np.asarray(shapes_layer.data[i], dtype=float) for i in sel])
+    n_world = viewer.dims.ndim
+    s = int(shapes_layer.ndim)
+    base = np.asarray(viewer.dims.point, dtype=float)
+    world = np.repeat(base[None], len(verts), axis=0)
+    for k, v in enumerate(verts):
+        world[k, n_world - s :] = np.asarray(shapes_layer.data_to_world(v), dtype=float)
+    pts = _world_to_spatial(viewer, layer, plan, world)
+    lo, hi = pts.min(0), pts.max(0)
+    whole = (hi - lo) < 1.0
+    if whole.all():
+        raise VesselGraphError(f"the selected shape in '{shapes_layer.name}' has no area; draw a rectangle")
+    return _box_to_region(lo, hi, whole, plan, f"the shape in '{shapes_layer.name}'", layer.name)
+
+
+# ---------------------------------------------------------------- memory
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA/MPS out-of-memory error (torch.cuda.OutOfMemoryError or a RuntimeError saying so)."""
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def free_gpu_memory() -> None:
+    """Give cached GPU memory back (only when torch is already imported)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    import gc
+
+    gc.collect()
+    try:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        mps = getattr(torch, "mps", None)
+        backend = getattr(torch.backends, "mps", None)
+        if mps is not None and backend is not None and backend.is_available():
+            mps.empty_cache()
+    except (RuntimeError, AttributeError):  # pragma: no cover - best effort
+        pass
+
+
+# ---------------------------------------------------------------- graph layers
+def graph_groups(layers) -> list[dict]:
+    """The graphs shown in ``layers``: ``[{"graph_id", "name", "nodes", "edges", "edit_edges"}]`` in layer order,
+    only graphs with a nodes layer."""
+    groups: dict[str, dict] = {}
+    for layer in layers:
+        meta = _vg_meta(getattr(layer, "metadata", None))
+        gid, role = meta.get("graph_id"), meta.get("role")
+        if not gid or role not in (ROLE_NODES, ROLE_EDGES, ROLE_EDIT):
+            continue
+        g = groups.setdefault(gid, {"graph_id": gid, ROLE_NODES: None, ROLE_EDGES: None, ROLE_EDIT: None})
+        if g[role] is None:
+            g[role] = layer
+    out = []
+    for g in groups.values():
+        if g[ROLE_NODES] is not None:
+            g["name"] = g[ROLE_NODES].name
+            out.append(g)
+    return out
+
+
+def edges_layer_of(group: dict):
+    """The layer that holds a graph's edges: the editable Shapes layer when there is one, else the Vectors."""
+    return group.get(ROLE_EDIT) or group.get(ROLE_EDGES)
+
+
+def add_graph_layers(
+    viewer, graph, name: str, scale, translate, units=None, color_by: str | None = "confidence"
+) -> dict[str, Any]:
+    """Add the Points + Vectors layers of ``graph`` (with the image's scale, translate and units).
+
+    Returns ``{role: layer}``.
+    """
+    from napari.layers import Layer
+
+    out: dict[str, Any] = {}
+    for data, kwargs, ltype in graph_to_layer_data(
+        graph, name=name, scale=scale, translate=translate, color_by=color_by
+    ):
+        if units is not None:
+            kwargs["units"] = units
+        layer = Layer.create(data, kwargs, ltype)
+        viewer.add_layer(layer)
+        out[kwargs["metadata"][META_KEY]["role"]] = layer
+    if ROLE_NODES in out:
+        link_graph_layers(out[ROLE_NODES])
+    return out
+
+
+def _prefix(layer_or_type) -> str:
+    name = layer_or_type if isinstance(layer_or_type, str) else type(layer_or_type).__name__
+    return "face_" if name.lower() == "points" else "edge_"
+
+
+def color_kwargs(layer_type: str, features, column: str | None) -> dict:
+    """Colour settings for a graph layer coloured by the feature ``column`` (numeric: viridis over its range,
+    otherwise one colour per value); the plain graph colour when ``column`` is empty or missing."""
+    from .layers import EDGE_COLOR, NODE_COLOR, _color_kwargs
+
+    prefix = _prefix(layer_type)
+    if column and features is not None and column in features.columns:
+        kw = _color_kwargs(np.asarray(features[column].to_numpy()), column, prefix)
+        if kw:
+            return kw
+    return {f"{prefix}color": NODE_COLOR if prefix == "face_" else EDGE_COLOR}
+
+
+def apply_color(layer, kwargs: dict) -> None:
+    """Apply ``{prefix}color/colormap/contrast_limits`` entries of layer kwargs to an existing layer."""
+    prefix = _prefix(layer)
+    color = kwargs.get(f"{prefix}color")
+    if color is None:
+        return
+    import warnings
+
+    from .layers import EDGE_COLOR, NODE_COLOR
+
+    features = getattr(layer, "features", None)
+    if isinstance(color, str) and features is not None and color in features.columns:
+        # back to direct colours first, so that the mode napari picks for the column is not the previous one's
+        setattr(layer, f"{prefix}color", NODE_COLOR if prefix == "face_" else EDGE_COLOR)
+    with warnings.catch_warnings():
+        # integer columns (degree, ...) with few values: napari guesses categories; the colormap is set below
+        warnings.filterwarnings("ignore", message=".*looks like categorical data.*")
+        setattr(layer, f"{prefix}color", color)
+    if f"{prefix}colormap" in kwargs:
+        setattr(layer, f"{prefix}colormap", kwargs[f"{prefix}colormap"])
+        setattr(layer, f"{prefix}color_mode", "colormap")
+        if f"{prefix}contrast_limits" in kwargs:
+            setattr(layer, f"{prefix}contrast_limits", kwargs[f"{prefix}contrast_limits"])
+
+
+def set_color_by(layer, column: str | None) -> None:
+    """Colour a graph layer by one of its feature columns (``None``/``""``: plain) and remember the choice in
+    its metadata, so that re-thresholding keeps it."""
+    apply_color(layer, color_kwargs(type(layer).__name__, layer.features, column))
+    meta = dict(_vg_meta(layer.metadata))
+    if meta:
+        meta["color_by"] = column or ""
+        layer.metadata = {**dict(layer.metadata), META_KEY: meta}
+    layer.refresh()
+
+
+def update_graph_layers(layers: dict[str, Any], graph, name: str, scale, translate) -> None:
+    """Show ``graph`` in existing graph layers (``{role: layer}``) in place.
+
+    The layers keep their graph id, their names and whatever the user changed about them except the data;
+    colours follow the column recorded in their metadata (``confidence`` unless the inspector changed it).
+    """
+    for data, kwargs, ltype in graph_to_layer_data(graph, name=name, scale=scale, translate=translate, color_by=None):
+        role = kwargs["metadata"][META_KEY]["role"]
+        layer = layers.get(role)
+        if layer is None:
+            continue
+        old = _vg_meta(layer.metadata)
+        meta = dict(kwargs["metadata"][META_KEY])
+        for key in ("graph_id", "name", "color_by"):
+            if key in old:
+                meta[key] = old[key]
+        layer.data = data
+        layer.features = kwargs["features"]
+        layer.feature_defaults = kwargs["feature_defaults"]
+        if ltype == "points":
+            layer.size = kwargs["size"]
+        else:
+            layer.edge_width = kwargs["edge_width"]
+        apply_color(layer, color_kwargs(ltype, layer.features, meta.get("color_by", "confidence")))
+        layer.metadata = {**dict(layer.metadata), META_KEY: meta}
+        layer.refresh()
+
+
+# ---------------------------------------------------------------- Qt helpers
+class ProgressRelay(QObject):
+    """Carries ``progress(done, total, info)`` calls from a worker thread to the GUI thread (queued signal)."""
+
+    progressed = Signal(int, int, object)
+
+    def __call__(self, done: int, total: int, info: dict | None = None) -> None:
+        self.progressed.emit(int(done), int(total), dict(info or {}))
+
+
+class LayerCombo(QComboBox):
+    """A combo box listing the viewer's layers of one type (by name); follows additions, removals and renames."""
+
+    def __init__(self, viewer, layer_type, parent=None, allow_none: str | None = None, accept=None):
+        super().__init__(parent)
+        self._viewer = viewer
+        self._type = layer_type
+        self._none = allow_none
+        self._accept = accept
+        viewer.layers.events.inserted.connect(self._on_inserted)
+        viewer.layers.events.removed.connect(self.refresh)
+        viewer.layers.events.moved.connect(self.refresh)
+        for layer in viewer.layers:
+            layer.events.name.connect(self.refresh)
+        self.refresh()
+
+    def _on_inserted(self, event=None) -> None:
+        layer = getattr(event, "value", None)
+        if layer is not None:
+            layer.events.name.connect(self.refresh)
+        self.refresh()
+
+    def layers(self) -> list:
+        out = [lyr for lyr in self._viewer.layers if isinstance(lyr, self._type)]
+        if self._accept is not None:
+            out = [lyr for lyr in out if self._accept(lyr)]
+        return out
+
+    def refresh(self, event=None) -> None:
+        current = self.currentText()
+        names = [lyr.name for lyr in self.layers()]
+        if self._none is not None:
+            names = [self._none, *names]
+        if names == [self.itemText(i) for i in range(self.count())]:
+            return
+        self.blockSignals(True)
+        self.clear()
+        self.addItems(names)
+        if current in names:
+            self.setCurrentIndex(names.index(current))
+        self.blockSignals(False)
+        if self.currentText() != current:
+            self.currentIndexChanged.emit(self.currentIndex())
+
+    def layer(self):
+        name = self.currentText()
+        for lyr in self.layers():
+            if lyr.name == name:
+                return lyr
+        return None
+
+    def set_layer(self, layer) -> None:
+        idx = self.findText(layer.name)
+        if idx >= 0:
+            self.setCurrentIndex(idx)
