@@ -11,7 +11,7 @@ Every method is run on every image and compared with the ground truth by ``metri
   while inference or the bundled checkpoints do not exist).
 
 Prints a Markdown table (method x domain, mean ± std over the seeds) and writes it, with the exact
-command, date, machine and seeds, to ``docs/benchmarks_quality.md``.
+command, date, machine and seeds, to ``docs/benchmarks.md (section graph-quality)``.
 
     python benchmarks/graph_quality.py            # 10 test images per domain
     python benchmarks/graph_quality.py --quick    # 3 per domain
@@ -30,6 +30,8 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+
+from _report import cpu_name, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
@@ -53,17 +55,6 @@ COLUMNS = [
 
 
 # ----------------------------------------------------------------------------- helpers
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def spatial_shape(image: np.ndarray, gt) -> tuple[int, ...]:
     return tuple(image.shape[: gt.ndim])
 
@@ -228,7 +219,7 @@ def write_report(path: Path, table: str, notes, seeds, n, command, elapsed, radi
         "",
         f"- Command: `{command}`",
         f"- Date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- Machine: {os.cpu_count()} CPU cores (nproc), {cpu_model()}, Python {platform.python_version()}, "
+        f"- Machine: {os.cpu_count()} CPU cores (nproc), {cpu_name()}, Python {platform.python_version()}, "
         f"numpy {np.__version__}",
         f"- Test seeds: {seeds[0]} … {seeds[-1]} ({n} images per domain, `synth.make_sample(domain, seed)` at the "
         "domain's default shape)",
@@ -244,8 +235,7 @@ def write_report(path: Path, table: str, notes, seeds, n, command, elapsed, radi
     lines += ["", table.rstrip(), ""]
     if notes:
         lines += ["Notes:", ""] + [f"- {x}" for x in notes] + [""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    return write_section("graph-quality", "\n".join(lines).replace("# Graph quality", "## Graph quality", 1))
 
 
 # ----------------------------------------------------------------------------- tuning
@@ -349,8 +339,7 @@ def main(argv=None):
         print("note:", x)
     if not args.no_write:
         command = "python " + " ".join([os.path.relpath(__file__, ROOT)] + (argv if argv is not None else sys.argv[1:]))
-        write_report(Path(args.out), table, notes, seeds, n, command, elapsed, args.radius)
-        print(f"written {args.out}")
+        print(f"written {write_report(table, notes, seeds, n, command, elapsed, args.radius)}")
     return 0
 
 

@@ -17,7 +17,7 @@ stitching do more work than a trained model would.
 
 Sizes are skipped once the time predicted from the previous size would overrun ``--budget`` seconds
 (shared between 2D, 60 %, and 3D, 40 %); the report says where it stopped. Prints a table and writes it to
-``docs/benchmarks_speed.md``.
+``docs/benchmarks.md (section inference-speed)``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ import time
 
 import numpy as np
 
+from _report import cpu_name, write_section
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-OUT_MD = os.path.join(ROOT, "docs", "benchmarks_speed.md")
 
 
 class TimedPredictor:
@@ -193,17 +194,6 @@ def table(rows: list[dict], ndim: int) -> list[str]:
     return lines
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=420.0, help="seconds for the whole sweep (default 420)")
@@ -212,7 +202,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes3d", type=int, nargs="*", default=[32, 64, 96, 128, 192])
     ap.add_argument("--overlap", type=float, default=0.25)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--no-write", action="store_true", help="print only; do not write docs/benchmarks_speed.md")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not write docs/benchmarks.md (section inference-speed)")
     args = ap.parse_args(argv)
 
     import torch
@@ -279,9 +269,7 @@ def main(argv=None) -> int:
     print()
     print(text)
     if not args.no_write:
-        with open(OUT_MD, "w") as f:
-            f.write(text)
-        print(f"written to {os.path.relpath(OUT_MD, ROOT)}")
+        print(f"written to {write_section('inference-speed', text)}")
     return 0
 
 

@@ -15,7 +15,7 @@ It builds a jittered 2D grid graph with ``--edges`` edges and times
    size in its own process with a time limit: 10k, 20k, 50k and the full count, stopping once a size
    runs past ``--shapes-limit`` seconds (or would, judging from the previous sizes).
 
-Prints a table and writes it as a Markdown section to ``docs/benchmarks_layers.md``.
+Prints a table and writes it as a Markdown section to ``docs/benchmarks.md (section layers-speed)``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ import time
 
 import numpy as np
 
+from _report import write_section
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-OUT_MD = os.path.join(ROOT, "docs", "benchmarks_layers.md")
 
 
 def grid_graph(n_edges: int, seed: int = 0):
@@ -245,7 +246,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--edges", type=int, default=100_000)
     ap.add_argument("--shapes-limit", type=float, default=300.0, help="seconds one Shapes size may take")
-    ap.add_argument("--no-write", action="store_true", help="print only, do not write docs/benchmarks_layers.md")
+    ap.add_argument("--no-write", action="store_true", help="print only, do not write docs/benchmarks.md (section layers-speed)")
     ap.add_argument("--shapes-worker", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.shapes_worker is not None:
@@ -261,10 +262,7 @@ def main(argv=None) -> int:
     print()
     print(text)
     if not args.no_write:
-        os.makedirs(os.path.dirname(OUT_MD), exist_ok=True)
-        with open(OUT_MD, "w", encoding="utf-8") as f:
-            f.write(text)
-        print(f"wrote {OUT_MD}")
+        print(f"wrote {write_section('layers-speed', text)}")
     return 0
 
 
