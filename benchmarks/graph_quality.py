@@ -305,7 +305,6 @@ def main(argv=None):
     ap.add_argument("--methods", nargs="*", default=["skeleton", "model"], choices=["skeleton", "model"])
     ap.add_argument("--radius", type=float, default=3.0, help="matching radius in pixels (default 3)")
     ap.add_argument("--device", default="auto", help="device for the model (default auto)")
-    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks_quality.md"), help="Markdown report to write")
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--overlays", default=None, help="folder for ground truth vs prediction PNGs (first seed)")
     ap.add_argument("--tune", action="store_true", help="search baseline defaults on validation seeds instead")
