@@ -232,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"vesselgraph: error: file not found: {e.filename or e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except MemoryError:
         print("vesselgraph: error: out of memory; try a smaller --region or a smaller batch", file=sys.stderr)
         return 2
