@@ -78,3 +78,29 @@ def test_failed_write_keeps_existing_file(graph_file, tmp_path, capsys):
     assert main(["convert", str(src), str(target)]) == 2
     assert "cycle" in capsys.readouterr().err
     assert target.read_text() == "# precious\n"
+
+
+def test_synth_predict_skeleton_evaluate_pipeline(tmp_path, capsys):
+    ds = tmp_path / "ds"
+    assert main(["synth", "--domain", "vessel2d-fluo", "-n", "2", "-o", str(ds)]) == 0
+    manifest = json.loads((ds / "manifest.json").read_text())
+    assert len(manifest["samples"]) == 2
+    img = ds / manifest["samples"][0]["image"]
+    gt = ds / manifest["samples"][0]["graph"]
+    out = tmp_path / "pred.json"
+    assert main(["predict", str(img), "-o", str(out), "--method", "skeleton"]) == 0
+    pred = read_graph(out)
+    assert pred.n_edges > 10 and pred.metadata["method"] == "skeleton"
+    capsys.readouterr()
+    assert main(["evaluate", "--pred", str(out), "--gt", str(gt), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    # the classical baseline finds most of a clean synthetic vessel tree
+    assert scores["length_completeness"] > 0.8
+
+
+def test_unknown_checkpoint_is_one_line_error(tmp_path, capsys):
+    img = tmp_path / "img.npy"
+    np.save(img, np.zeros((64, 64), np.float32))
+    assert main(["predict", str(img), "-o", str(tmp_path / "o.json"), "--checkpoint", "no-such-model"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("vesselgraph: error:") and "no-such-model" in err
