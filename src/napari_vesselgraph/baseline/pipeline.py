@@ -77,6 +77,41 @@ def _sample(arr: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return arr[tuple(idx.T)]
 
 
+def field_of_view(raw: np.ndarray, shape: tuple[int, ...], margin: float = 6.0) -> np.ndarray | None:
+    """The bright aperture of an image with a black surround (fundus photos), eroded by ``margin`` px.
+
+    Returns None when there is no such surround (fewer than 5 % of the pixels near zero in every
+    channel, a bright region covering less than a fifth of the image or not a solid convex shape, or
+    a 3D image).
+    """
+    from scipy import ndimage as ndi
+
+    if len(shape) != 2:
+        return None
+    arr = raw.astype(np.float32, copy=False)
+    level = arr.max(axis=-1) if arr.shape != tuple(shape) else arr
+    hi = float(np.percentile(level, 99))
+    if hi <= 0:
+        return None
+    dark = level <= 0.04 * hi
+    if dark.mean() < 0.05:
+        return None
+    lab, n = ndi.label(ndi.binary_fill_holes(~dark))
+    if n == 0:
+        return None
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    fov = lab == int(np.argmax(sizes))
+    if fov.mean() < 0.2 or (fov & dark).sum() > 0.1 * fov.sum():  # an aperture is bright inside
+        return None
+    from skimage.measure import regionprops
+
+    if regionprops(fov.astype(np.uint8))[0].solidity < 0.9:  # an aperture is a solid disc, not a vessel tree
+        return None
+    dist = ndi.distance_transform_edt(fov)
+    return dist > margin
+
+
 def skeleton_graph(
     image,
     scale: Sequence[float] | None = None,
@@ -96,7 +131,7 @@ def skeleton_graph(
     extend_ends: str | None = "border",
     channel: str | int = "auto",
     rgb: bool | None = None,
-    roi: np.ndarray | None = None,
+    roi: np.ndarray | str | None = "auto",
     progress=None,
     cancel=None,
 ) -> VesselGraph:
@@ -148,7 +183,10 @@ def skeleton_graph(
         channel for red-dominated fundus-like images, luminance otherwise); ``rgb`` forces or forbids
         reading a (Y, X, 3|4) array as RGB.
     roi : optional boolean mask (image shape without channels); vessels outside it are ignored, e.g.
-        the field of view of a fundus photograph.
+        the field of view of a fundus photograph. ``"auto"`` (default) finds such a field of view when
+        the image has a black surround (a fundus or microscope aperture: >= 5 % of the pixels near zero
+        in every channel, outside one bright region), and keeps only vessels at least 3 x the largest
+        sigma inside its rim, so the rim's edge is not taken for a vessel; otherwise no mask is used.
     progress, cancel : ``progress(done, total, info)`` callback and a cancel token with ``.is_set()``.
 
     Returns
@@ -205,6 +243,10 @@ def skeleton_graph(
         raise VesselGraphError(f"extend_ends must be 'border', 'radius' or None, got {extend_ends!r}")
     if hysteresis is not None and not (np.isfinite(hysteresis) and 0 <= hysteresis < 1):
         raise VesselGraphError(f"hysteresis must be None or a fraction in [0, 1), got {hysteresis!r}")
+    if isinstance(roi, str):
+        if roi != "auto":
+            raise VesselGraphError(f"roi must be a boolean mask, 'auto' or None, got {roi!r}")
+        roi = field_of_view(raw, grey.shape, margin=3.0 * max(sig) / (spacing.min() if physical else 1.0))
     if roi is not None:
         roi = np.asarray(roi, dtype=bool)
         if roi.shape != grey.shape:
@@ -225,7 +267,7 @@ def skeleton_graph(
         "simplify_tol": float(simplify_tol),
         "extend_ends": extend_ends,
         "channel": channel if isinstance(channel, str) else int(channel),
-        "roi": roi is not None,
+        "roi": None if roi is None else f"{float(roi.mean()):.3f} of the image",
     }
     meta: dict[str, Any] = {
         "method": "skeleton",
