@@ -7,7 +7,7 @@ Every method is run on every image and compared with the ground truth by ``metri
   ``baseline.PRESETS`` -- picked on VALIDATION seeds ``20_000_000 + i`` with ``--tune``, never on the
   test seeds.
 * ``model:<checkpoint>``: ``inference.predict(image, checkpoint=..., method="model")`` for every
-  bundled checkpoint whose dimensionality and channel count fit the domain (skipped, with a note,
+  bundled checkpoint trained on the domain or on its source domain (source-only; skipped, with a note,
   while inference or the bundled checkpoints do not exist).
 
 Prints a Markdown table (method x domain, mean ± std over the seeds) and writes it, with the exact
@@ -91,9 +91,15 @@ def model_methods(domain_spec) -> tuple[list[tuple[str, str]], list[str]]:
             notes.append(f"checkpoint {entry['name']} skipped: {entry['error']}")
             continue
         nd = int(meta.get("ndim", 0) or 0)
-        ch = int(meta.get("channels", 1) or 1)
-        if nd == domain_spec.ndim and ch == domain_spec.channels:
-            out.append((f"model:{entry['name']}", entry["name"]))
+        trained = meta.get("domain")
+        # a checkpoint runs on its training domain and on that domain's target (source-only transfer);
+        # a grey model reads colour images by luminance
+        from napari_vesselgraph.synth import DOMAIN_PAIRS
+
+        pair = [tgt for src, tgt in DOMAIN_PAIRS if src == trained]
+        if nd == domain_spec.ndim and domain_spec.name in (trained, *pair):
+            label = "model" if domain_spec.name == trained else "model (source-only)"
+            out.append((f"{label}:{entry['name']}", entry["name"]))
     if not out:
         notes.append(
             f"no bundled checkpoint fits {domain_spec.name} ({domain_spec.ndim}D, {domain_spec.channels} channel(s))"
@@ -232,10 +238,31 @@ def write_report(path: Path, table: str, notes, seeds, n, command, elapsed, radi
     ]
     for dom, p in PRESETS.items():
         lines.append(f"  - `{dom}`: `{p}`")
+    lines += bundled_checkpoint_lines()
     lines += ["", table.rstrip(), ""]
     if notes:
         lines += ["Notes:", ""] + [f"- {x}" for x in notes] + [""]
     return write_section("graph-quality", "\n".join(lines).replace("# Graph quality", "## Graph quality", 1))
+
+
+def bundled_checkpoint_lines() -> list[str]:
+    """How each bundled checkpoint was made (the command and seed recorded in its metadata)."""
+    try:
+        from napari_vesselgraph.checkpoints import list_bundled
+
+        entries = list_bundled()
+    except Exception:
+        return []
+    out = ["- Bundled checkpoints (`model:NAME` rows; `model (source-only)` = the same checkpoint on its target domain):"]
+    for e in entries:
+        m = e.get("meta") or {}
+        tr = m.get("training") or {}
+        out.append(
+            f"  - `{e['name']}`: trained on `{m.get('domain')}` by `{m.get('command')}` (seed {m.get('seed', tr.get('seed'))}"
+            f", {(tr.get('config') or {}).get('max_minutes', '?')} min CPU budget, "
+            f"{(tr.get('config') or {}).get('threads', '?')} thread(s))"
+        )
+    return out if entries else []
 
 
 # ----------------------------------------------------------------------------- tuning
