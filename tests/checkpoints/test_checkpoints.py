@@ -6,10 +6,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_vesselgraph import checkpoints as ck  # noqa: E402
-from napari_vesselgraph.errors import VesselGraphError  # noqa: E402
-from napari_vesselgraph.model.config import ModelConfig  # noqa: E402
-from napari_vesselgraph.model.network import Relationformer  # noqa: E402
+from napari_vesselgraph import checkpoints as ck
+from napari_vesselgraph.errors import VesselGraphError
+from napari_vesselgraph.model.config import ModelConfig
+from napari_vesselgraph.model.network import Relationformer
 
 TINY = dict(ndim=2, patch_size=32, backbone_channels=(8, 16, 32), hidden=32, heads=2, ffn=64, query_grid=4)
 
@@ -35,8 +35,21 @@ def test_round_trip_identical_outputs(model, tmp_path):
     sidecar = json.loads(p.with_suffix(".json").read_text())
     assert sidecar["domain"] == "vessel2d-fluo" and sidecar["seed"] == 3
     m2, meta = ck.load_checkpoint(p)
-    for key in ("format_version", "model", "ndim", "channels", "patch_size", "input", "domain", "adaptation",
-                "command", "seed", "validation", "package_version", "created"):
+    for key in (
+        "format_version",
+        "model",
+        "ndim",
+        "channels",
+        "patch_size",
+        "input",
+        "domain",
+        "adaptation",
+        "command",
+        "seed",
+        "validation",
+        "package_version",
+        "created",
+    ):
         assert key in meta
     assert meta["validation"] == {"edge_f1": 0.5}
     x = torch.rand(2, 1, 32, 32)

@@ -3,13 +3,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_vesselgraph.errors import VesselGraphError  # noqa: E402
-from napari_vesselgraph.graph import VesselGraph  # noqa: E402
-from napari_vesselgraph.model.config import ModelConfig  # noqa: E402
-from napari_vesselgraph.model.losses import LossWeights, SetCriterion, hungarian_match  # noqa: E402
-from napari_vesselgraph.model.network import Relationformer, sine_embedding  # noqa: E402
-from napari_vesselgraph.model.preprocess import normalize_image  # noqa: E402
-from napari_vesselgraph.model.targets import augment, collate, graph_to_target  # noqa: E402
+from napari_vesselgraph.errors import VesselGraphError
+from napari_vesselgraph.graph import VesselGraph
+from napari_vesselgraph.model.config import ModelConfig
+from napari_vesselgraph.model.losses import LossWeights, SetCriterion, hungarian_match
+from napari_vesselgraph.model.network import Relationformer, sine_embedding
+from napari_vesselgraph.model.preprocess import normalize_image
+from napari_vesselgraph.model.targets import augment, collate, graph_to_target
 
 TINY2 = dict(ndim=2, patch_size=32, backbone_channels=(8, 16, 32), hidden=32, heads=2, ffn=64, query_grid=4)
 TINY3 = dict(ndim=3, patch_size=16, backbone_channels=(8, 16, 32), hidden=32, heads=2, ffn=64, query_grid=2)
@@ -112,15 +112,15 @@ def test_matcher_hand_case():
     logits = torch.tensor([[[0.0, 2.0], [0.0, 2.0], [0.0, 2.0]]])
     pos = torch.tensor([[[0.8, 0.8], [0.5, 0.1], [0.2, 0.2]]])
     targets = [{"pos": torch.tensor([[0.21, 0.19], [0.79, 0.82]])}]
-    (q, t), = hungarian_match(logits, pos, targets)
+    ((q, t),) = hungarian_match(logits, pos, targets)
     assert t.tolist() == [0, 1]
     assert q.tolist() == [2, 0]
     # class cost matters: among two equally far queries the confident one wins
     logits = torch.tensor([[[3.0, -3.0], [-3.0, 3.0]]])
     pos = torch.tensor([[[0.4, 0.5], [0.6, 0.5]]])
-    (q, t), = hungarian_match(logits, pos, [{"pos": torch.tensor([[0.5, 0.5]])}])
+    ((q, t),) = hungarian_match(logits, pos, [{"pos": torch.tensor([[0.5, 0.5]])}])
     assert q.tolist() == [1]
-    (q, t), = hungarian_match(logits, pos, [{"pos": torch.zeros(0, 2)}])
+    ((q, t),) = hungarian_match(logits, pos, [{"pos": torch.zeros(0, 2)}])
     assert len(q) == 0
 
 

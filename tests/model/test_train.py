@@ -9,8 +9,8 @@ synth = pytest.importorskip("napari_vesselgraph.synth")
 if not hasattr(synth, "make_sample"):
     pytest.skip("synth not available", allow_module_level=True)
 
-from napari_vesselgraph import checkpoints as ck  # noqa: E402
-from napari_vesselgraph.model import train as T  # noqa: E402
+from napari_vesselgraph import checkpoints as ck
+from napari_vesselgraph.model import train as T
 
 TINY = {"patch_size": [32, 32], "backbone_channels": [8, 16, 32], "stride": 4, "hidden": 32, "heads": 2,
         "ffn": 64, "query_grid": [4, 4], "enc_layers": 1, "dec_layers": 2}  # fmt: skip
@@ -18,8 +18,19 @@ TINY = {"patch_size": [32, 32], "backbone_channels": [8, 16, 32], "stride": 4, "
 
 def _cfg(tmp_path, **kw):
     d = dict(
-        domain="vessel2d-fluo", out=str(tmp_path / "run"), model=TINY, image_shape=[64, 64], batch_size=2,
-        max_steps=3, pool_size=2, val_images=1, val_patches=2, val_every=2, log_every=1, threads=1, warmup_steps=2,
+        domain="vessel2d-fluo",
+        out=str(tmp_path / "run"),
+        model=TINY,
+        image_shape=[64, 64],
+        batch_size=2,
+        max_steps=3,
+        pool_size=2,
+        val_images=1,
+        val_patches=2,
+        val_every=2,
+        log_every=1,
+        threads=1,
+        warmup_steps=2,
         stats_patches=10,
     )
     d.update(kw)

@@ -60,10 +60,10 @@ LENGTH_KEYS = ("total_length", "mean_segment_length")
 
 def inspect_graph(graph) -> dict:
     """Everything the inspector shows about ``graph`` (run in a worker thread; no Qt, no napari)."""
-    from ..graph import graph_statistics, segments
+    from ..graph import graph_statistics, morphometrics
 
-    stats = graph_statistics(graph)
-    segs = segments(graph)
+    m = morphometrics(graph)
+    stats = graph_statistics(graph, m)
     radius = graph.node_attrs.get("radius")
     if radius is not None and np.asarray(radius).dtype.kind in "fiu":
         radius = np.asarray(radius, dtype=float)
@@ -73,16 +73,9 @@ def inspect_graph(graph) -> dict:
     return {
         "graph": graph,
         "statistics": stats,
-        "segments": {
-            "length": np.array([s.length for s in segs], dtype=float),
-            "chord": np.array([s.chord for s in segs], dtype=float),
-            "tortuosity": np.array([s.tortuosity for s in segs], dtype=float),
-            "n_edges": np.array([len(s.edges) for s in segs], dtype=np.int64),
-            "start": np.array([s.nodes[0] for s in segs], dtype=np.int64),
-            "end": np.array([s.nodes[-1] for s in segs], dtype=np.int64),
-        },
-        "segment_nodes": [list(s.nodes) for s in segs],
-        "degree": graph.degree(),
+        "segments": m["segments"],
+        "segment_nodes": m["segment_nodes"],
+        "degree": m["nodes"]["degree"],
         "radius": radius,
     }
 

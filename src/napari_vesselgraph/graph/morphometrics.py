@@ -103,12 +103,13 @@ def connected_components(graph: VesselGraph) -> tuple[int, np.ndarray]:
     return int(k), labels.astype(np.int64)
 
 
-def morphometrics(graph: VesselGraph) -> dict[str, dict[str, np.ndarray]]:
+def morphometrics(graph: VesselGraph) -> dict:
     """Per-node, per-edge and per-segment tables (physical units).
 
-    Returns ``{"nodes": {...}, "edges": {...}, "segments": {...}}``; every table maps a column name
-    to an array. Nodes: degree, is_branch_point, is_endpoint, component. Edges: length, segment.
-    Segments: length, chord, tortuosity, n_edges, start, end.
+    Returns ``{"nodes": {...}, "edges": {...}, "segments": {...}, "segment_nodes": [...]}``; every table
+    maps a column name to an array. Nodes: degree, is_branch_point, is_endpoint, component. Edges:
+    length, segment. Segments: length, chord, tortuosity, n_edges, start, end; ``segment_nodes`` lists
+    each segment's node path.
     """
     deg = graph.degree()
     _, comp = connected_components(graph)
@@ -132,13 +133,18 @@ def morphometrics(graph: VesselGraph) -> dict[str, dict[str, np.ndarray]]:
             "start": np.array([s.nodes[0] for s in segs], dtype=np.int64),
             "end": np.array([s.nodes[-1] for s in segs], dtype=np.int64),
         },
+        "segment_nodes": [list(s.nodes) for s in segs],
     }
 
 
-def graph_statistics(graph: VesselGraph) -> dict[str, float]:
-    """Summary numbers a user reads in the inspector (lengths in the graph's physical units)."""
-    m = morphometrics(graph)
-    n_comp, _ = connected_components(graph)
+def graph_statistics(graph: VesselGraph, m: dict | None = None) -> dict[str, float]:
+    """Summary numbers a user reads in the inspector (lengths in the graph's physical units).
+
+    ``m``: the graph's :func:`morphometrics`, when already computed.
+    """
+    if m is None:
+        m = morphometrics(graph)
+    n_comp = int(len(np.unique(m["nodes"]["component"])))
     seg_len = m["segments"]["length"]
     tort = m["segments"]["tortuosity"]
     tort = tort[np.isfinite(tort)]

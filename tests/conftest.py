@@ -1,7 +1,7 @@
 import pytest
 
 
-@pytest.fixture(autouse=True, scope="module")
+@pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     """Tiny models run fastest on one thread (and do not fight other work on shared CPUs)."""
     try:
