@@ -100,10 +100,10 @@ def run_demo(output, sample=None, method=None, device="auto", progress=None) -> 
         from .metrics import evaluate
 
         for m, (g, sec) in runs.items():
-            scores[m] = evaluate(g, gt)
+            scores[m] = evaluate(g, gt, image_shape=image.shape)
             s = scores[m]
             summary.append(
-                f"{m:>9} vs ground truth: SMD {s['smd']:.4f}  node F1 {s['node_f1']:.3f}  edge F1 {s['edge_f1']:.3f}  "
+                f"{m:>9} vs ground truth: SMD {s['smd']:.4f} (per image size)  node F1 {s['node_f1']:.3f}  edge F1 {s['edge_f1']:.3f}  "
                 f"length quality {s['length_quality']:.3f}  ({sec:.1f} s)"
             )
     summary.append("wrote: " + ", ".join(paths))

@@ -11,6 +11,8 @@ from .errors import VesselGraphError
 
 #: seed of the synthetic samples: the first image of every domain's test split
 SAMPLE_SEED = 10_000_000
+#: synthetic 2D samples are larger than the generators' training-size default, so there is a network to see
+SAMPLE_SHAPE_2D = (256, 256)
 
 
 def sample_names() -> list[str]:
@@ -29,5 +31,7 @@ def load_sample(name: str, shape=None):
 
     if name not in DOMAINS:
         raise VesselGraphError(f"unknown sample {name!r}; choose one of: {', '.join(sample_names())}")
+    if shape is None and DOMAINS[name].ndim == 2:
+        shape = SAMPLE_SHAPE_2D
     image, graph = make_sample(name, SAMPLE_SEED, shape=shape)
     return image, tuple(graph.scale), graph
