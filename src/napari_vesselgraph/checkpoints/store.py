@@ -36,6 +36,9 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # like a plain open(): mkstemp makes files private
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -187,7 +190,11 @@ def save_checkpoint(path: str | Path, model, meta: dict[str, Any] | None = None)
     """Save ``model`` (a Relationformer) with its metadata; fills in architecture and provenance fields."""
     path = Path(path)
     if path.suffix.lower() != SUFFIX:
-        path = path.with_name(path.name + SUFFIX) if path.suffix.lower() not in PICKLE_SUFFIXES else path.with_suffix(SUFFIX)
+        path = (
+            path.with_name(path.name + SUFFIX)
+            if path.suffix.lower() not in PICKLE_SUFFIXES
+            else path.with_suffix(SUFFIX)
+        )
     cfg = model.cfg
     m: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -238,7 +245,9 @@ def check_metadata(meta: dict[str, Any], where: str = "checkpoint") -> None:
     inp = meta.get("input") or {}
     for key in ("ndim", "channels"):
         if key in inp and key in meta and int(inp[key]) != int(meta[key]):
-            raise VesselGraphError(f"{where}: input normalisation is for {key}={inp[key]} but the model has {meta[key]}")
+            raise VesselGraphError(
+                f"{where}: input normalisation is for {key}={inp[key]} but the model has {meta[key]}"
+            )
 
 
 def load_checkpoint(name_or_path, device="cpu"):
@@ -259,7 +268,11 @@ def load_checkpoint(name_or_path, device="cpu"):
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
-    bad = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}" for k in own if k in tensors and tensors[k].shape != own[k].shape]
+    bad = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in tensors and tensors[k].shape != own[k].shape
+    ]
     if missing or unexpected or bad:
         parts = []
         if missing:
@@ -344,7 +357,7 @@ def resolve(name_or_path=None) -> Path:
         raise VesselGraphError(f"{p}: is a folder, not a checkpoint file")
     name = str(name_or_path)
     if os.sep not in name and "/" not in name:
-        stem = name[: -len(SUFFIX)] if name.endswith(SUFFIX) else name
+        stem = name.removesuffix(SUFFIX)
         for folder in (user_dir(), bundled_dir()):
             cand = folder / f"{stem}{SUFFIX}"
             if cand.is_file():

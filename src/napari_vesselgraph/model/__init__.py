@@ -10,15 +10,15 @@ from .preprocess import normalize_image
 
 __all__ = [
     "ModelConfig",
-    "normalize_image",
-    "Relationformer",
-    "build_model",
     "PatchPredictor",
-    "make_predictor",
-    "select_device",
-    "candidates_to_graph",
-    "train",
+    "Relationformer",
     "TrainConfig",
+    "build_model",
+    "candidates_to_graph",
+    "make_predictor",
+    "normalize_image",
+    "select_device",
+    "train",
 ]
 
 _LAZY = {

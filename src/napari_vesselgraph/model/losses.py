@@ -152,7 +152,7 @@ class SetCriterion:
             lab.append(labels)
         if not pb:
             return o["tokens"].sum() * 0.0
-        to = lambda x: torch.as_tensor(np.concatenate(x), device=dev)  # noqa: E731
+        to = lambda x: torch.as_tensor(np.concatenate(x), device=dev)
         logits = self.model.relation_logits(o["tokens"], o["rln"], to(pb), to(pi), to(pj))
         return F.binary_cross_entropy_with_logits(logits.float(), to(lab).float())
 

@@ -180,12 +180,17 @@ def candidates_to_graph(cand: dict, node_threshold: float = 0.5, edge_threshold:
     return VesselGraph(
         nodes[keep].reshape(-1, d),
         index[e[ek]].reshape(-1, 2),
-        node_attrs={"radius": np.asarray(cand["radius"], float)[keep], "score": np.asarray(cand["node_score"], float)[keep]},
+        node_attrs={
+            "radius": np.asarray(cand["radius"], float)[keep],
+            "score": np.asarray(cand["node_score"], float)[keep],
+        },
         edge_attrs={"score": es[ek]},
     )
 
 
-def make_predictor(checkpoint: str | Path | None = None, device="auto", batch_size: int | None = None) -> PatchPredictor:
+def make_predictor(
+    checkpoint: str | Path | None = None, device="auto", batch_size: int | None = None
+) -> PatchPredictor:
     """Load a checkpoint (name, path, or ``None`` for the default bundled model) onto a device."""
     from ..checkpoints import load_checkpoint
 

@@ -26,9 +26,10 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -509,7 +510,8 @@ def train(
             avg = {k: v / n for k, v in run_loss.items()}
             dt = (time.time() - t_log) / n
             log(
-                f"step {step} " + " ".join(f"{k} {v:.4f}" for k, v in avg.items())
+                f"step {step} "
+                + " ".join(f"{k} {v:.4f}" for k, v in avg.items())
                 + f" lr {opt.param_groups[0]['lr']:.2e} {dt:.2f}s/step {elapsed() / 60:.1f}min"
             )
             with open(out / "history.jsonl", "a") as fh:
