@@ -177,8 +177,8 @@ def predict(
     method: str = "model",
     device="auto",
     scale=None,
-    node_threshold: float = 0.5,
-    edge_threshold: float = 0.5,
+    node_threshold: float | None = None,
+    edge_threshold: float | None = None,
     overlap: float = 0.25,
     batch_size: int = 8,
     region=None,
@@ -202,7 +202,8 @@ def predict(
         read whole, or only ``region``).
     device : ``"auto"`` (cuda, then mps, then cpu), ``"cpu"``, ``"cuda"``, ...
     scale : pixel size per spatial axis (physical units), stored on the graph.
-    node_threshold, edge_threshold : minimum confidence of kept nodes and edges.
+    node_threshold, edge_threshold : minimum confidence of kept nodes and edges; ``None`` (default): the
+        thresholds the checkpoint records (chosen on its validation patches), else 0.5.
     overlap : fraction of a patch shared by neighbouring windows, in [0, 1) (0 works, but leaves the
         model's patch-border nodes in the graph; see :mod:`napari_vesselgraph.inference.stitch`).
     batch_size : patches per model call (progress is reported and cancel checked between calls).
@@ -236,8 +237,9 @@ def predict(
     if m == "skeleton":
         return _predict_skeleton(arr, shape, scale, region, channel, progress, cancel, method_params, t_start)
 
-    node_threshold = _check_threshold(node_threshold, "node_threshold")
-    edge_threshold = _check_threshold(edge_threshold, "edge_threshold")
+    for t, what in ((node_threshold, "node_threshold"), (edge_threshold, "edge_threshold")):
+        if t is not None:
+            _check_threshold(t, what)
     if not 0.0 <= float(overlap) < 1.0:
         raise VesselGraphError(f"overlap must be in [0, 1), got {overlap}")
     try:
@@ -269,6 +271,13 @@ def predict(
 
         ckpt = checkpoint if checkpoint is not None else _default_checkpoint(shape, channel)
         predictor = make_predictor(ckpt, device=device)
+    recorded = (getattr(predictor, "meta", None) or {}).get("thresholds") or {}
+    node_threshold = _check_threshold(
+        recorded.get("node", 0.5) if node_threshold is None else node_threshold, "node_threshold"
+    )
+    edge_threshold = _check_threshold(
+        recorded.get("edge", 0.5) if edge_threshold is None else edge_threshold, "edge_threshold"
+    )
     try:
         model_ndim = int(predictor.ndim)
         snd, has_ch, sel = _layout(shape, model_ndim, channel)
