@@ -350,3 +350,17 @@ def test_real_patch_predictor_end_to_end():
 def test_skeleton_unknown_option():
     with pytest.raises(VesselGraphError, match="unknown option.*'skeleton'.*merge_radius"):
         predict(np.zeros((40, 40), np.float32), method="skeleton", merge_radius=2)
+
+
+def test_default_thresholds_come_from_the_checkpoint():
+    shape, patch = (120, 140), (64, 64)
+    gt = random_tree(shape, seed=3, n_vessels=4)
+    fake = GTPredictor(gt, shape, patch, junk=True)
+    fake.meta["thresholds"] = {"node": 0.3, "edge": 0.2}
+    g = predict(coordinate_image(shape), predictor=fake)
+    assert g.metadata["node_threshold"] == 0.3 and g.metadata["edge_threshold"] == 0.2
+    # without recorded thresholds the default is 0.5, and explicit values always win
+    del fake.meta["thresholds"]
+    assert predict(coordinate_image(shape), predictor=fake).metadata["node_threshold"] == 0.5
+    g = predict(coordinate_image(shape), predictor=fake, node_threshold=0.9, edge_threshold=0.8)
+    assert (g.metadata["node_threshold"], g.metadata["edge_threshold"]) == (0.9, 0.8)
