@@ -86,8 +86,13 @@ def run_demo(output, sample=None, method=None, device="auto", progress=None) -> 
     methods = [method] + (["skeleton"] if gt is not None and method != "skeleton" else [])
     for m in methods:
         t0 = time.perf_counter()
+        params = {}
+        if m == "skeleton" and gt is not None:  # the baseline's defaults for this domain, as in the benchmark
+            from .baseline import preset
+
+            params = preset(sample)
         g = predict(image, checkpoint=DEFAULT_CHECKPOINT if m == "model" else None, method=m, device=device,
-                    scale=scale, progress=progress if m == method else None)
+                    scale=scale, progress=progress if m == method else None, **params)
         runs[m] = (g, time.perf_counter() - t0)
     graph, seconds = runs[method]
     paths = write_graph(graph, out / f"{sample}_{method}.graphml") + write_graph(graph, out / f"{sample}_{method}.json")
