@@ -217,7 +217,7 @@ def save_overlay(path: Path, image, gt, pred):
     plt.close(fig)
 
 
-def write_report(path: Path, table: str, notes, seeds, n, command, elapsed, radius):
+def write_report(table: str, notes, seeds, n, command, elapsed, radius):
     from napari_vesselgraph.baseline import PRESETS
 
     lines = [
