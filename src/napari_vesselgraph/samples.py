@@ -5,7 +5,6 @@ Used by the CLI demo and by napari's *File > Open Sample* entries.
 
 from __future__ import annotations
 
-import numpy as np
 
 from .errors import VesselGraphError
 

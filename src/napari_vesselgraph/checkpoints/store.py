@@ -13,11 +13,11 @@ import json
 import os
 import struct
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..errors import VesselGraphError
+from ..graph.core import _json_default
 
 FORMAT_VERSION = 1
 META_KEY = "napari_vesselgraph"
@@ -32,41 +32,12 @@ DTYPE_SIZES = {
 
 # ------------------------------------------------------------------ raw files
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    from ..io import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # like a plain open(): mkstemp makes files private
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _json_default(o):
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(o, (tuple, set)):
-        return list(o)
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+    with atomic_write(path, "wb") as f:
+        f.write(data)
 
 
 def to_json(obj) -> str:

@@ -7,6 +7,8 @@ Physical units enter only through ``scale`` (size of one pixel along each axis, 
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -239,15 +241,7 @@ class VesselGraph:
                 scale = tuple(float(gattr[f"scale_{a}"]) for a in names)
             elif "scale" in gattr:
                 scale = _parse_scale(gattr["scale"])
-        meta = gattr.get("metadata", {})
-        if isinstance(meta, str):
-            try:
-                meta = json.loads(meta) if meta.strip() else {}
-            except json.JSONDecodeError:
-                meta = {"metadata": meta}
-        if not isinstance(meta, dict):
-            meta = {"metadata": meta}
-        return cls(pos, edges, node_attrs, edge_attrs, scale, meta)
+        return cls(pos, edges, node_attrs, edge_attrs, scale, _parse_metadata(gattr.get("metadata")))
 
     # ------------------------------------------------------------ comparison
     def same_as(self, other: VesselGraph, atol: float = 1e-6) -> bool:
@@ -286,13 +280,30 @@ def _json_default(o):
         return o.item()
     if isinstance(o, np.ndarray):
         return o.tolist()
-    if isinstance(o, tuple):
+    if isinstance(o, (tuple, set, frozenset)):
         return list(o)
+    if isinstance(o, os.PathLike):
+        return os.fspath(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
 def _to_python_list(v: np.ndarray) -> list:
     return [x.item() if isinstance(x, np.generic) else x for x in v.tolist()]
+
+
+def _parse_metadata(meta) -> dict:
+    if meta is None:
+        return {}
+    if isinstance(meta, str):
+        if not meta.strip():
+            return {}
+        try:
+            meta = json.loads(meta)
+        except json.JSONDecodeError:
+            return {"metadata": meta}
+    if not isinstance(meta, dict):
+        return {"metadata": meta}
+    return meta
 
 
 def _values_equal(a: np.ndarray, b: np.ndarray, atol: float) -> bool:
@@ -303,38 +314,42 @@ def _values_equal(a: np.ndarray, b: np.ndarray, atol: float) -> bool:
     return [str(x) for x in a] == [str(x) for x in b]
 
 
-def _guess_ndim(datas: list[Mapping]) -> int:
-    if not datas:
-        return 2
-    d = datas[0]
-    if "pos_z" in d or "z" in d:
-        return 3
-    if "pos" in d:
-        return len(d["pos"])
+def _guess_ndim(node_dicts: list[dict]) -> int:
+    for d in node_dicts[:1]:
+        if "pos_z" in d or "z" in d:
+            return 3
+        if "pos" in d:
+            p = d["pos"]
+            if isinstance(p, str):
+                p = [x for x in re.split(r"[\s,;()\[\]]+", p) if x]
+            try:
+                return len(p)
+            except TypeError:
+                return 2
     return 2
 
 
-def _node_position(d: Mapping, names: tuple[str, ...], node) -> tuple[np.ndarray, set[str]]:
+def _node_position(d: dict, names: tuple[str, ...], node) -> tuple[list[float], set[str]]:
     for prefix in ("pos_", ""):
         keys = [prefix + a for a in names]
         if all(k in d for k in keys):
             try:
-                return np.array([float(d[k]) for k in keys]), set(keys)
+                return [float(d[k]) for k in keys], set(keys)
             except (TypeError, ValueError):
                 raise VesselGraphError(f"node {node!r} has a non-numeric coordinate") from None
     if "pos" in d:
         p = d["pos"]
         if isinstance(p, str):
-            p = p.replace("[", " ").replace("]", " ").replace(",", " ").split()
+            p = re.split(r"[\s,;()\[\]]+", p.strip(" ()[]"))
         try:
-            arr = np.array([float(x) for x in p])
+            vals = [float(x) for x in p]
         except (TypeError, ValueError):
             raise VesselGraphError(f"node {node!r} has a non-numeric 'pos'") from None
-        if arr.shape != (len(names),):
-            raise VesselGraphError(f"node {node!r}: 'pos' has {arr.size} values, expected {len(names)}")
-        return arr, {"pos"}
+        if len(vals) != len(names):
+            raise VesselGraphError(f"node {node!r}: 'pos' has {len(vals)} values, expected {len(names)}")
+        return vals, {"pos"}
     want = ", ".join("pos_" + a for a in names)
-    raise VesselGraphError(f"node {node!r} has no coordinates (expected attributes {want})")
+    raise VesselGraphError(f"node {node!r} has no coordinates (expected {want})")
 
 
 def _collect_attrs(datas: list[Mapping], exclude: set[str]) -> dict[str, np.ndarray]:

@@ -47,7 +47,7 @@ def segments(graph: VesselGraph) -> list[Segment]:
 
     def walk(start: int, first_nb: int, first_edge: int) -> Segment:
         path, epath = [start], []
-        prev, cur, e = start, first_nb, first_edge
+        cur, e = first_nb, first_edge
         while True:
             visited[e] = True
             epath.append(e)
@@ -55,7 +55,7 @@ def segments(graph: VesselGraph) -> list[Segment]:
             if deg[cur] != 2 or cur == start:
                 break
             nxt = [(n, k) for n, k in adj[cur] if k != e]
-            prev, (cur, e) = cur, nxt[0]
+            cur, e = nxt[0]
             if visited[e]:
                 break
         length = float(lengths[epath].sum())

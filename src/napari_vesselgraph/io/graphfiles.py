@@ -59,7 +59,16 @@ from xml.sax.saxutils import quoteattr as _xml_quoteattr
 import numpy as np
 
 from ..errors import GraphFileError, VesselGraphError
-from ..graph.core import VesselGraph, axis_names, column_from_values, pos_columns
+from ..graph.core import (
+    VesselGraph,
+    _guess_ndim,
+    _json_default,
+    _node_position,
+    _parse_metadata,
+    axis_names,
+    column_from_values,
+    pos_columns,
+)
 from .atomic import atomic_write
 
 __all__ = ["FORMATS", "read_graph", "write_graph", "graph_format", "csv_paths"]
@@ -209,18 +218,6 @@ def _check_names(graph: VesselGraph, fmt: str, node_reserved: set[str], edge_res
             )
 
 
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (tuple, set, frozenset)):
-        return list(o)
-    if isinstance(o, os.PathLike):
-        return os.fspath(o)
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
-
-
 def _metadata_json(graph: VesselGraph) -> str:
     try:
         return json.dumps(graph.metadata, default=_json_default)
@@ -245,21 +242,6 @@ def _hashable(v):
     return v
 
 
-def _parse_metadata(meta) -> dict:
-    if meta is None:
-        return {}
-    if isinstance(meta, str):
-        if not meta.strip():
-            return {}
-        try:
-            meta = json.loads(meta)
-        except json.JSONDecodeError:
-            return {"metadata": meta}
-    if not isinstance(meta, dict):
-        return {"metadata": meta}
-    return meta
-
-
 def _scale_from_attrs(gattrs: dict, names: tuple[str, ...]):
     if all(f"scale_{a}" in gattrs for a in names):
         try:
@@ -276,44 +258,6 @@ def _scale_from_attrs(gattrs: dict, names: tuple[str, ...]):
             raise VesselGraphError(f"cannot read the scale {gattrs['scale']!r}") from None
         return vals
     return None
-
-
-def _node_position(d: dict, names: tuple[str, ...], node) -> tuple[list[float], set[str]]:
-    for prefix in ("pos_", ""):
-        keys = [prefix + a for a in names]
-        if all(k in d for k in keys):
-            try:
-                return [float(d[k]) for k in keys], set(keys)
-            except (TypeError, ValueError):
-                raise VesselGraphError(f"node {node!r} has a non-numeric coordinate") from None
-    if "pos" in d:
-        p = d["pos"]
-        if isinstance(p, str):
-            p = re.split(r"[\s,;()\[\]]+", p.strip(" ()[]"))
-        try:
-            vals = [float(x) for x in p]
-        except (TypeError, ValueError):
-            raise VesselGraphError(f"node {node!r} has a non-numeric 'pos'") from None
-        if len(vals) != len(names):
-            raise VesselGraphError(f"node {node!r}: 'pos' has {len(vals)} values, expected {len(names)}")
-        return vals, {"pos"}
-    want = ", ".join("pos_" + a for a in names)
-    raise VesselGraphError(f"node {node!r} has no coordinates (expected {want})")
-
-
-def _guess_ndim(node_dicts: list[dict]) -> int:
-    for d in node_dicts[:1]:
-        if "pos_z" in d or "z" in d:
-            return 3
-        if "pos" in d:
-            p = d["pos"]
-            if isinstance(p, str):
-                p = [x for x in re.split(r"[\s,;()\[\]]+", p) if x]
-            try:
-                return len(p)
-            except TypeError:
-                return 2
-    return 2
 
 
 def _assemble(
