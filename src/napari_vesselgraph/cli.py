@@ -42,22 +42,30 @@ class TextProgress:
 # --------------------------------------------------------------------------- commands
 def _cmd_predict(args) -> int:
     from .inference import predict
-    from .io import load_image, write_graph
+    from .io import write_graph
 
-    image, scale = load_image(args.image)
-    if args.scale:
-        scale = tuple(args.scale)
+    # the path goes to predict as it is: Zarr/OME-Zarr (and large TIFFs) are read lazily, tile by tile, and
+    # dask workers open the file themselves; the file's voxel size is the default scale
+    distributed = {}
+    if args.scheduler or args.dask_workers:
+        if args.method != "model":
+            raise VesselGraphError("--scheduler / --dask-workers run the model; the skeleton method runs in-process")
+        distributed = {"scheduler": args.scheduler or None, "dask_workers": args.dask_workers}
+    extra = {"tile_size": args.tile_size} if args.tile_size and args.method == "model" else {}
     graph = predict(
-        image,
+        args.image,
         checkpoint=args.checkpoint,
         method=args.method,
         device=args.device,
-        scale=scale,
+        scale=tuple(args.scale) if args.scale else None,
         node_threshold=args.node_threshold,
         edge_threshold=args.edge_threshold,
         overlap=args.overlap,
         channel=args.channel,
+        batch_size=args.batch_size,
         progress=TextProgress("predict"),
+        **distributed,
+        **extra,
     )
     graph.metadata["source_image"] = str(args.image)
     paths = write_graph(graph, args.output)
@@ -75,14 +83,54 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _evaluate_dataset(args) -> dict:
+    """Predict every sample of a dataset folder (or annotation store) and score it against its graph; the mean
+    and standard deviation of every metric over the samples, plus ``n``."""
+    from .inference import predict
+    from .metrics import aggregate, evaluate
+    from .synth import iter_dataset, read_dataset
+
+    records = read_dataset(args.dataset, split=args.split, load=False)  # checks the folder first
+    if not records:
+        raise VesselGraphError(
+            f"dataset {args.dataset} has no samples" + (f" in split {args.split!r}" if args.split else "")
+        )
+    predictor = None
+    if args.method == "model":
+        from .model.predictor import make_predictor
+
+        predictor = make_predictor(args.checkpoint, device=args.device)
+    rows = []
+    progress = TextProgress("evaluate")
+    try:
+        for i, rec in enumerate(iter_dataset(args.dataset, split=args.split)):
+            pred = predict(rec.image, method=args.method, predictor=predictor, scale=rec.graph.scale)
+            rows.append(evaluate(pred, rec.graph, radius=args.radius))
+            progress(i + 1, len(records), {"sample": rec.id})
+    finally:
+        if predictor is not None:
+            predictor.close()
+    return aggregate(rows)
+
+
 def _cmd_evaluate(args) -> int:
     from .io import read_graph
     from .metrics import DENSITY_DEPENDENT, evaluate
 
-    pred, gt = read_graph(args.pred), read_graph(args.gt)
-    if pred.ndim != gt.ndim:
-        raise VesselGraphError(f"prediction is {pred.ndim}D but ground truth is {gt.ndim}D")
-    scores = evaluate(pred, gt, radius=args.radius)
+    if args.dataset:
+        if args.pred or args.gt:
+            raise VesselGraphError("give either --dataset or --pred and --gt, not both")
+        scores = _evaluate_dataset(args)
+        scores = {k: v for k, v in scores.items() if not k.endswith("_std")} | {
+            k: v for k, v in scores.items() if k.endswith("_std")
+        }
+    else:
+        if not (args.pred and args.gt):
+            raise VesselGraphError("evaluate needs --pred and --gt (two graph files), or --dataset DIR")
+        pred, gt = read_graph(args.pred), read_graph(args.gt)
+        if pred.ndim != gt.ndim:
+            raise VesselGraphError(f"prediction is {pred.ndim}D but ground truth is {gt.ndim}D")
+        scores = evaluate(pred, gt, radius=args.radius)
     if args.json:
         print(json.dumps(scores, indent=2, default=float))
     else:
@@ -141,17 +189,17 @@ def _cmd_adapt(args, rest) -> int:
 
 
 def _cmd_checkpoints(args) -> int:
-    from .checkpoints import list_bundled
+    from .checkpoints import list_checkpoints
 
-    entries = list_bundled()
+    entries = list_checkpoints()
     if not entries:
         print("no checkpoints found")
     for e in entries:
         meta = e.get("meta", {})
+        target = f" -> {meta['target_domain']}" if meta.get("target_domain") else ""
         print(
-            f"{e['name']:<28} {meta.get('ndim', '?')}D  domain={meta.get('training', {}).get('domain', meta.get('domain', '?'))}"
-            f"  adaptation={meta.get('adaptation', {}).get('kind', meta.get('adaptation', 'none')) if isinstance(meta.get('adaptation'), dict) else meta.get('adaptation', 'none')}"
-            f"  {e.get('path', '')}"
+            f"{e['name']:<28} {meta.get('ndim', '?')}D  domain={meta.get('domain', '?')}"
+            f"  adaptation={e.get('adaptation', 'none')}{target}  {e.get('source', '')}  {e.get('path', '')}"
         )
     return 0
 
@@ -172,6 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--overlap", type=float, default=0.25)
     pr.add_argument("--channel", type=int, default=None, help="channel of a multichannel image to use")
     pr.add_argument("--scale", type=float, nargs="+", default=None, help="pixel size per axis (overrides file)")
+    pr.add_argument("--batch-size", type=int, default=8, help="patches per model call")
+    pr.add_argument(
+        "--tile-size", type=int, default=None, help="pixels per axis read at once / per cluster task (default 1024 2D, 192 3D)"
+    )
+    pr.add_argument(
+        "--dask-workers", type=int, default=None, metavar="N",
+        help="run the tiles on a local dask cluster of N single-threaded worker processes",
+    )  # fmt: skip
+    pr.add_argument(
+        "--scheduler", default=None, metavar="tcp://HOST:PORT",
+        help="run the tiles on an existing dask.distributed cluster (workers need napari-vesselgraph and the file)",
+    )  # fmt: skip
     pr.set_defaults(func=_cmd_predict)
 
     de = sub.add_parser("demo", help="run the bundled default on a sample image; writes a graph and an overlay PNG")
@@ -181,9 +241,20 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--device", default="auto")
     de.set_defaults(func=_cmd_demo)
 
-    ev = sub.add_parser("evaluate", help="compare a predicted graph with a ground-truth graph")
-    ev.add_argument("--pred", required=True)
-    ev.add_argument("--gt", required=True)
+    ev = sub.add_parser(
+        "evaluate",
+        help="compare a predicted graph with a ground-truth graph, or a model with a dataset folder's graphs",
+    )
+    ev.add_argument("--pred", help="predicted graph file")
+    ev.add_argument("--gt", help="ground-truth graph file")
+    ev.add_argument(
+        "--dataset",
+        help="a dataset folder or annotation store: predict each sample and report the mean of each metric",
+    )
+    ev.add_argument("--checkpoint", default=None, help="with --dataset: checkpoint name or .safetensors file")
+    ev.add_argument("--method", choices=["model", "skeleton"], default="model", help="with --dataset")
+    ev.add_argument("--split", default=None, help="with --dataset: only this split (train, val, test)")
+    ev.add_argument("--device", default="auto", help="with --dataset: auto, cpu, cuda, mps")
     ev.add_argument("--radius", type=float, default=3.0, help="matching radius in pixels")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_cmd_evaluate)

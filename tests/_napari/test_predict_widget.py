@@ -502,7 +502,9 @@ def test_widgets_open_from_the_manifest(make_napari_viewer):
     from napari_vesselgraph._napari._inspector_widget import InspectorWidget
 
     pm = PluginManifest.from_distribution("napari-vesselgraph")
-    assert [w.display_name for w in pm.contributions.widgets] == ["Predict graph", "Graph inspector"]
+    assert [w.display_name for w in pm.contributions.widgets] == [
+        "Predict graph", "Graph inspector", "Annotate patches", "Fine-tune"
+    ]
     menus = {k: [item.command for item in v] for k, v in pm.contributions.menus.items()}
     assert menus["napari/layers/segment"] == ["napari-vesselgraph.predict_widget"]
     assert menus["napari/layers/measure"] == ["napari-vesselgraph.inspector_widget"]

@@ -210,6 +210,8 @@ def test_skip_empty_patches():
 
 # ------------------------------------------------------------------ thresholds
 def test_rethresholding_raw_equals_predicting_with_thresholds():
+    from napari_vesselgraph.inference.postprocess import finish_raw
+
     shape, patch = (150, 200), (64, 64)
     gt = random_tree(shape, seed=7, n_vessels=8)
     raw, _ = _run(gt, shape, patch, junk=True, keep_raw=True)
@@ -217,13 +219,17 @@ def test_rethresholding_raw_equals_predicting_with_thresholds():
     assert raw.node_attrs["confidence"].min() < 0.5  # weak candidates are kept in the raw graph
     for nt, et in [(0.5, 0.5), (0.3, 0.7), (0.1, 0.1), (0.8, 0.2), (0.0, 0.0)]:
         direct, _ = _run(gt, shape, patch, junk=True, node_threshold=nt, edge_threshold=et)
-        again = apply_thresholds(raw, nt, et)
+        again = finish_raw(raw, nt, et)  # thresholds + the clean-up the prediction recorded
         assert again.differences(direct) == [], (nt, et)
         assert direct.metadata["node_threshold"] == nt and direct.metadata["edge_threshold"] == et
-    # at the default thresholds the junk is gone and the ground truth is left
-    g, _ = _run(gt, shape, patch, junk=True)
+    # at the default thresholds, without the clean-up, the junk is gone and the ground truth is left
+    g, _ = _run(gt, shape, patch, junk=True, postprocess=False)
     assert match_report(g, gt) == []
     assert (g.n_nodes, g.n_edges) == (gt.n_nodes, gt.n_edges)
+    # with it (the default), weak edges may also join separate vessels, but never replace true ones
+    linked, _ = _run(gt, shape, patch, junk=True)
+    assert linked.n_edges >= g.n_edges
+    assert _n_components(linked) <= _n_components(g)
 
 
 def test_metadata():

@@ -4,12 +4,17 @@ colouring by features, saving and handing the graph to the console.
 The graph is always rebuilt from the current (possibly edited) layers with
 :func:`napari_vesselgraph._napari.layers.layers_to_graph`; statistics come from
 :func:`napari_vesselgraph.graph.graph_statistics` and :func:`napari_vesselgraph.graph.segments`, computed in a
-napari ``thread_worker`` so that large graphs do not freeze the viewer.
+napari ``thread_worker`` so that large graphs do not freeze the viewer. The histograms are drawn in that
+worker too (matplotlib's Agg renderer on a figure of its own); the GUI thread only shows the finished image,
+so a 100k-edge graph costs the viewer a table update and a pixmap, not a figure layout and draw.
 """
 
 from __future__ import annotations
 
+import gc
 import math
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -58,8 +63,45 @@ STAT_ROWS = [
 LENGTH_KEYS = ("total_length", "mean_segment_length")
 
 
-def inspect_graph(graph) -> dict:
-    """Everything the inspector shows about ``graph`` (run in a worker thread; no Qt, no napari)."""
+_GC_LOCK = threading.Lock()
+_GC_HOLDERS = [0, False]  # [workers inside _gc_paused, whether gc was enabled before the first]
+
+
+@contextmanager
+def _gc_paused():
+    """Pause Python's cyclic garbage collector while a worker computes statistics.
+
+    The statistics of a large graph allocate a few hundred thousand small lists and tuples; each time that
+    triggers a full collection, the collector walks every object of the napari session (millions) while
+    holding the GIL: the GUI thread then stalls for about half a second, again and again. Nothing the
+    worker builds is cyclic garbage, so collection can wait until it is done (the collector is restored
+    when the last worker leaves).
+    """
+    with _GC_LOCK:
+        if _GC_HOLDERS[0] == 0:
+            _GC_HOLDERS[1] = gc.isenabled()
+            gc.disable()
+        _GC_HOLDERS[0] += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_HOLDERS[0] -= 1
+            if _GC_HOLDERS[0] == 0 and _GC_HOLDERS[1]:
+                gc.enable()
+
+
+def inspect_graph(graph, render: dict | None = None) -> dict:
+    """Everything the inspector shows about ``graph`` (run in a worker thread; no Qt, no napari).
+
+    ``render``: ``{"width", "height", "dpi", "fg", "bg", "unit"}`` to also draw the histograms
+    (:func:`render_histograms`): ``figure`` and ``histogram_image`` (RGBA array) in the result.
+    """
+    with _gc_paused():
+        return _inspect_graph(graph, render)
+
+
+def _inspect_graph(graph, render: dict | None) -> dict:
     from ..graph import graph_statistics, morphometrics
 
     m = morphometrics(graph)
@@ -70,7 +112,7 @@ def inspect_graph(graph) -> dict:
         radius = radius[np.isfinite(radius)]
     else:
         radius = None
-    return {
+    out = {
         "graph": graph,
         "statistics": stats,
         "segments": m["segments"],
@@ -78,6 +120,47 @@ def inspect_graph(graph) -> dict:
         "degree": m["nodes"]["degree"],
         "radius": radius,
     }
+    if render is not None:
+        out["figure"], out["histogram_image"] = render_histograms(out, **render)
+    return out
+
+
+def render_histograms(result: dict | None, width: int, height: int, dpi: float = 90.0, fg="#f0f1f2",
+                      bg="#262930", unit: str = ""):  # fmt: skip
+    """``(figure, rgba)``: the three histograms (segment length, degree, radius) of an :func:`inspect_graph`
+    result drawn by Agg on a figure of their own (safe in a worker thread: no pyplot, no Qt)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(width, 100) / dpi, max(height, 60) / dpi), dpi=dpi, layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    fig.set_facecolor(bg)
+    axes = fig.subplots(1, 3)
+    panels = [
+        ("segment length" + (f" ({unit})" if unit else ""), None if result is None else result["segments"]["length"]),
+        ("degree", None if result is None else result["degree"]),
+        ("radius (px)", None if result is None else result["radius"]),
+    ]
+    for ax, (title, values) in zip(axes, panels):
+        ax.set_facecolor(bg)
+        ax.set_title(title, fontsize=8, color=fg)
+        ax.tick_params(labelsize=7, colors=fg)
+        for spine in ax.spines.values():
+            spine.set_color(fg)
+        if values is None or len(values) == 0:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", fontsize=8, color=fg, transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        values = np.asarray(values, dtype=float)
+        values = values[np.isfinite(values)]
+        if title == "degree":
+            top = int(values.max()) if len(values) else 0
+            ax.hist(values, bins=np.arange(-0.5, top + 1.5, 1.0), color="#4fa3ff", edgecolor=bg)
+        else:
+            ax.hist(values, bins=min(30, max(5, len(values) // 5)), color="#4fa3ff", edgecolor=bg)
+    canvas.draw()
+    return fig, np.asarray(canvas.buffer_rgba()).copy()
 
 
 def graph_unit(graph, nodes_layer=None) -> str:
@@ -225,14 +308,14 @@ class InspectorWidget(QWidget):
         self.stats_table.setFixedHeight(header_h + row_h * len(STAT_ROWS) + 2 * self.stats_table.frameWidth() + 2)
         outer.addWidget(self.stats_table)
 
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        self.figure = Figure(figsize=(4.2, 1.9), dpi=90, layout="constrained")
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.canvas.setFixedHeight(175)
-        outer.addWidget(self.canvas)
+        # the histograms: an image rendered off the GUI thread (see render_histograms)
+        self.figure = None
+        self.histogram_label = QLabel()
+        self.histogram_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.histogram_label.setMinimumWidth(200)
+        self.histogram_label.setFixedHeight(175)
+        self.histogram_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        outer.addWidget(self.histogram_label)
 
         box = QGroupBox("Segments: choose one to select its nodes and centre the view")
         self.segments_box = box
@@ -384,7 +467,9 @@ class InspectorWidget(QWidget):
             notify("error", f"Cannot read the graph from its layers: {e}")
             return
         self.status_label.setText(f"Computing statistics of {graph.n_nodes:,} nodes and {graph.n_edges:,} edges…")
-        worker = create_worker(inspect_graph, graph, _start_thread=False)
+        group = self.group()
+        render = self._render_options(graph_unit(graph, group["nodes"] if group else None))
+        worker = create_worker(inspect_graph, graph, render, _start_thread=False)
         worker.returned.connect(lambda res, gen=gen: self._on_result(gen, res))
         worker.errored.connect(lambda exc, gen=gen: self._on_error(gen, exc))
         worker.finished.connect(lambda gen=gen: self._on_worker_finished(gen))
@@ -427,40 +512,34 @@ class InspectorWidget(QWidget):
         )
         self._draw_histograms(result)
 
-    def _draw_histograms(self, result: dict | None) -> None:
-        fig = self.figure
-        fig.clear()
+    def _render_options(self, unit: str = "") -> dict:
         fg, bg = _theme_colors(self.viewer)
-        fig.set_facecolor(bg)
-        axes = fig.subplots(1, 3)
-        unit = (result or {}).get("unit", "")
-        panels = [
-            (
-                "segment length" + (f" ({unit})" if unit else ""),
-                None if result is None else result["segments"]["length"],
-            ),
-            ("degree", None if result is None else result["degree"]),
-            ("radius (px)", None if result is None else result["radius"]),
-        ]
-        for ax, (title, values) in zip(axes, panels):
-            ax.set_facecolor(bg)
-            ax.set_title(title, fontsize=8, color=fg)
-            ax.tick_params(labelsize=7, colors=fg)
-            for spine in ax.spines.values():
-                spine.set_color(fg)
-            if values is None or len(values) == 0:
-                ax.text(0.5, 0.5, "no data", ha="center", va="center", fontsize=8, color=fg, transform=ax.transAxes)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                continue
-            values = np.asarray(values, dtype=float)
-            values = values[np.isfinite(values)]
-            if title == "degree":
-                top = int(values.max()) if len(values) else 0
-                ax.hist(values, bins=np.arange(-0.5, top + 1.5, 1.0), color="#4fa3ff", edgecolor=bg)
-            else:
-                ax.hist(values, bins=min(30, max(5, len(values) // 5)), color="#4fa3ff", edgecolor=bg)
-        self.canvas.draw_idle()
+        ratio = (
+            float(self.histogram_label.devicePixelRatioF())
+            if hasattr(self.histogram_label, "devicePixelRatioF")
+            else 1.0
+        )
+        width = max(200, self.histogram_label.width())
+        return {
+            "width": int(width * ratio), "height": int(self.histogram_label.height() * ratio), "dpi": 90.0 * ratio,
+            "fg": fg, "bg": bg, "unit": unit,
+        }  # fmt: skip
+
+    def _draw_histograms(self, result: dict | None) -> None:
+        """Show the histograms the worker drew (or draw the empty panels here, for no graph)."""
+        from qtpy.QtGui import QImage, QPixmap
+
+        if result is not None and "histogram_image" in result:
+            fig, rgba = result["figure"], result["histogram_image"]
+        else:
+            fig, rgba = render_histograms(None, **self._render_options())
+        self.figure = fig
+        h, w = rgba.shape[:2]
+        image = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+        pixmap = QPixmap.fromImage(image)
+        if hasattr(self.histogram_label, "devicePixelRatioF"):
+            pixmap.setDevicePixelRatio(self.histogram_label.devicePixelRatioF())
+        self.histogram_label.setPixmap(pixmap)
 
     # ------------------------------------------------------------ segments
     def select_segment(self, segment: int) -> None:

@@ -2,7 +2,7 @@
 
 The model runs once per click on *Run* (in a napari ``thread_worker``) and returns every candidate node and
 edge with its confidence (``keep_raw=True``); the threshold sliders then re-apply
-:func:`napari_vesselgraph.inference.apply_thresholds` to that raw graph and update the layers in place,
+:func:`napari_vesselgraph.inference.postprocess.finish_raw` (thresholds + the prediction's clean-up) to that raw graph and update the layers in place,
 without running the model again.
 """
 
@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -261,6 +262,21 @@ class PredictWidget(QWidget):
             "Fraction of a patch shared with its neighbours (more overlap: fewer seams, slower)"
         )
         form.addRow("Patch overlap", self.overlap_spin)
+        row = QHBoxLayout()  # a dask.distributed cluster; its address is kept in the plugin settings
+        self.cluster_check = QCheckBox("on a dask cluster")
+        self.cluster_edit = QLineEdit()
+        self.cluster_edit.setPlaceholderText("tcp://host:8786")
+        tip = (
+            "Send the tiles to the workers of a running dask.distributed scheduler and stitch here.\n"
+            "The workers need napari-vesselgraph installed; the address is remembered (plugin settings)."
+        )
+        self.cluster_check.setToolTip(tip)
+        self.cluster_edit.setToolTip(tip)
+        self._load_cluster_settings()
+        self.cluster_check.toggled.connect(self.cluster_edit.setEnabled)
+        row.addWidget(self.cluster_check)
+        row.addWidget(self.cluster_edit, 1)
+        form.addRow("Run", row)
         outer.addWidget(box)
 
         # thresholds
@@ -321,6 +337,29 @@ class PredictWidget(QWidget):
         self.status_label.setWordWrap(True)
         outer.addWidget(self.status_label)
         outer.addStretch(1)
+
+    # ------------------------------------------------------------ dask cluster (plugin settings)
+    def _load_cluster_settings(self) -> None:
+        from ..settings import load_settings
+
+        saved = load_settings()
+        self.cluster_edit.setText(str(saved.get("dask_scheduler") or ""))
+        self.cluster_check.setChecked(bool(saved.get("use_dask_scheduler")) and bool(self.cluster_edit.text()))
+        self.cluster_edit.setEnabled(self.cluster_check.isChecked())
+
+    def _cluster_address(self) -> str | None:
+        """The scheduler address to run on (saved to the settings), or None when the box is not ticked."""
+        from ..settings import normalize_scheduler_address, save_settings
+
+        address = normalize_scheduler_address(self.cluster_edit.text())
+        use = self.cluster_check.isChecked()
+        if use and not address:
+            raise VesselGraphError("'on a dask cluster' is ticked but no scheduler address is given (tcp://host:8786)")
+        try:
+            save_settings(dask_scheduler=address, use_dask_scheduler=use)
+        except OSError as e:  # pragma: no cover - read-only home
+            notify("warning", f"Could not save the cluster address in the settings: {e}")
+        return address if use else None
 
     # ------------------------------------------------------------ devices
     def _describe_devices(self) -> None:
@@ -446,8 +485,9 @@ class PredictWidget(QWidget):
             th = (data.get("meta") or {}).get("thresholds") or {}
             node_t, edge_t = float(th.get("node", 0.5)), float(th.get("edge", 0.5))
             model = True
-        for w in (self.device_combo, self.batch_spin, self.overlap_spin):
+        for w in (self.device_combo, self.batch_spin, self.overlap_spin, self.cluster_check):
             w.setEnabled(model)
+        self.cluster_edit.setEnabled(model and self.cluster_check.isChecked())
         if not self._thresholds_touched:
             self._set_thresholds(node_t, edge_t)
 
@@ -490,7 +530,7 @@ class PredictWidget(QWidget):
 
     def apply_thresholds(self) -> None:
         """Re-apply the slider thresholds to the last result's raw graph and update its layers (no model run)."""
-        from ..inference import apply_thresholds
+        from ..inference.postprocess import finish_raw
 
         res = self.last_result
         if res is None:
@@ -502,7 +542,7 @@ class PredictWidget(QWidget):
         node_t, edge_t = self.thresholds()
         if (node_t, edge_t) == (res.node_threshold, res.edge_threshold):
             return
-        graph = apply_thresholds(res.raw, node_t, edge_t)
+        graph = finish_raw(res.raw, node_t, edge_t)
         update_graph_layers(res.layers, graph, res.name, res.scale, res.translate)
         res.node_threshold, res.edge_threshold = node_t, edge_t
         self.status_label.setText(
@@ -559,6 +599,9 @@ class PredictWidget(QWidget):
                 overlap=float(self.overlap_spin.value()),
                 batch_size=int(self.batch_spin.value()),
             )
+            scheduler = self._cluster_address()
+            if scheduler:
+                job["scheduler"] = scheduler
         info = {
             "layer": layer.name,
             "label": label,
@@ -654,7 +697,7 @@ class PredictWidget(QWidget):
         self.progress_bar.setValue(1 if self.last_result is not None else 0)
 
     def _show_result(self, raw) -> None:
-        from ..inference import apply_thresholds
+        from ..inference.postprocess import finish_raw
 
         info = self._job_info
         plan = info["plan"]
@@ -662,7 +705,7 @@ class PredictWidget(QWidget):
             raw.metadata["unit"] = plan.unit
         raw.metadata["image_layer"] = info["layer"]
         node_t, edge_t = self.thresholds()
-        graph = apply_thresholds(raw, node_t, edge_t)
+        graph = finish_raw(raw, node_t, edge_t)
         key = info["key"]
         old = self.results.get(key)
         if self.replace_check.isChecked() and old is not None:

@@ -236,6 +236,13 @@ def load_checkpoint(name_or_path, device="cpu"):
     except (TypeError, VesselGraphError) as e:
         raise VesselGraphError(f"{path}: invalid architecture config: {e}") from None
     model = Relationformer(cfg)
+    translator = meta.get("translator")
+    if (meta.get("adaptation") or {}).get("method") == "translation" or translator:
+        if not isinstance(translator, dict):
+            raise VesselGraphError(f"{path}: a translation-adapted checkpoint without its translator config")
+        from ..adapt.translate import attach_translator, build_translator
+
+        attach_translator(model, build_translator(translator))  # runs on every patch before the model
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
@@ -294,6 +301,8 @@ def _list_dir(folder: Path, source: str) -> list[dict]:
         except VesselGraphError as e:
             entry["meta"] = {}
             entry["error"] = str(e)
+        ad = entry["meta"].get("adaptation")
+        entry["adaptation"] = str(ad.get("method", "none")) if isinstance(ad, dict) else str(ad or "none")
         out.append(entry)
     return out
 

@@ -182,3 +182,68 @@ def sliding_window(shape, patch_size, overlap: float = 0.25, region=None) -> Win
         core_hi=np.asarray(hi, dtype=float).reshape(-1, len(shape)),
         axis_starts=per_axis,
     )
+
+
+# ------------------------------------------------------------------ tiles: blocks of neighbouring windows
+DEFAULT_TILE_SIZE = {2: 1024, 3: 192}  # pixels per axis of the box a tile reads
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A block of neighbouring windows read in one go: the unit of work of tiled (and distributed) prediction.
+
+    ``windows``: indices into the grid (ascending); ``box``: ``((lo, hi), ...)`` per axis, the part of the
+    image those windows cover (clipped to the image: parts of windows outside it are padded by the reader).
+    """
+
+    index: int
+    windows: tuple[int, ...]
+    box: tuple[tuple[int, int], ...]
+
+    @property
+    def n_pixels(self) -> int:
+        return math.prod(hi - lo for lo, hi in self.box)
+
+
+def _axis_groups(starts: list[int], patch: int, tile: int) -> list[list[int]]:
+    """Consecutive windows along one axis grouped so that each group spans at most ``tile`` pixels
+    (at least one window per group)."""
+    groups: list[list[int]] = []
+    cur: list[int] = []
+    for k, s in enumerate(starts):
+        if cur and s + patch - starts[cur[0]] > tile:
+            groups.append(cur)
+            cur = []
+        cur.append(k)
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+def make_tiles(grid: WindowGrid, tile_size=None) -> list[Tile]:
+    """Group the windows of ``grid`` into tiles: boxes of at most ``tile_size`` pixels per axis (an int for
+    every axis or one per axis; default :data:`DEFAULT_TILE_SIZE`; a box is never smaller than one patch).
+
+    Every window belongs to exactly one tile; tiles are numbered in raster order and their windows listed
+    in grid order.
+    """
+    d = grid.ndim
+    if tile_size is None:
+        tile_size = DEFAULT_TILE_SIZE.get(d, 256)
+    sizes = tuple(int(t) for t in np.broadcast_to(np.asarray(tile_size), (d,)))
+    if any(t < 1 for t in sizes):
+        raise VesselGraphError(f"tile_size must be a positive number of pixels, got {tile_size!r}")
+    per_axis = [_axis_groups(list(st), p, max(t, p)) for st, p, t in zip(grid.axis_starts, grid.patch_size, sizes)]
+    counts = [len(st) for st in grid.axis_starts]
+    tiles: list[Tile] = []
+    for combo in itertools.product(*per_axis):
+        multi = np.stack(np.meshgrid(*[np.asarray(g) for g in combo], indexing="ij"), -1).reshape(-1, d)
+        flat = np.ravel_multi_index(tuple(multi.T), counts)
+        box = []
+        for a, g in enumerate(combo):
+            st = grid.axis_starts[a]
+            lo = max(0, st[g[0]])
+            hi = min(grid.shape[a], st[g[-1]] + grid.patch_size[a])
+            box.append((int(lo), int(max(hi, lo))))
+        tiles.append(Tile(len(tiles), tuple(int(i) for i in np.sort(flat)), tuple(box)))
+    return tiles

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -12,15 +13,58 @@ import numpy as np
 
 from ..errors import Cancelled, VesselGraphError
 from ..graph import VesselGraph
-from .grid import normalize_region, sliding_window
+from .grid import make_tiles, normalize_region, sliding_window
+from .postprocess import finish_graph
 from .reader import ImageSource, PatchReader
-from .stitch import DEFAULT_MERGE_RADIUS, apply_thresholds, stitch
+from .stitch import DEFAULT_MERGE_RADIUS, StreamingStitcher
 
 METHODS = ("model", "skeleton")
-MODEL_PARAMS = ("merge_radius", "pad_mode", "normalize", "skip_empty", "drop_isolated", "prefetch")
+MODEL_PARAMS = (
+    "merge_radius", "pad_mode", "normalize", "skip_empty", "drop_isolated", "prefetch", "tile_size",
+    "postprocess", "link_threshold", "flat", "min_length",
+)  # fmt: skip
+_CLEANUP = ("postprocess", "link_threshold", "flat", "min_length")
 
 
 # ------------------------------------------------------------------ input checks
+def _is_multiscale(image) -> bool:
+    """A napari multiscale image: ``MultiScaleData`` or a list/tuple of arrays, largest first."""
+    if type(image).__name__ == "MultiScaleData":
+        return True
+    if isinstance(image, (list, tuple)) and len(image) > 1:
+        levels = [a for a in image if hasattr(a, "shape") and hasattr(a, "dtype") and len(a.shape) >= 2]
+        if len(levels) == len(image):
+            shapes = [tuple(int(n) for n in a.shape) for a in levels]
+            same_rank = all(len(sh) == len(shapes[0]) for sh in shapes)
+            return (
+                same_rank
+                and all(all(x >= y for x, y in zip(a, b)) for a, b in itertools.pairwise(shapes))
+                and shapes[0] != shapes[-1]
+            )
+    return False
+
+
+def open_image(image):
+    """``(array, path, file_scale)`` for what ``predict`` accepts as an image.
+
+    A path (str or ``os.PathLike``) is opened lazily with :func:`napari_vesselgraph.io.load_image`
+    (``lazy=True``: Zarr/OME-Zarr as dask arrays, TIFF and ``.npy`` memory-mapped or through Zarr;
+    ``file_scale`` is the voxel size the file records); a napari multiscale
+    image (a list of levels, largest first) gives its full-resolution level; anything else is returned
+    as it is.
+    """
+    import os
+
+    if isinstance(image, (str, os.PathLike)):
+        from ..io import load_image
+
+        arr, file_scale = load_image(image, lazy=True)
+        return arr, os.fspath(image), tuple(file_scale)
+    if _is_multiscale(image):
+        return image[0], None, None
+    return image, None, None
+
+
 def _as_array(image):
     if image is None:
         raise VesselGraphError("no image given")
@@ -187,14 +231,18 @@ def predict(
     cancel=None,
     predictor=None,
     keep_raw: bool = False,
+    scheduler=None,
+    dask_workers: int | None = None,
     **method_params,
 ) -> VesselGraph:
     """Predict the graph of a whole image (2D grey/RGB or 3D), patch by patch.
 
     Parameters
     ----------
-    image : numpy array, or a lazy array (dask, zarr, ...) read window by window. ``(Y, X)``,
-        ``(Y, X, C)`` (colour, channels last) or ``(Z, Y, X)``.
+    image : numpy array; a lazy array (dask, zarr, ...) read tile by tile; a napari multiscale image (a
+        list of levels: the full-resolution one is used); or the path of an image file (Zarr / OME-Zarr
+        and large TIFFs are opened lazily; the voxel size the file records is the default ``scale``).
+        ``(Y, X)``, ``(Y, X, C)`` (colour, channels last) or ``(Z, Y, X)``.
     checkpoint : checkpoint name or path (``None``: the default bundled model; for a volume, a bundled
         3D model when there is one).
     method : ``"model"`` (Relationformer, sliding window) or ``"skeleton"`` (classical baseline,
@@ -216,11 +264,26 @@ def predict(
         to avoid reloading). A predictor that ``predict`` loads itself is closed at the end (GPU memory
         freed).
     keep_raw : return the stitched low-threshold candidates instead (``raw=True`` in the metadata);
-        :func:`apply_thresholds` turns it into exactly the graph that the thresholds would give.
+        :func:`~napari_vesselgraph.inference.postprocess.finish_graph` (with ``metadata["postprocess"]``)
+        turns it into exactly the graph that the thresholds would give.
+    scheduler, dask_workers : run the tiles on a dask.distributed cluster and stitch here: ``scheduler``
+        is the address of a running one (``"tcp://host:8786"``) or a ``distributed.Client``;
+        ``dask_workers=N`` starts a local cluster of N single-threaded worker processes for this call.
+        See :func:`napari_vesselgraph.inference.distributed.predict_distributed` (more options).
     method_params : for ``"model"``: ``merge_radius`` (px, default 3), ``pad_mode`` (``"reflect"``),
         ``normalize`` (``"auto"`` | ``"whole"`` | ``"tiles"``), ``skip_empty`` (don't run the model on
         constant patches, default True), ``drop_isolated`` (default False), ``prefetch`` (read the next
-        batch while the model runs, default True); for ``"skeleton"``: the baseline's parameters.
+        tile while the model runs, default True), ``tile_size`` (pixels per axis of the box read at once
+        and the unit of work on a cluster; default 1024 in 2D, 192 in 3D); the clean-up of the
+        thresholded graph (:mod:`napari_vesselgraph.inference.postprocess`): ``link_threshold``
+        (weakest edge kept when it joins two components, default 0.1), ``flat`` (shortcut-triangle
+        pruning, default 2.0), ``min_length`` (drop smaller fragments, px, default 0),
+        ``postprocess=False`` (none of these); for ``"skeleton"``: the baseline's parameters.
+
+    Windows are read a tile (a block of neighbouring windows) at a time and each window's graph is merged
+    into a :class:`~napari_vesselgraph.inference.stitch.StreamingStitcher` as soon as it is predicted, so
+    memory holds one tile (and the next, read ahead), one batch, and the graph, whatever the image size
+    (lazy images above ``reader.LAZY_WHOLE_LIMIT`` values; smaller ones are read once).
 
     Returns
     -------
@@ -228,19 +291,68 @@ def predict(
     where an edge crosses a patch/region border) and edge attribute ``confidence``; ``metadata`` records
     the method, checkpoint, thresholds, patch size, overlap, image shape, region and device.
     """
+    if scheduler is not None or dask_workers is not None:
+        from .distributed import predict_distributed
+
+        return predict_distributed(
+            image, checkpoint, method=method, device=device, scale=scale, node_threshold=node_threshold,
+            edge_threshold=edge_threshold, overlap=overlap, batch_size=batch_size, region=region, channel=channel,
+            progress=progress, cancel=cancel, predictor=predictor, keep_raw=keep_raw, scheduler=scheduler,
+            dask_workers=dask_workers, **method_params,
+        )  # fmt: skip
     t_start = time.perf_counter()
     m = str(method).lower() if method is not None else "model"
     if m not in METHODS:
         raise VesselGraphError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    image, path, file_scale = open_image(image)
+    if scale is None:
+        scale = file_scale
     arr = _as_array(image)
     shape = tuple(int(n) for n in arr.shape)
     if m == "skeleton":
-        return _predict_skeleton(arr, shape, scale, region, channel, progress, cancel, method_params, t_start)
+        g = _predict_skeleton(arr, shape, scale, region, channel, progress, cancel, method_params, t_start)
+        if path:
+            g.metadata["source_image"] = path
+        return g
 
+    opts = _model_options(node_threshold, edge_threshold, overlap, batch_size, method_params)
+    # cheap checks on the image before a model is loaded
+    if channel is None and len(shape) == 4:
+        _layout(shape, None, None)  # raises the 4D message
+
+    own_predictor = predictor is None
+    if own_predictor:
+        _check_cancel(cancel)
+        from ..model.predictor import make_predictor
+
+        ckpt = checkpoint if checkpoint is not None else _default_checkpoint(shape, channel)
+        predictor = make_predictor(ckpt, device=device)
+    try:
+        plan = _plan(arr, shape, predictor, checkpoint, scale, region, channel, opts)
+        reader = PatchReader(plan.source, predictor, mode=opts["normalize"], pad_mode=opts["pad_mode"])
+        plan.meta["normalization"] = reader.normalization
+        plan.meta["device"] = _device_name(predictor)
+        if path:
+            plan.meta["source_image"] = path
+        stitcher = plan.stitcher()
+        _run_tiles(plan, reader, predictor, opts, progress, cancel, stitcher)
+        raw = stitcher.result()
+    finally:
+        if own_predictor and hasattr(predictor, "close"):
+            predictor.close()
+    return _finish(raw, plan, opts, keep_raw, t_start)
+
+
+def _model_options(node_threshold, edge_threshold, overlap, batch_size, method_params) -> dict:
+    """Check the model-method arguments; returns them as a dict (thresholds may still be None)."""
     for t, what in ((node_threshold, "node_threshold"), (edge_threshold, "edge_threshold")):
         if t is not None:
             _check_threshold(t, what)
-    if not 0.0 <= float(overlap) < 1.0:
+    try:
+        overlap = float(overlap)
+    except (TypeError, ValueError):
+        raise VesselGraphError(f"overlap must be a number in [0, 1), got {overlap!r}") from None
+    if not 0.0 <= overlap < 1.0:
         raise VesselGraphError(f"overlap must be in [0, 1), got {overlap}")
     try:
         batch_size = int(batch_size)
@@ -253,148 +365,172 @@ def predict(
         raise VesselGraphError(
             f"unknown option(s) for method 'model': {', '.join(unknown)} (known: {', '.join(MODEL_PARAMS)})"
         )
-    merge_radius = float(method_params.get("merge_radius", DEFAULT_MERGE_RADIUS))
-    pad_mode = method_params.get("pad_mode", "reflect")
-    normalize = method_params.get("normalize", "auto")
-    skip_empty = bool(method_params.get("skip_empty", True))
-    drop_isolated = bool(method_params.get("drop_isolated", False))
-    prefetch = bool(method_params.get("prefetch", True))
+    return {
+        "node_threshold": node_threshold,
+        "edge_threshold": edge_threshold,
+        "overlap": overlap,
+        "batch_size": batch_size,
+        "merge_radius": float(method_params.get("merge_radius", DEFAULT_MERGE_RADIUS)),
+        "pad_mode": method_params.get("pad_mode", "reflect"),
+        "normalize": method_params.get("normalize", "auto"),
+        "skip_empty": bool(method_params.get("skip_empty", True)),
+        "drop_isolated": bool(method_params.get("drop_isolated", False)),
+        "prefetch": bool(method_params.get("prefetch", True)),
+        "tile_size": method_params.get("tile_size"),
+        "cleanup": {k: method_params[k] for k in _CLEANUP if k in method_params},
+    }
 
-    # cheap checks on the image before a model is loaded
-    if channel is None and len(shape) == 4:
-        _layout(shape, None, None)  # raises the 4D message
 
-    own_predictor = predictor is None
-    if own_predictor:
-        _check_cancel(cancel)
-        from ..model.predictor import make_predictor
+class _Plan:
+    """Everything about one prediction that does not depend on where the windows run."""
 
-        ckpt = checkpoint if checkpoint is not None else _default_checkpoint(shape, channel)
-        predictor = make_predictor(ckpt, device=device)
-    recorded = (getattr(predictor, "meta", None) or {}).get("thresholds") or {}
-    node_threshold = _check_threshold(
-        recorded.get("node", 0.5) if node_threshold is None else node_threshold, "node_threshold"
-    )
-    edge_threshold = _check_threshold(
-        recorded.get("edge", 0.5) if edge_threshold is None else edge_threshold, "edge_threshold"
-    )
-    try:
-        model_ndim = int(predictor.ndim)
-        snd, has_ch, sel = _layout(shape, model_ndim, channel)
-        scale_nd = _check_scale(scale, snd)
-        patch = tuple(int(p) for p in predictor.patch_size)
-        if len(patch) != snd:
-            raise VesselGraphError(f"the predictor's patch size {patch} does not match its {model_ndim}D model")
-        source = ImageSource(arr, snd, has_ch, int(channel) if sel else None)
-        reg = normalize_region(region, source.shape)
-        grid = sliding_window(source.shape, patch, overlap, tuple(slice(lo, hi) for lo, hi in reg))
-        box = None
-        if grid.needs_clip:  # cut the graph at the first / last pixel of the region (or of the image)
-            box = (np.array([lo for lo, _ in reg], float), np.array([hi for _, hi in reg], float) - 1.0)
-        reader = PatchReader(source, predictor, mode=normalize, pad_mode=pad_mode)
-        results = _run_windows(grid, reader, predictor, patch, batch_size, progress, cancel, skip_empty, prefetch)
-        meta = {
-            "method": "model",
-            "checkpoint": _checkpoint_name(checkpoint, predictor),
-            "checkpoint_path": str((getattr(predictor, "meta", None) or {}).get("path", checkpoint or "")) or None,
-            "domain": (getattr(predictor, "meta", None) or {}).get("domain"),
-            "node_threshold": node_threshold,
-            "edge_threshold": edge_threshold,
-            "patch_size": list(patch),
-            "overlap": float(overlap),
-            "n_patches": len(grid),
-            "merge_radius": merge_radius,
-            "image_shape": list(shape),
-            "spatial_shape": list(source.shape),
-            "region": [list(r) for r in reg] if region is not None else None,
-            "channel": int(channel) if sel else None,
-            "device": _device_name(predictor),
-            "normalization": reader.normalization,
-            "pad_mode": pad_mode,
-        }
-        raw = stitch(
-            results,
-            grid.starts,
-            grid.core_lo,
-            grid.core_hi,
-            merge_radius,
-            ndim=snd,
-            scale=scale_nd,
-            metadata=meta,
-            region_box=box,
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def stitcher(self) -> StreamingStitcher:
+        return StreamingStitcher.for_grid(
+            self.grid, self.opts["merge_radius"], region_box=self.box, scale=self.scale, metadata=self.meta
         )
-    finally:
-        if own_predictor and hasattr(predictor, "close"):
-            predictor.close()
+
+
+def _plan(arr, shape, predictor, checkpoint, scale, region, channel, opts) -> _Plan:
+    """Layout, window grid, tiles and metadata of a prediction (thresholds resolved from the checkpoint)."""
+    recorded = (getattr(predictor, "meta", None) or {}).get("thresholds") or {}
+    nt = opts["node_threshold"]
+    et = opts["edge_threshold"]
+    opts["node_threshold"] = _check_threshold(recorded.get("node", 0.5) if nt is None else nt, "node_threshold")
+    opts["edge_threshold"] = _check_threshold(recorded.get("edge", 0.5) if et is None else et, "edge_threshold")
+    from .postprocess import settings as cleanup_settings
+
+    opts["cleanup"] = cleanup_settings(opts.get("cleanup"), getattr(predictor, "meta", None))
+    model_ndim = int(predictor.ndim)
+    snd, has_ch, sel = _layout(shape, model_ndim, channel)
+    scale_nd = _check_scale(scale, snd)
+    patch = tuple(int(p) for p in predictor.patch_size)
+    if len(patch) != snd:
+        raise VesselGraphError(f"the predictor's patch size {patch} does not match its {model_ndim}D model")
+    source = ImageSource(arr, snd, has_ch, int(channel) if sel else None)
+    reg = normalize_region(region, source.shape)
+    grid = sliding_window(source.shape, patch, opts["overlap"], tuple(slice(lo, hi) for lo, hi in reg))
+    tiles = make_tiles(grid, opts["tile_size"])
+    box = None
+    if grid.needs_clip:  # cut the graph at the first / last pixel of the region (or of the image)
+        box = (np.array([lo for lo, _ in reg], float), np.array([hi for _, hi in reg], float) - 1.0)
+    pmeta = getattr(predictor, "meta", None) or {}
+    meta = {
+        "method": "model",
+        "checkpoint": _checkpoint_name(checkpoint, predictor),
+        "checkpoint_path": str(pmeta.get("path", checkpoint or "")) or None,
+        "domain": pmeta.get("domain"),
+        "node_threshold": opts["node_threshold"],
+        "edge_threshold": opts["edge_threshold"],
+        "patch_size": list(patch),
+        "overlap": float(opts["overlap"]),
+        "n_patches": len(grid),
+        "n_tiles": len(tiles),
+        "merge_radius": opts["merge_radius"],
+        "image_shape": list(shape),
+        "spatial_shape": list(source.shape),
+        "region": [list(r) for r in reg] if region is not None else None,
+        "channel": int(channel) if sel else None,
+        "pad_mode": opts["pad_mode"],
+        "postprocess": dict(opts["cleanup"]),
+    }
+    return _Plan(
+        source=source, spatial_ndim=snd, has_channels=has_ch, channel=int(channel) if sel else None, scale=scale_nd,
+        patch=patch, region=reg, grid=grid, tiles=tiles, box=box, meta=meta, opts=opts,
+    )  # fmt: skip
+
+
+def _finish(raw: VesselGraph, plan: _Plan, opts: dict, keep_raw: bool, t_start: float) -> VesselGraph:
     if keep_raw:
         out = raw
         out.metadata.update(raw=True)
     else:
-        out = apply_thresholds(raw, node_threshold, edge_threshold, drop_isolated=drop_isolated)
+        out = finish_graph(
+            raw, opts["node_threshold"], opts["edge_threshold"], drop_isolated=opts["drop_isolated"], **opts["cleanup"]
+        )
     out.metadata["elapsed_s"] = round(time.perf_counter() - t_start, 3)
     return out
 
 
-def _run_windows(grid, reader, predictor, patch, batch_size, progress, cancel, skip_empty, prefetch) -> list[dict]:
-    n = len(grid)
-    n_batches = (n + batch_size - 1) // batch_size
-    empty = {
-        "nodes": np.zeros((0, len(patch))),
-        "node_score": np.zeros(0),
-        "radius": np.zeros(0),
-        "edges": np.zeros((0, 2), np.int64),
-        "edge_score": np.zeros(0),
-    }
-    results: list[dict] = [empty] * n
-    t0 = time.perf_counter()
+def _tile_order(tiles) -> list[int]:
+    """The order tiles are processed in (raster order; the result does not depend on it)."""
+    return list(range(len(tiles)))
 
-    def load(b: int) -> tuple[list[int], np.ndarray | None]:
-        idx = list(range(b * batch_size, min(n, (b + 1) * batch_size)))
-        tiles = [reader.read(grid.starts[i], patch) for i in idx]
+
+def tile_batches(reader: PatchReader, data, tile, starts, patch, batch_size: int, skip_empty: bool):
+    """The batches of one tile: ``(windows, kept, patches)`` per batch of ``batch_size`` windows of ``tile``,
+    where ``kept`` are the windows that go to the model (not constant when ``skip_empty``) and ``patches``
+    their stacked ``(B, C, *patch)`` array (``None`` when none is left). ``data = reader.read_box(tile.box)``."""
+    win = tile.windows
+    for s in range(0, len(win), batch_size):
+        idx = list(win[s : s + batch_size])
+        cut = [reader.cut(data, tile.box, starts[i], patch) for i in idx]
         if skip_empty:
-            keep = [k for k, t in enumerate(tiles) if float(t.max() - t.min()) > 1e-6]
+            keep = [k for k, t in enumerate(cut) if float(t.max() - t.min()) > 1e-6]
         else:
-            keep = list(range(len(tiles)))
-        if not keep:
-            return [], None
-        return [idx[k] for k in keep], np.stack([tiles[k] for k in keep])
+            keep = list(range(len(cut)))
+        yield idx, [idx[k] for k in keep], (np.stack([cut[k] for k in keep]) if keep else None)
+
+
+def _run_tiles(plan: _Plan, reader, predictor, opts, progress, cancel, stitcher) -> None:
+    """Predict every window tile by tile (reading the next tile while the model runs) into ``stitcher``."""
+    grid, tiles, patch = plan.grid, plan.tiles, plan.patch
+    batch_size = opts["batch_size"]
+    n = len(grid)
+    n_batches = sum(-(-len(t.windows) // batch_size) for t in tiles)
+    t0 = time.perf_counter()
+    order = _tile_order(tiles)
 
     if progress is not None:
         progress(0, n, {"stage": "predict", "batch": 0, "n_batches": n_batches, "elapsed_s": 0.0})
     pool = None
-    if prefetch and n_batches > 1:
+    if opts["prefetch"] and len(order) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vesselgraph-read")
+    done = b = 0
     try:
-        pending = pool.submit(load, 0) if pool is not None else None
-        for b in range(n_batches):
+        pending = pool.submit(reader.read_box, tiles[order[0]].box) if pool is not None else None
+        for k, ti in enumerate(order):
+            tile = tiles[ti]
             _check_cancel(cancel)
-            idx, batch = pending.result() if pending is not None else load(b)
-            if pool is not None and b + 1 < n_batches:
-                pending = pool.submit(load, b + 1)
-            if batch is not None:
-                out = predictor.predict_batch(batch)
-                if len(out) != len(idx):
-                    raise VesselGraphError(f"the predictor returned {len(out)} results for {len(idx)} patches")
-                for i, r in zip(idx, out):
-                    results[i] = r
-            done = min(n, (b + 1) * batch_size)
-            if progress is not None:
-                progress(
-                    done,
-                    n,
-                    {
-                        "stage": "predict",
-                        "batch": b + 1,
-                        "n_batches": n_batches,
-                        "elapsed_s": round(time.perf_counter() - t0, 3),
-                    },
-                )
+            data = pending.result() if pending is not None else reader.read_box(tile.box)
+            if pool is not None and k + 1 < len(order):
+                pending = pool.submit(reader.read_box, tiles[order[k + 1]].box)
+            for idx, kept, batch in tile_batches(
+                reader, data, tile, grid.starts, patch, batch_size, opts["skip_empty"]
+            ):
+                _check_cancel(cancel)
+                results = {}
+                if batch is not None:
+                    out = predictor.predict_batch(batch)
+                    if len(out) != len(kept):
+                        raise VesselGraphError(f"the predictor returned {len(out)} results for {len(kept)} patches")
+                    results = dict(zip(kept, out))
+                for i in idx:
+                    if i in results:
+                        stitcher.add(i, results[i])
+                    else:
+                        stitcher.add_empty(i)
+                done += len(idx)
+                b += 1
+                if progress is not None:
+                    progress(
+                        done,
+                        n,
+                        {
+                            "stage": "predict",
+                            "batch": b,
+                            "n_batches": n_batches,
+                            "elapsed_s": round(time.perf_counter() - t0, 3),
+                        },
+                    )
+            del data
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    return results
 
 
 # ------------------------------------------------------------------ skeleton baseline

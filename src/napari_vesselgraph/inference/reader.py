@@ -38,7 +38,12 @@ PAD_MODES = ("reflect", "constant", "edge", "symmetric")
 
 
 def is_lazy(array) -> bool:
-    return not isinstance(array, np.ndarray)
+    """Arrays not held in memory: dask, zarr, h5py, ... and memory-mapped files."""
+    return not isinstance(array, np.ndarray) or isinstance(array, np.memmap)
+
+
+def _is_dask(array) -> bool:
+    return hasattr(array, "dask") and hasattr(array, "compute")
 
 
 class ImageSource:
@@ -76,8 +81,11 @@ class ImageSource:
         step = step or (1,) * self.spatial_ndim
         sl = tuple(slice(lo, hi, s) for (lo, hi), s in zip(box, step))
         out = self.array[self._index(sl)]
-        out = np.asarray(out)
-        return out
+        if _is_dask(out):
+            # a few chunks: computed right here (also inside a dask worker, and whatever the default
+            # scheduler is: a distributed Client would otherwise ship the pixels through the cluster)
+            out = out.compute(scheduler="synchronous")
+        return np.asarray(out)
 
 
 def _strided_sample(source: ImageSource, budget: int = STATS_SAMPLE) -> np.ndarray:
@@ -89,10 +97,19 @@ def _strided_sample(source: ImageSource, budget: int = STATS_SAMPLE) -> np.ndarr
     return source.read(step=step)
 
 
-class PatchReader:
-    """Normalised ``(C, *patch)`` float32 windows of an :class:`ImageSource` for a predictor."""
+_UNSET = object()
 
-    def __init__(self, source: ImageSource, predictor, mode: str = "auto", pad_mode: str = "reflect"):
+
+class PatchReader:
+    """Normalised ``(C, *patch)`` float32 windows of an :class:`ImageSource` for a predictor.
+
+    Windows are read one by one (:meth:`read`) or cut from a box read once (:meth:`read_box` then
+    :meth:`cut`, what tiled prediction does: one read per tile instead of one per window). ``stats``:
+    the ``(lo, hi)`` of :func:`global_stats` computed elsewhere (a distributed client sends them to its
+    workers), used with ``mode="tiles"`` instead of sampling the image again (``None``: per tile).
+    """
+
+    def __init__(self, source: ImageSource, predictor, mode: str = "auto", pad_mode: str = "reflect", stats=_UNSET):
         if pad_mode not in PAD_MODES:
             raise VesselGraphError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
         if mode not in ("auto", "whole", "tiles"):
@@ -110,7 +127,7 @@ class PatchReader:
             self._prepared = self._prepare(source.read())
             self.normalization = "whole image"
         else:
-            self._stats = global_stats(predictor, _strided_sample(source))
+            self._stats = global_stats(predictor, _strided_sample(source)) if stats is _UNSET else stats
             self.normalization = (
                 "global statistics from a strided subsample, applied per tile"
                 if self._stats is not None
@@ -131,6 +148,43 @@ class PatchReader:
             return self._prepare(raw)
         return apply_stats(self.predictor, raw, self._stats)
 
+    @property
+    def stats(self):
+        """The global ``(lo, hi)`` used for every tile (``None``: whole-image or per-tile normalisation)."""
+        return self._stats
+
+    @property
+    def per_window(self) -> bool:
+        """True when each window is normalised on its own (a predictor without ``input_meta``)."""
+        return self._prepared is None and self._stats is None
+
+    def read_box(self, box: tuple[tuple[int, int], ...]) -> np.ndarray:
+        """The box ``((lo, hi), ...)`` (inside the image) ready for :meth:`cut`: normalised ``(C, *box)``
+        float32, or the raw pixels when windows are normalised one by one (:attr:`per_window`)."""
+        box = tuple((int(lo), int(hi)) for lo, hi in box)
+        if self._prepared is not None:
+            return self._prepared[(slice(None),) + tuple(slice(lo, hi) for lo, hi in box)]
+        raw = self.source.read(box)
+        if self._stats is None:
+            return raw
+        return np.asarray(apply_stats(self.predictor, raw, self._stats), dtype=np.float32)
+
+    def cut(self, data: np.ndarray, box, start: tuple[int, ...], size: tuple[int, ...]) -> np.ndarray:
+        """Window ``[start, start + size)`` from ``data = read_box(box)``; its part inside the image must lie
+        in ``box``. Normalised and padded exactly as :meth:`read` does."""
+        inner, pads = [], []
+        for (blo, bhi), s, p, n in zip(box, start, size, self.source.shape):
+            lo, hi = max(s, 0), min(s + p, n)
+            if lo < blo or hi > bhi:
+                raise ValueError(f"window {tuple(start)} + {tuple(size)} is not inside the box {tuple(box)}")
+            inner.append(slice(lo - blo, hi - blo))
+            pads.append((lo - s, s + p - hi))
+        if self.per_window:
+            tile = self._prepare(np.asarray(data[tuple(inner)]))
+        else:
+            tile = data[(slice(None),) + tuple(inner)]
+        return self._pad(tile, pads)
+
     def read(self, start: tuple[int, ...], size: tuple[int, ...]) -> np.ndarray:
         """Window ``[start, start + size)`` (may reach outside the image) normalised and padded."""
         box, pads = [], []
@@ -143,6 +197,9 @@ class PatchReader:
             tile = self._prepared[sl]
         else:
             tile = self._normalize_tile(self.source.read(tuple(box)))
+        return self._pad(tile, pads)
+
+    def _pad(self, tile: np.ndarray, pads) -> np.ndarray:
         if any(a or b for a, b in pads):
             kw = {"constant_values": 0.0} if self.pad_mode == "constant" else {}
             tile = np.pad(tile, [(0, 0)] + pads, mode=self.pad_mode, **kw)

@@ -93,8 +93,10 @@ def _as_patch_arrays(res: dict, ndim: int):
     return nodes, score, radius, edges[ok], escore[ok]
 
 
-def _core_part(res: dict, start, lo, hi, ndim: int, min_piece: float = 0.0):
+def core_part(res: dict, start, lo, hi, ndim: int, min_piece: float = 0.0):
     """One patch's contribution: (pos, score, radius, inserted, edges, edge_score) in image coordinates.
+
+    ``lo``/``hi``: the window's core (cut to the region); ``min_piece``: the merge radius (see below).
 
     Pieces of edges that only pass through the core (both ends cut) and are shorter than ``min_piece``
     are dropped: near a corner of the cores they would put two cut nodes next to each other, and the
@@ -163,47 +165,200 @@ def stitch(
     core box. ``region_box`` = ``(lo, hi)``: the graph is also cut at this box (cores are intersected
     with it), for windows that reach outside the region asked for. The result is the *raw* graph:
     node attributes ``confidence``, ``radius``, ``inserted`` (cut nodes, see the module doc) and edge
-    attribute ``confidence``; no threshold is applied.
+    attribute ``confidence``; no threshold is applied. The same as feeding a :class:`StreamingStitcher`
+    all results (in any order).
     """
     if ndim is None:
         ndim = len(starts[0]) if len(starts) else 2
-    core_lo = np.asarray(core_lo, float).reshape(-1, ndim)
-    core_hi = np.asarray(core_hi, float).reshape(-1, ndim)
-    if region_box is not None:
-        rlo, rhi = (np.asarray(b, float).reshape(ndim) for b in region_box)
-        core_lo = np.maximum(core_lo, rlo)
-        core_hi = np.minimum(core_hi, rhi)
-    pos, sc, rad, ins, pid, edges, escore = [], [], [], [], [], [], []
-    offset = 0
+    st = StreamingStitcher(starts, core_lo, core_hi, merge_radius, ndim, scale, metadata, region_box)
     for i, res in enumerate(results):
-        p, s, r, n, e, es = _core_part(res, starts[i], core_lo[i], core_hi[i], ndim, merge_radius)
-        pos.append(p)
-        sc.append(s)
-        rad.append(r)
-        ins.append(n)
-        pid.append(np.full(len(p), i, np.int64))
-        edges.append(e + offset)
-        escore.append(es)
-        offset += len(p)
-    if offset == 0:
-        return _make_graph(
-            np.zeros((0, ndim)),
-            np.zeros(0),
-            np.zeros(0),
-            np.zeros(0, bool),
-            np.zeros((0, 2), np.int64),
-            np.zeros(0),
-            scale,
-            metadata,
-        )
-    pos = np.concatenate(pos)
-    sc = np.concatenate(sc)
-    rad = np.concatenate(rad)
-    ins = np.concatenate(ins)
-    pid = np.concatenate(pid)
-    edges = np.concatenate(edges)
-    escore = np.concatenate(escore)
+        st.add(i, res)
+    return st.result()
 
+
+class StreamingStitcher:
+    """Stitching for windows that arrive one at a time, in any order (tiles on a cluster, lazy images).
+
+    ``add(i, result)`` takes the ``predict_batch`` dict of window ``i`` and keeps only its contribution:
+    the nodes and edge pieces inside the window's core (step 2 of the module doc), as flat arrays; the
+    window's result can then be dropped. ``add_part(i, part)`` takes a contribution already computed by
+    :func:`core_part` (on a dask worker, say). ``result()`` merges everything (steps 3-5) and returns the
+    raw graph, identical to :func:`stitch` on all results: contributions are put back in window order
+    before merging, so the order of arrival does not matter.
+
+    Memory: what is kept is the raw graph restricted to the cores, per node ``8 * D + 25`` bytes (position,
+    score, radius, cut flag, window id) and per edge 32 bytes (two node indices, confidence, window id),
+    plus a few hundred bytes per pending window until every ``consolidate_every`` windows the pending
+    pieces are packed into one block. It grows with the number of candidates the model emits, never with
+    the number of pixels; ``result()`` needs a few times that again while merging.
+    """
+
+    def __init__(
+        self,
+        starts: Sequence[Sequence[int]],
+        core_lo: np.ndarray,
+        core_hi: np.ndarray,
+        merge_radius: float = DEFAULT_MERGE_RADIUS,
+        ndim: int | None = None,
+        scale=None,
+        metadata: dict | None = None,
+        region_box: tuple[np.ndarray, np.ndarray] | None = None,
+        consolidate_every: int = 512,
+    ):
+        if ndim is None:
+            ndim = len(starts[0]) if len(starts) else 2
+        self.ndim = int(ndim)
+        self.starts = np.asarray(starts, dtype=np.int64).reshape(-1, self.ndim)
+        self.n_windows = len(self.starts)
+        self.core_lo = np.asarray(core_lo, float).reshape(-1, self.ndim)
+        self.core_hi = np.asarray(core_hi, float).reshape(-1, self.ndim)
+        self.region_box = None
+        if region_box is not None:
+            rlo, rhi = (np.asarray(b, float).reshape(self.ndim) for b in region_box)
+            self.region_box = (rlo, rhi)
+            self.core_lo = np.maximum(self.core_lo, rlo)
+            self.core_hi = np.minimum(self.core_hi, rhi)
+        self.merge_radius = float(merge_radius)
+        self.scale = scale
+        self.metadata = dict(metadata or {})
+        self.consolidate_every = max(1, int(consolidate_every))
+        self._seen = np.zeros(self.n_windows, bool)
+        self._pending: list[tuple[int, tuple]] = []
+        self._blocks: list[dict[str, np.ndarray]] = []
+
+    @classmethod
+    def for_grid(cls, grid, merge_radius: float = DEFAULT_MERGE_RADIUS, region_box=None, **kw) -> StreamingStitcher:
+        """A stitcher for the windows of a :class:`~napari_vesselgraph.inference.grid.WindowGrid`."""
+        return cls(grid.starts, grid.core_lo, grid.core_hi, merge_radius, grid.ndim, region_box=region_box, **kw)
+
+    # ------------------------------------------------------------ feeding
+    def core_box(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The core of window ``i`` (cut to the region): what :func:`core_part` needs on a worker."""
+        return self.core_lo[i], self.core_hi[i]
+
+    def add(self, i: int, result: dict) -> None:
+        """Add window ``i``'s ``predict_batch`` result (patch pixel coordinates)."""
+        i = int(i)
+        self._check_index(i)
+        self.add_part(
+            i, core_part(result, self.starts[i], self.core_lo[i], self.core_hi[i], self.ndim, self.merge_radius)
+        )
+
+    def add_part(self, i: int, part: tuple) -> None:
+        """Add window ``i``'s contribution as returned by :func:`core_part`."""
+        i = int(i)
+        self._check_index(i)
+        self._seen[i] = True
+        if len(part[0]) or len(part[4]):
+            self._pending.append((i, part))
+        if len(self._pending) >= self.consolidate_every:
+            self._consolidate()
+
+    def add_empty(self, i: int) -> None:
+        """Mark window ``i`` as done without any contribution (a skipped constant window)."""
+        i = int(i)
+        self._check_index(i)
+        self._seen[i] = True
+
+    def _check_index(self, i: int) -> None:
+        if not 0 <= i < self.n_windows:
+            raise IndexError(f"window {i} does not exist ({self.n_windows} windows)")
+        if self._seen[i]:
+            raise ValueError(f"window {i} was added twice")
+
+    @property
+    def n_done(self) -> int:
+        return int(self._seen.sum())
+
+    @property
+    def complete(self) -> bool:
+        return bool(self._seen.all())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held in the packed contributions (pending ones not counted)."""
+        return int(sum(a.nbytes for b in self._blocks for a in b.values()))
+
+    def _consolidate(self) -> None:
+        if not self._pending:
+            return
+        d = self.ndim
+        pos, sc, rad, ins, nwid, edges, escore, ewid = [], [], [], [], [], [], [], []
+        offset = 0
+        for i, (p, s, r, n, e, es) in self._pending:
+            pos.append(np.asarray(p, float).reshape(-1, d))
+            sc.append(np.asarray(s, float))
+            rad.append(np.asarray(r, float))
+            ins.append(np.asarray(n, bool))
+            nwid.append(np.full(len(p), i, np.int64))
+            edges.append(np.asarray(e, np.int64).reshape(-1, 2) + offset)
+            escore.append(np.asarray(es, float))
+            ewid.append(np.full(len(es), i, np.int64))
+            offset += len(p)
+        self._blocks.append(
+            {
+                "pos": np.concatenate(pos),
+                "score": np.concatenate(sc),
+                "radius": np.concatenate(rad),
+                "inserted": np.concatenate(ins),
+                "wid": np.concatenate(nwid),
+                "edges": np.concatenate(edges),
+                "edge_score": np.concatenate(escore),
+                "edge_wid": np.concatenate(ewid),
+            }
+        )
+        self._pending = []
+
+    # ------------------------------------------------------------ the graph
+    def _gather(self):
+        """All contributions as flat arrays, nodes and edges in window order (as :func:`stitch` builds them)."""
+        self._consolidate()
+        d = self.ndim
+        if not self._blocks:
+            return None
+        offsets = np.cumsum([0] + [len(b["pos"]) for b in self._blocks])
+        pos = np.concatenate([b["pos"] for b in self._blocks]).reshape(-1, d)
+        sc = np.concatenate([b["score"] for b in self._blocks])
+        rad = np.concatenate([b["radius"] for b in self._blocks])
+        ins = np.concatenate([b["inserted"] for b in self._blocks])
+        wid = np.concatenate([b["wid"] for b in self._blocks])
+        edges = np.concatenate([b["edges"] + o for b, o in zip(self._blocks, offsets[:-1])]).reshape(-1, 2)
+        escore = np.concatenate([b["edge_score"] for b in self._blocks])
+        ewid = np.concatenate([b["edge_wid"] for b in self._blocks])
+        self._blocks = [
+            {"pos": pos, "score": sc, "radius": rad, "inserted": ins, "wid": wid, "edges": edges,
+             "edge_score": escore, "edge_wid": ewid}
+        ]  # fmt: skip
+        # window order; within a window the order the window listed them (stable sorts)
+        order = np.argsort(wid, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        eorder = np.argsort(ewid, kind="stable")
+        return pos[order], sc[order], rad[order], ins[order], wid[order], rank[edges[eorder]], escore[eorder]
+
+    def result(self) -> VesselGraph:
+        """The raw stitched graph of everything added so far (normally: all windows)."""
+        d = self.ndim
+        gathered = self._gather()
+        if gathered is None:
+            return _make_graph(
+                np.zeros((0, d)),
+                np.zeros(0),
+                np.zeros(0),
+                np.zeros(0, bool),
+                np.zeros((0, 2), np.int64),
+                np.zeros(0),
+                self.scale,
+                self.metadata,
+            )
+        pos, sc, rad, ins, pid, edges, escore = gathered
+        return _merge_and_splice(
+            pos, sc, rad, ins, pid, edges, escore, self.merge_radius, self.region_box, self.scale, self.metadata
+        )
+
+
+def _merge_and_splice(pos, sc, rad, ins, pid, edges, escore, merge_radius, region_box, scale, metadata) -> VesselGraph:
+    """Steps 3-5 of the module doc on the concatenated core contributions of all windows."""
     labels = _merge_labels(pos, pid, merge_radius, ins)
     n = int(labels.max()) + 1 if len(labels) else 0
     mpos, msc, mrad, mins = _merge_nodes(labels, n, pos, sc, rad, ins)
@@ -212,6 +367,7 @@ def stitch(
     # cut nodes on the region's border are real ends of the graph, never spurs
     spur_ok = mins.copy()
     if region_box is not None and n:
+        rlo, rhi = region_box
         on_border = np.any(np.isclose(mpos, rlo, atol=1e-6) | np.isclose(mpos, rhi, atol=1e-6), axis=1)
         spur_ok &= ~on_border
     keep_nodes, e, es, _ = _splice_inserted(n, mins, e, escore, mpos, merge_radius, spur_ok)

@@ -10,6 +10,10 @@
 * ``.npy`` files (scale 1).
 * Zarr and OME-Zarr folders (``.zarr``, v2 or v3), opened lazily as a dask array: for OME-Zarr the
   highest-resolution level, with the scale from the ``multiscales`` ``coordinateTransformations``.
+* TIFFs larger than :data:`LAZY_TIFF_BYTES` (or any TIFF with ``lazy=True``) are opened lazily too: a
+  memory map when the pixels are stored contiguously and uncompressed, else a dask array over
+  tifffile's Zarr view of the tiles/strips (level 0 of a pyramid). ``.npy`` files are memory-mapped
+  with ``lazy=True``.
 
 Arrays come back as stored (no intensity normalisation) in napari axis order, with singleton axes
 removed and a channel axis moved last, so a 2D image is ``(Y, X)`` or ``(Y, X, C)`` and a volume is
@@ -32,6 +36,7 @@ from .atomic import atomic_write
 __all__ = ["load_image", "save_tiff", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy", ".zarr")
+LAZY_TIFF_BYTES = 2**30  # TIFFs above this many bytes of pixels are not read into memory by default
 _TIFF = (".tif", ".tiff")
 _IMAGEIO = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -74,8 +79,11 @@ def _is_zarr(path: str) -> bool:
 
 
 # ================================================================ loading
-def load_image(path) -> tuple[np.ndarray, tuple[float, ...]]:
+def load_image(path, lazy: bool | None = None) -> tuple[np.ndarray, tuple[float, ...]]:
     """Load an image file and its voxel size.
+
+    ``lazy``: ``True`` opens TIFF and ``.npy`` files without reading their pixels (memory map or dask
+    array); ``None`` (default) does so for TIFFs above :data:`LAZY_TIFF_BYTES`; Zarr is always lazy.
 
     Returns
     -------
@@ -101,11 +109,11 @@ def load_image(path) -> tuple[np.ndarray, tuple[float, ...]]:
         if os.path.getsize(path) == 0:
             raise _broken(path, "file is empty")
         if suffix in _TIFF:
-            return _load_tiff(path)
+            return _load_tiff(path, lazy)
         if suffix in _IMAGEIO:
             return _load_imageio(path)
         if suffix == ".npy":
-            return _load_npy(path)
+            return _load_npy(path, bool(lazy))
     except VesselGraphError:
         raise
     except MemoryError:
@@ -133,9 +141,9 @@ def _finish(arr, spatial_scale: list[float] | None, channels: bool):
     return arr, tuple(scale)
 
 
-def _load_npy(path: str):
+def _load_npy(path: str, lazy: bool = False):
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False, mmap_mode="r" if lazy else None)
     except (ValueError, OSError, EOFError) as e:
         raise _broken(path, f"not a valid .npy file ({_first_line(e)})") from None
     if not isinstance(arr, np.ndarray):
@@ -228,27 +236,57 @@ def _tiff_sizes(tif) -> dict[str, float]:
     return sizes
 
 
-def _load_tiff(path: str):
+def _lazy_tiff(tif, series, path: str):
+    """The pixels of ``series`` without reading them: a memory map, or a dask array over its Zarr view
+    (the open ``tif`` stays referenced by the store)."""
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    if series.dataoffset is not None and len(tif.series) >= 1:
+        try:
+            return tifffile.memmap(path, series=0, mode="r")
+        except (ValueError, OSError):  # not memory-mappable after all
+            pass
+    import dask.array as da
+    import zarr
+
+    store = series.aszarr(level=0)
+    return da.from_zarr(zarr.open(store, mode="r"))
+
+
+def _load_tiff(path: str, lazy: bool | None = None):
+    import tifffile
+
+    tif = tifffile.TiffFile(path)
+    keep_open = False
+    try:
         if not tif.series:
             raise _broken(path, "the TIFF holds no image")
         series = tif.series[0]
         axes = series.axes.upper()
-        arr = series.asarray()
+        if lazy is None:
+            lazy = int(series.nbytes) > LAZY_TIFF_BYTES
+        if lazy:
+            arr = _lazy_tiff(tif, series, path)
+            keep_open = not isinstance(arr, np.ndarray)
+        else:
+            arr = series.asarray()
         sizes = _tiff_sizes(tif)
+    finally:
+        if not keep_open:
+            tif.close()
     if len(axes) != arr.ndim:  # should not happen; fall back to the shape alone
         return _finish(arr, None, _channels_last_guess(arr.shape))
-    # drop singleton axes, then move a channel axis last
+    # drop singleton axes, then move a channel axis last (indexing and transposing: lazy arrays stay lazy)
     keep = [i for i, n in enumerate(arr.shape) if n != 1 or axes[i] in "YX"]
-    arr = arr.reshape([arr.shape[i] for i in keep])
+    if len(keep) != arr.ndim:
+        arr = arr[tuple(slice(None) if i in keep else 0 for i in range(arr.ndim))]
     axes = "".join(axes[i] for i in keep)
     channels = False
     for ch in "SC":
         if ch in axes:
             i = axes.index(ch)
-            arr = np.moveaxis(arr, i, -1)
+            perm = [k for k in range(arr.ndim) if k != i] + [i]
+            arr = arr.transpose(perm)
             axes = axes[:i] + axes[i + 1 :] + ch
             channels = True
             break

@@ -188,6 +188,9 @@ class Relationformer(nn.Module):
         one dict per earlier layer), ``dense`` (backbone heat maps or None) and ``tokens``/``rln`` per layer."""
         cfg = self.cfg
         b = images.shape[0]
+        translator = self._modules.get("translator")  # adaptation by translation: attached by load_checkpoint
+        if translator is not None:
+            images = translator(images)
         feats = self.backbone(images)
         dense = self.dense_head(feats) if self.dense_head is not None else None
         mem = self.input_proj(feats).flatten(2).transpose(1, 2)  # (B, L, d)

@@ -1,0 +1,315 @@
+"""Cross-domain adaptation: every method on the target test split of each synthetic domain pair.
+
+For each pair (source -> target) the bundled checkpoint trained on the source domain is adapted with
+``napari_vesselgraph.adapt.adapt`` and every result is evaluated on the target TEST split (seeds
+``10_000_000 + i``, the domain's default shape) by ``inference.predict`` + ``metrics.evaluate`` (radius 3 px):
+
+* ``skeleton``: classical baseline with the target domain's preset (``baseline.preset``); no training.
+* ``source-only``: the bundled source checkpoint as it is (its own thresholds).
+* ``finetune`` / ``contrastive`` / ``adversarial``: K labelled target images (train-split seeds drawn with
+  ``shot_seed = seed``), for K in ``--shots`` and every seed; held-out images from the target VAL split
+  (``val_fraction`` of all labelled images: 1, 2, 3 for K = 1, 5, 10) pick the best step and the thresholds.
+* ``translation``: CycleGAN translator trained on 32 unlabelled target train images; no labels at all (the
+  source checkpoint's thresholds; held-out labels only measured).
+* ``oracle``: the ceiling -- ``finetune`` on ``--oracle-shots`` labelled target images for ``--oracle-steps``
+  steps (plenty of target labels, more steps), same held-out protocol.
+
+Rows are mean ± std over the seeds (each run: the mean over the test images); single-run rows
+(``skeleton``, ``source-only``) show the std over the test images. ``train_s`` is the adaptation wall time
+of one run on this machine (1 torch thread). ``gap`` is the share of the source-only -> oracle gap a method
+recovers, on ``(node_f1 + edge_f1) / 2``.
+
+    python benchmarks/adaptation.py                    # full: K 1 5 10, seeds 0 1 2, 300 steps, both pairs
+    python benchmarks/adaptation.py --quick            # small honest version (a few minutes)
+    python benchmarks/adaptation.py --pairs vessel2d-fluo:vessel2d-fundus --shots 5 --seeds 0 1 --steps 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _report import cpu_name, write_section
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))
+
+TEST_SEED0 = 10_000_000
+PAIRS = ["vessel2d-fluo:vessel2d-fundus", "road-clean:road-hazy"]
+SHOT_METHODS = ("finetune", "contrastive", "adversarial")
+ALL_METHODS = ("skeleton", "source-only", "translation", *SHOT_METHODS, "oracle")
+COLUMNS = ["smd", "node_f1", "edge_f1", "apls", "topo_f1", "train_s"]
+GROUPS = ["prf", "smd", "apls", "topo"]
+
+
+def bundled_for(domain: str) -> str:
+    from napari_vesselgraph.checkpoints import list_bundled
+
+    for e in list_bundled():
+        if (e.get("meta") or {}).get("domain") == domain and not e.get("error"):
+            return e["name"]
+    raise SystemExit(f"no bundled checkpoint trained on {domain!r}")
+
+
+def test_set(domain: str, n: int):
+    from napari_vesselgraph import synth
+
+    return [synth.make_sample(domain, TEST_SEED0 + i) for i in range(n)]
+
+
+def score_graphs(preds, data) -> list[dict]:
+    from napari_vesselgraph.metrics import evaluate
+
+    rows = []
+    for pred, (image, gt) in zip(preds, data):
+        rows.append(evaluate(pred, gt, radius=3.0, metrics=GROUPS, image_shape=tuple(image.shape[: gt.ndim])))
+    return rows
+
+
+def eval_checkpoint(ckpt, data) -> list[dict]:
+    from napari_vesselgraph.inference import predict
+    from napari_vesselgraph.model.predictor import make_predictor
+
+    pred = make_predictor(ckpt, device="cpu")
+    try:
+        return score_graphs([predict(img, predictor=pred) for img, _ in data], data)
+    finally:
+        pred.close()
+
+
+def eval_skeleton(domain: str, data) -> list[dict]:
+    from napari_vesselgraph.baseline import preset, skeleton_graph
+
+    return score_graphs([skeleton_graph(img, scale=gt.scale, **preset(domain)) for img, gt in data], data)
+
+
+def mean_row(rows: list[dict]) -> dict:
+    keys = [k for k in rows[0] if isinstance(rows[0][k], float)]
+    return {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
+
+
+def run_adapt(cfg: dict, log) -> tuple[Path, float, dict]:
+    from napari_vesselgraph.adapt import adapt
+    from napari_vesselgraph.checkpoints import read_metadata
+
+    t0 = time.perf_counter()
+    path = adapt(cfg, log=log)
+    return path, time.perf_counter() - t0, read_metadata(path)["adaptation"]
+
+
+def benchmark(args, log=print):
+    results: list[dict] = []  # one row per (pair, method, K, seed)
+    provenance: list[dict] = []
+    workdir = Path(tempfile.mkdtemp(prefix="vg-adapt-bench-"))
+    quiet = (lambda s: None) if not args.verbose else log
+    try:
+        for pair in args.pairs:
+            src, tgt = pair.split(":")
+            ckpt = bundled_for(src)
+            data = test_set(tgt, args.n_test)
+            log(f"== {src} -> {tgt}: checkpoint {ckpt}, {len(data)} test images")
+
+            def add(method, k, seed, rows, train_s=float("nan"), ad=None):
+                r = {"pair": pair, "method": method, "K": k, "seed": seed, **mean_row(rows), "train_s": train_s,
+                     "per_image": rows}  # fmt: skip
+                results.append(r)
+                log(f"  {method:12s} K={k!s:4s} seed={seed!s:4s} node_f1 {r['node_f1']:.3f} edge_f1 {r['edge_f1']:.3f} "
+                    f"smd {r['smd']:.4f} apls {r['apls']:.3f} ({train_s:.0f}s)")  # fmt: skip
+                if ad is not None:
+                    provenance.append({"pair": pair, "method": method, "K": k, "seed": seed,
+                                       "shot_ids": ad.get("shot_ids"), "heldout_ids": ad.get("heldout_ids"),
+                                       "unlabelled_ids": ad.get("unlabelled_ids"), "steps_done": ad.get("steps_done"),
+                                       "before": ad.get("before"), "after": ad.get("after")})  # fmt: skip
+
+            if "skeleton" in args.methods:
+                add("skeleton", "-", "-", eval_skeleton(tgt, data))
+            if "source-only" in args.methods:
+                add("source-only", "-", "-", eval_checkpoint(ckpt, data))
+            common = {"checkpoint": ckpt, "target_domain": tgt, "threads": args.threads, "device": args.device}
+            for seed in args.seeds:
+                if "translation" in args.methods:
+                    cfg = {**common, "method": "translation", "steps": args.translation_steps, "seed": seed,
+                           "shot_seed": seed, "out": str(workdir / f"{tgt}-translation-s{seed}.safetensors")}  # fmt: skip
+                    path, sec, ad = run_adapt(cfg, quiet)
+                    add("translation", 0, seed, eval_checkpoint(path, data), sec, ad)
+                if "oracle" in args.methods:
+                    k = args.oracle_shots
+                    cfg = {**common, "method": "finetune", "shots": k, "steps": args.oracle_steps, "seed": seed,
+                           "shot_seed": seed, "val_fraction": round(8 / (k + 8), 6),
+                           "out": str(workdir / f"{tgt}-oracle-s{seed}.safetensors")}  # fmt: skip
+                    path, sec, ad = run_adapt(cfg, quiet)
+                    add("oracle", k, seed, eval_checkpoint(path, data), sec, ad)
+                for k in args.shots:
+                    for method in SHOT_METHODS:
+                        if method not in args.methods:
+                            continue
+                        cfg = {**common, "method": method, "shots": k, "steps": args.steps, "seed": seed,
+                               "shot_seed": seed, "out": str(workdir / f"{tgt}-{method}-k{k}-s{seed}.safetensors")}  # fmt: skip
+                        path, sec, ad = run_adapt(cfg, quiet)
+                        add(method, k, seed, eval_checkpoint(path, data), sec, ad)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            log(f"checkpoints kept in {workdir}")
+    return results, provenance
+
+
+# ----------------------------------------------------------------------------- report
+def summarise(results: list[dict]) -> list[dict]:
+    """One row per (pair, method, K): mean ± std over seeds (single runs: over test images)."""
+    from napari_vesselgraph.metrics import aggregate
+
+    order = {m: i for i, m in enumerate(ALL_METHODS)}
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["pair"], r["method"], str(r["K"])), []).append(r)
+    rows = []
+    for (pair, method, k), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]], kv[0][2])):
+        src = runs if len(runs) > 1 else runs[0]["per_image"]
+        agg = aggregate([{c: x[c] for c in COLUMNS if c in x} for x in src])
+        if len(runs) == 1:
+            agg["train_s"], agg["train_s_std"] = runs[0]["train_s"], float("nan")
+        rows.append({"pair": pair, "method": method, "K": k, **{c: agg.get(c) for c in COLUMNS},
+                     **{f"{c}_std": agg.get(f"{c}_std") for c in COLUMNS}, "runs": len(runs)})  # fmt: skip
+    # share of the source-only -> oracle gap recovered, on (node_f1 + edge_f1) / 2
+    for pair in {r["pair"] for r in rows}:
+        base = [r for r in rows if r["pair"] == pair and r["method"] == "source-only"]
+        top = [r for r in rows if r["pair"] == pair and r["method"] == "oracle"]
+        if not base or not top:
+            continue
+        s = lambda r: 0.5 * (r["node_f1"] + r["edge_f1"])  # noqa: E731
+        gap = s(top[0]) - s(base[0])
+        for r in rows:
+            if r["pair"] == pair and abs(gap) > 1e-9:
+                r["gap"] = (s(r) - s(base[0])) / gap
+    return rows
+
+
+def goal_lines(rows: list[dict]) -> list[str]:
+    out = []
+    for pair in sorted({r["pair"] for r in rows}):
+        get = lambda m, k: [r for r in rows if r["pair"] == pair and r["method"] == m and r["K"] == k]  # noqa: E731
+        con, ft, src, tr = get("contrastive", "5"), get("finetune", "5"), get("source-only", "-"), get("translation", "0")
+        if con and "gap" in con[0]:
+            out.append(f"- {pair}: contrastive K=5 recovers {100 * con[0]['gap']:.0f}% of the source-only -> oracle gap "
+                       f"(goal ≥ 50%: {'met' if con[0]['gap'] >= 0.5 else 'NOT met'})")  # fmt: skip
+        if con and ft:
+            sc = lambda r: 0.5 * (r["node_f1"] + r["edge_f1"])  # noqa: E731
+            out.append(f"- {pair}: contrastive K=5 {'beats' if sc(con[0]) > sc(ft[0]) else 'does NOT beat'} finetune "
+                       f"K=5 on (node_f1 + edge_f1) / 2 ({sc(con[0]):.3f} vs {sc(ft[0]):.3f}; "
+                       f"std over seeds {con[0]['node_f1_std']:.3f} / {ft[0]['node_f1_std']:.3f} on node_f1)")  # fmt: skip
+        if tr and src:
+            better = tr[0]["smd"] < src[0]["smd"]
+            sc = lambda r: 0.5 * (r["node_f1"] + r["edge_f1"])  # noqa: E731
+            out.append(f"- {pair}: translation (no labels) {'beats' if better else 'does NOT beat'} source-only on SMD "
+                       f"({tr[0]['smd']:.4f} vs {src[0]['smd']:.4f}); (node_f1 + edge_f1) / 2 {sc(tr[0]):.3f} vs "
+                       f"{sc(src[0]):.3f}")  # fmt: skip
+    return out
+
+
+def write_report(rows, provenance, args, command, elapsed) -> str:
+    from napari_vesselgraph.metrics import format_table
+
+    table = format_table(rows, columns=["pair", "method", "K", *COLUMNS, "gap", "runs"])
+    lines = [
+        "## Cross-domain adaptation",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}; wall time {elapsed / 60:.1f} min",
+        f"- Machine: {os.cpu_count()} CPU cores (nproc), {cpu_name()}, Python {platform.python_version()}; "
+        f"{args.threads} torch thread(s), device {args.device}",
+        f"- Test split: target seeds {TEST_SEED0} … {TEST_SEED0 + args.n_test - 1} ({args.n_test} images, default "
+        "shape); whole-image `inference.predict` with each checkpoint's thresholds; `metrics.evaluate`, radius 3 px.",
+        f"- Seeds {args.seeds} (training seed = shot seed); K ∈ {args.shots}; {args.steps} steps (finetune / "
+        f"contrastive / adversarial, batch 8 source + 8 target patches), translation {args.translation_steps} steps "
+        f"on 32 unlabelled target images; oracle = finetune on {args.oracle_shots} labelled target train images for "
+        f"{args.oracle_steps} steps.",
+        "- Held-out: labelled target VAL-split images (1 / 2 / 3 for K = 1 / 5 / 10; 8 for the oracle) pick the best "
+        "step and the node/edge thresholds of finetune / contrastive / adversarial / oracle; translation and "
+        "source-only use the source checkpoint's thresholds (no target labels).",
+        "- mean ± std over seeds; `skeleton` and `source-only` are single runs (± over test images). `gap`: share "
+        "of the source-only → oracle gap recovered on (node_f1 + edge_f1) / 2.",
+        "",
+        table.rstrip(),
+        "",
+    ]
+    goals = goal_lines(rows)
+    if goals:
+        lines += ["Goals (issue 6):", "", *goals, ""]
+    lines += ["<details><summary>K target samples used (synthetic train seeds), held-out seeds</summary>", ""]
+    for p in provenance:
+        ids = p["shot_ids"] if p["method"] != "translation" else f"unlabelled {p['unlabelled_ids']}"
+        lines.append(f"- {p['pair']} {p['method']} K={p['K']} seed={p['seed']}: {ids}; held out {p['heldout_ids']}")
+    lines += ["", "</details>", ""]
+    return write_section("adaptation", "\n".join(lines))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", nargs="+", default=None, help=f"source:target pairs (default {PAIRS})")
+    ap.add_argument("--shots", nargs="+", type=int, default=None, help="K values (default 1 5 10)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default 0 1 2)")
+    ap.add_argument("--steps", type=int, default=None, help="adaptation steps (default 300)")
+    ap.add_argument("--translation-steps", type=int, default=None, help="default 300")
+    ap.add_argument("--oracle-shots", type=int, default=None, help="labelled target images of the oracle (default 200)")
+    ap.add_argument("--oracle-steps", type=int, default=None, help="default 1500")
+    ap.add_argument("--n-test", type=int, default=None, help="test images per pair (default 10)")
+    ap.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
+    ap.add_argument("--quick", action="store_true",
+                    help="small honest version: vessel pair, K 5, seed 0, 60 steps, oracle 30 images / 150 steps, 3 test images")  # fmt: skip
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--keep", action="store_true", help="keep the adapted checkpoints (printed folder)")
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--json", default=None, help="also write every run (and the K sample ids) to this JSON file")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show the adaptation logs")
+    args = ap.parse_args(argv)
+    q = args.quick
+    defaults = {
+        "pairs": [PAIRS[0]] if q else PAIRS, "shots": [5] if q else [1, 5, 10], "seeds": [0] if q else [0, 1, 2],
+        "steps": 60 if q else 300, "translation_steps": 60 if q else 300, "oracle_shots": 30 if q else 200,
+        "oracle_steps": 150 if q else 1500, "n_test": 3 if q else 10,
+    }  # fmt: skip
+    for k, v in defaults.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    for p in args.pairs:
+        if p.count(":") != 1:
+            ap.error(f"a pair is SOURCE:TARGET, got {p!r}")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    results, provenance = benchmark(args)
+    elapsed = time.perf_counter() - t0
+    rows = summarise(results)
+    from napari_vesselgraph.metrics import format_table
+
+    print()
+    print(format_table(rows, columns=["pair", "method", "K", *COLUMNS, "gap", "runs"]))
+    for line in goal_lines(rows):
+        print(line)
+    print(f"wall time {elapsed / 60:.1f} min")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": results, "provenance": provenance, "summary": rows},
+                                              indent=1, default=float))  # fmt: skip
+    if not args.no_write:
+        command = "python " + " ".join([os.path.relpath(__file__, ROOT)] + (argv if argv is not None else sys.argv[1:]))
+        print(f"written {write_report(rows, provenance, args, command, elapsed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,893 @@
+"""The *Annotate patches* dock widget: mark target patches on an image and correct their graphs.
+
+A thin shell over :class:`napari_vesselgraph.annotations.AnnotationStore`: every change in napari is written to
+the project folder at once (debounced by :data:`SAVE_DELAY_MS`), so closing or killing napari loses at most the
+edit in progress, and opening the folder again brings every patch back.
+
+Layers it makes (all aligned with the image layer):
+
+* ``"<image> patches"``: a Shapes layer with one rectangle per patch (in 3D, one rectangle per slice of the
+  box). Draw a rectangle in it and it becomes a patch of the fixed patch size, centred where you drew;
+  delete a rectangle and the widget asks whether to delete the patch.
+* per patch, ``"<id> nodes"`` (Points, editable) and ``"<id> edit edges"`` (Shapes lines, editable), the same
+  graph layers as :func:`napari_vesselgraph._napari.layers.graph_to_layer_data` makes, in image pixels.
+  Lines snap to the nearest nodes when the patch is saved (and are redrawn there), lines of a moved node
+  follow it, and the keys ``C``/``X`` on a nodes layer connect/disconnect the selected nodes.
+
+napari 0.9 keeps no undo history for Points and Shapes layers (only Labels has one), so there is nothing
+for this widget to break there; the store keeps the last saved state of each patch.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..errors import VesselGraphError
+from ._widget_utils import LayerCombo, camera, edges_layer_of, graph_groups, notify, plan_image
+from .layers import (
+    EDIT_COLOR,
+    META_KEY,
+    ROLE_EDGES,
+    ROLE_EDIT,
+    ROLE_NODES,
+    _vg_meta,
+    graph_to_layer_data,
+    layers_to_graph,
+    link_graph_layers,
+)
+
+#: milliseconds between the last change of a patch's layers and its save
+SAVE_DELAY_MS = 250
+EMPTY_LABEL = "empty graph"
+PATCH_COLOR = "orange"
+KEY_CONNECT = "c"
+KEY_DISCONNECT = "x"
+ANNOTATION_KEY = "annotation"
+
+KEY_HELP = (
+    "<b>Keys</b> (on a patch's <i>nodes</i> layer):<br>"
+    "<b>P</b> / <b>2</b> add nodes · <b>S</b> / <b>3</b> select (shift-click for more, drag to move) · "
+    "<b>Delete</b> remove the selected nodes and their edges<br>"
+    f"<b>{KEY_CONNECT.upper()}</b> connect the two selected nodes · "
+    f"<b>{KEY_DISCONNECT.upper()}</b> remove the edges between the selected nodes<br>"
+    "On a patch's <i>edit edges</i> layer: <b>L</b> draw a line between two nodes (it snaps to the nearest "
+    "nodes), <b>S</b> select, <b>Delete</b> remove the selected lines.<br>"
+    "Draw a rectangle (<b>R</b>) in the <i>patches</i> layer to add a patch there. "
+    "Every change is saved to the project folder at once."
+)
+
+
+def ask_yes_no(parent, title: str, text: str) -> bool:
+    """A Yes/No question (No is the default). Tests replace it."""
+    answer = QMessageBox.question(
+        parent,
+        title,
+        text,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def default_patch_size(viewer, ndim: int) -> tuple[int, str]:
+    """``(size, where it comes from)``: the patch size of the checkpoint chosen in an open Predict widget, else of
+    the first installed checkpoint of this dimensionality, else 64."""
+    from ._predict_widget import checkpoint_ndim
+
+    for w in predict_widgets(viewer):
+        data = w.method()
+        meta = (data or {}).get("meta") or {}
+        if data.get("kind") == "model" and checkpoint_ndim(meta) == ndim and meta.get("patch_size"):
+            return int(max(meta["patch_size"])), f"patch size of {data.get('name')}"
+    try:
+        from ..checkpoints import list_checkpoints
+
+        for entry in list_checkpoints():
+            meta = entry.get("meta") or {}
+            if checkpoint_ndim(meta) == ndim and meta.get("patch_size"):
+                return int(max(meta["patch_size"])), f"patch size of {entry['name']}"
+    except (OSError, VesselGraphError):  # pragma: no cover
+        pass
+    return 64, "default"
+
+
+def predict_widgets(viewer) -> list:
+    """The Predict graph widgets open for ``viewer`` (docked or not)."""
+    from qtpy.QtWidgets import QApplication
+
+    from ._predict_widget import PredictWidget
+
+    app = QApplication.instance()
+    if app is None:  # pragma: no cover
+        return []
+    out = []
+    for w in app.allWidgets():
+        if isinstance(w, PredictWidget) and getattr(w, "viewer", None) is viewer:
+            out.append(w)
+    return out
+
+
+def _annotation_meta(layer) -> dict:
+    return dict(_vg_meta(getattr(layer, "metadata", None)).get(ANNOTATION_KEY) or {})
+
+
+class AnnotationWidget(QWidget):
+    """Mark patches of an image layer, correct their graphs, and keep them in a project folder."""
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.store = None
+        self.image_layer = None
+        self.plan = None
+        self.boxes_layer = None
+        #: patch id -> {"nodes": Points, "edit_edges": Shapes}
+        self.patch_layers: dict[str, dict[str, Any]] = {}
+        self._timers: dict[str, QTimer] = {}
+        self._syncing = 0
+        self._boxes_pending = False
+        self.last_saved: dict[str, float] = {}
+        self._counts: dict[str, tuple[int, int]] = {}  # patch id -> (nodes, edges) as stored
+        self._build()
+        self.viewer.layers.events.removing.connect(self._on_layer_removing)
+        from qtpy.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.flush)  # quitting napari saves the edit waiting for its timer
+        self._update_patch_size_hint()
+
+    # ------------------------------------------------------------ layout
+    def _build(self) -> None:
+        from napari.layers import Image
+
+        outer = QVBoxLayout(self)
+
+        box = QGroupBox("Project")
+        form = QFormLayout(box)
+        self.image_combo = LayerCombo(self.viewer, Image, self)
+        self.image_combo.setToolTip("The image whose patches you annotate")
+        self.image_combo.currentIndexChanged.connect(lambda *_: self._update_patch_size_hint())
+        form.addRow("Image", self.image_combo)
+        row = QHBoxLayout()
+        self.folder_edit = QLineEdit()
+        self.folder_edit.setPlaceholderText("a new or existing project folder")
+        self.folder_edit.setToolTip(
+            "Patches and their graphs are saved here on every change. The folder is also a dataset that the "
+            "Fine-tune widget, `vesselgraph adapt --target` and `vesselgraph evaluate --dataset` read."
+        )
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row.addWidget(self.folder_edit, 1)
+        row.addWidget(browse)
+        form.addRow("Folder", row)
+        self.open_button = QPushButton("Open / create project")
+        self.open_button.clicked.connect(self._open_clicked)
+        form.addRow(self.open_button)
+        self.project_label = QLabel("No project open.")
+        self.project_label.setWordWrap(True)
+        form.addRow(self.project_label)
+        outer.addWidget(box)
+
+        box = QGroupBox("Patches")
+        form = QFormLayout(box)
+        row = QHBoxLayout()
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(8, 4096)
+        self.size_spin.setValue(64)
+        self.size_spin.setSuffix(" px")
+        self.size_spin.setToolTip("Side of a new patch (a square in 2D, a cube in 3D)")
+        self.size_hint = QLabel("")
+        row.addWidget(self.size_spin)
+        row.addWidget(self.size_hint, 1)
+        form.addRow("Patch size", row)
+        self.source_combo = QComboBox()
+        self.source_combo.setToolTip(
+            "A new patch starts from this graph, cut to the patch (edges crossing its border end on the border), "
+            "or from an empty graph"
+        )
+        form.addRow("Start from", self.source_combo)
+        self.add_button = QPushButton("Add patch at view centre")
+        self.add_button.clicked.connect(self.add_patch_at_view_centre)
+        form.addRow(self.add_button)
+        self.patch_list = QListWidget()
+        self.patch_list.setToolTip("Double-click a patch to go to it (and show its layers again)")
+        self.patch_list.itemDoubleClicked.connect(lambda item: self.go_to(item.data(Qt.ItemDataRole.UserRole)))
+        self.patch_list.currentItemChanged.connect(self._on_current_patch)
+        form.addRow(self.patch_list)
+        row = QHBoxLayout()
+        self.go_button = QPushButton("Go to")
+        self.go_button.clicked.connect(lambda: self.go_to(self.current_patch()))
+        self.done_check = QCheckBox("done")
+        self.done_check.setToolTip("Mark the patch as fully corrected (draft otherwise)")
+        self.done_check.toggled.connect(self._on_done_toggled)
+        self.delete_button = QPushButton("Delete patch…")
+        self.delete_button.clicked.connect(lambda: self.delete_patch(self.current_patch()))
+        row.addWidget(self.go_button)
+        row.addWidget(self.done_check)
+        row.addWidget(self.delete_button)
+        form.addRow(row)
+        outer.addWidget(box)
+
+        self.keys_label = QLabel(KEY_HELP)
+        self.keys_label.setTextFormat(Qt.TextFormat.RichText)
+        self.keys_label.setWordWrap(True)
+        outer.addWidget(self.keys_label)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        outer.addWidget(self.status_label)
+        outer.addStretch(1)
+        self._set_project_enabled(False)
+        self.viewer.layers.events.inserted.connect(self._refresh_sources)
+        self.viewer.layers.events.removed.connect(self._refresh_sources)
+        self._refresh_sources()
+
+    def _set_project_enabled(self, on: bool) -> None:
+        for w in (self.add_button, self.patch_list, self.go_button, self.done_check, self.delete_button):
+            w.setEnabled(on)
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Project folder (new or existing)", self.folder_edit.text())
+        if path:
+            self.folder_edit.setText(path)
+
+    def _update_patch_size_hint(self) -> None:
+        layer = self.image_combo.layer()
+        ndim = 2
+        if layer is not None:
+            try:
+                ndim = plan_image(layer, self.viewer).spatial_ndim
+            except VesselGraphError:
+                pass
+        if self.store is not None and self.store.patch_size:
+            self.size_spin.setValue(int(max(self.store.patch_size)))
+            self.size_hint.setText("as in the project")
+            return
+        size, where = default_patch_size(self.viewer, ndim)
+        self.size_spin.setValue(size)
+        self.size_hint.setText(where)
+
+    # ------------------------------------------------------------ graph sources
+    def _refresh_sources(self, *_) -> None:
+        current = self.source_combo.currentText()
+        names = [EMPTY_LABEL]
+        for g in graph_groups(self.viewer.layers):
+            if not _annotation_meta(g[ROLE_NODES]):
+                names.append(g["name"])
+        if names == [self.source_combo.itemText(i) for i in range(self.source_combo.count())]:
+            return
+        self.source_combo.blockSignals(True)
+        self.source_combo.clear()
+        self.source_combo.addItems(names)
+        # keep the choice; else the newest graph (the last one added is the last in the layer list)
+        idx = names.index(current) if current in names and current != EMPTY_LABEL else len(names) - 1
+        self.source_combo.setCurrentIndex(idx)
+        self.source_combo.blockSignals(False)
+
+    def _source_graph_in_image_pixels(self):
+        """The graph chosen under 'Start from', in the image's pixel coordinates (None: empty)."""
+        name = self.source_combo.currentText()
+        if not name or name == EMPTY_LABEL:
+            return None
+        for g in graph_groups(self.viewer.layers):
+            if g["name"] == name:
+                nodes = g[ROLE_NODES]
+                graph = layers_to_graph(nodes, edges_layer_of(g))
+                d = graph.ndim
+                if d != self.plan.spatial_ndim:
+                    raise VesselGraphError(
+                        f"the graph '{name}' is {d}D but the image is {self.plan.spatial_ndim}D; choose another "
+                        "graph or start from an empty one"
+                    )
+                world = graph.nodes * np.asarray(nodes.scale)[-d:] + np.asarray(nodes.translate)[-d:]
+                graph.nodes = (world - np.asarray(self.plan.translate)) / np.asarray(self.plan.scale)
+                return graph
+        return None
+
+    # ------------------------------------------------------------ project
+    def _open_clicked(self) -> None:
+        try:
+            self.open_project(self.folder_edit.text())
+        except VesselGraphError as e:
+            notify("error", str(e))
+
+    def open_project(self, folder, image_layer=None):
+        """Open the project in ``folder`` (create it when it has no manifest) for the chosen image layer, and show
+        its patches as layers. Returns the store."""
+        from ..annotations import AnnotationStore
+
+        if image_layer is not None:
+            self.image_combo.set_layer(image_layer)
+        layer = self.image_combo.layer()
+        if layer is None:
+            raise VesselGraphError("Choose an image layer first (open an image or File > Open Sample).")
+        if not str(folder).strip():
+            raise VesselGraphError("Choose a project folder (Browse…).")
+        folder = Path(str(folder)).expanduser()
+        plan = plan_image(layer, self.viewer)
+        channels = 3 if plan.rgb else 1
+        source = getattr(getattr(layer, "source", None), "path", None) or layer.name
+        self.close_project()
+        if AnnotationStore.exists(folder):
+            store = AnnotationStore.open(folder)
+            if store.ndim != plan.spatial_ndim or store.channels != channels:
+                raise VesselGraphError(
+                    f"the project in {folder} holds {store.ndim}D patches with {store.channels} channel(s), but "
+                    f"'{layer.name}' is a {plan.description}; choose the image it was made from"
+                )
+            if store.source_image not in (None, source, layer.name):
+                notify(
+                    "warning",
+                    f"This project was made on '{store.source_image}', not on '{layer.name}': patches are placed by "
+                    "their pixel position in the image.",
+                )
+            verb = "Opened"
+        else:
+            store = AnnotationStore.create(
+                folder,
+                scale=plan.scale,
+                ndim=plan.spatial_ndim,
+                channels=channels,
+                source_image=source,
+                patch_size=int(self.size_spin.value()),
+                source_shape=plan.spatial_shape,
+            )
+            verb = "Created"
+        self.store, self.image_layer, self.plan = store, layer, plan
+        self._counts = {}
+        self.folder_edit.setText(str(folder))
+        if store.patch_size:
+            self.size_spin.setValue(int(max(store.patch_size)))
+            self.size_hint.setText("as in the project")
+        self._ensure_boxes_layer()
+        for pid in store.ids():
+            self._show_patch_layers(pid)
+        self._render_boxes()
+        self._refresh_list()
+        self._set_project_enabled(True)
+        self.project_label.setText(f"{verb} {folder}: {len(store)} patch(es) of '{layer.name}'.")
+        return store
+
+    def close_project(self) -> None:
+        """Save what is pending and remove the project's layers from the viewer (the folder keeps everything)."""
+        self.flush()
+        if self.store is None:
+            return
+        self._syncing += 1
+        try:
+            for pid in list(self.patch_layers):
+                self._remove_patch_layers(pid)
+            if self.boxes_layer is not None and self.boxes_layer in self.viewer.layers:
+                self.viewer.layers.remove(self.boxes_layer)
+        finally:
+            self._syncing -= 1
+        self.boxes_layer = None
+        self.store = None
+        self.patch_list.clear()
+        self._set_project_enabled(False)
+        self.project_label.setText("No project open.")
+
+    # ------------------------------------------------------------ patches
+    def patch_size(self) -> tuple[int, ...]:
+        d = self.plan.spatial_ndim if self.plan is not None else 2
+        return (int(self.size_spin.value()),) * d
+
+    def _require_store(self) -> None:
+        if self.store is None:
+            raise VesselGraphError("Open or create a project first (Project > Open / create project).")
+
+    def view_centre(self) -> np.ndarray:
+        """The centre of the canvas in the image's pixels (spatial axes)."""
+        from ._widget_utils import _world_to_spatial
+
+        w = np.asarray(self.viewer.dims.point, dtype=float).copy()
+        displayed = list(self.viewer.dims.displayed)
+        c = np.asarray(camera(self.viewer).center, dtype=float)[-len(displayed) :]
+        w[displayed] = c
+        return _world_to_spatial(self.viewer, self.image_layer, self.plan, w[None])[0]
+
+    def add_patch_at_view_centre(self) -> str | None:
+        try:
+            self._require_store()
+            return self.add_patch(self.view_centre())
+        except VesselGraphError as e:
+            notify("error", str(e))
+            return None
+
+    def add_patch(self, center=None, origin=None, graph=None) -> str:
+        """Add a patch of the current size centred on ``center`` (image pixels) or with corner ``origin``.
+
+        Its graph is ``graph`` (image pixels; ``None``: the 'Start from' graph cut to the patch). Returns the id.
+        """
+        from ..annotations import cut_patch, initial_graph, snap_origin
+
+        self._require_store()
+        size = self.patch_size()
+        shape = self.plan.spatial_shape
+        if origin is None:
+            origin = snap_origin(center, size, shape)
+        origin = tuple(int(v) for v in origin)
+        if any(s > n for s, n in zip(size, shape)):
+            notify("warning", f"The patch ({size}) is larger than the image ({shape}); the rest is padded with zeros.")
+        for e in self.store.patches():
+            o, s = np.asarray(e.get("origin") or (0,) * len(size)), np.asarray(e.get("size") or size)
+            if np.all(np.asarray(origin) < o + s) and np.all(o < np.asarray(origin) + np.asarray(size)):
+                notify("warning", f"The new patch overlaps {e['id']}; overlapping training and validation patches "
+                       "make the validation figures look better than they are.")
+                break
+        image = cut_patch(self.plan.data, origin, size)
+        if graph is None:
+            graph = self._source_graph_in_image_pixels()
+        local = initial_graph(graph, origin, size)
+        pid = self.store.add_patch(image, origin, local)
+        self._show_patch_layers(pid)
+        self._render_boxes()
+        self._refresh_list(select=pid)
+        self._status(f"Added {pid} at {list(origin)} ({local.n_nodes} nodes, {local.n_edges} edges); saved.")
+        return pid
+
+    def current_patch(self) -> str | None:
+        item = self.patch_list.currentItem()
+        return None if item is None else item.data(Qt.ItemDataRole.UserRole)
+
+    def confirm(self, title: str, text: str) -> bool:
+        return ask_yes_no(self, title, text)
+
+    def delete_patch(self, pid: str | None, ask: bool = True) -> bool:
+        """Delete a patch from the project (asks first). Returns whether it was deleted."""
+        if pid is None or self.store is None or pid not in self.store:
+            return False
+        if ask and not self.confirm(
+            "Delete patch", f"Delete {pid} and its graph from the project? This cannot be undone."
+        ):
+            self._status(f"{pid} kept.")
+            return False
+        self._cancel_timer(pid)
+        self.store.delete_patch(pid)
+        self._remove_patch_layers(pid)
+        self._render_boxes()
+        self._refresh_list()
+        self._status(f"Deleted {pid}.")
+        return True
+
+    def go_to(self, pid: str | None) -> None:
+        """Centre the view on a patch and make its nodes layer the active layer (re-adding its layers if needed)."""
+        if pid is None or self.store is None or pid not in self.store:
+            return
+        if pid not in self.patch_layers:
+            self._show_patch_layers(pid)
+        origin = np.asarray(self.store.origin(pid), float)
+        size = np.asarray(self.store.size(pid), float)
+        centre = origin + (size - 1) / 2.0
+        world = centre * np.asarray(self.plan.scale) + np.asarray(self.plan.translate)
+        d = len(world)
+        point = list(self.viewer.dims.point)
+        point[-d:] = list(world)
+        self.viewer.dims.point = point
+        cam = camera(self.viewer)
+        disp = list(self.viewer.dims.displayed)
+        cam.center = tuple(np.asarray(point)[disp])
+        try:
+            h, w = (float(v) for v in self.viewer.canvas.size)
+            extent = float(np.max(size[-2:] * np.asarray(self.plan.scale)[-2:]))
+            if extent > 0 and min(h, w) > 0:
+                cam.zoom = 0.8 * min(h, w) / extent
+        except (AttributeError, TypeError, ValueError):  # pragma: no cover
+            pass
+        nodes = self.patch_layers.get(pid, {}).get(ROLE_NODES)
+        if nodes is not None:
+            self.viewer.layers.selection.active = nodes
+
+    def _on_current_patch(self, *_) -> None:
+        pid = self.current_patch()
+        self.done_check.blockSignals(True)
+        self.done_check.setChecked(bool(pid and self.store and self.store.get(pid).get("status") == "done"))
+        self.done_check.blockSignals(False)
+
+    def _on_done_toggled(self, on: bool) -> None:
+        pid = self.current_patch()
+        if pid and self.store is not None:
+            self.store.set_status(pid, "done" if on else "draft")
+            self._refresh_list(select=pid)
+
+    def _refresh_list(self, select: str | None = None) -> None:
+        if select is None:
+            select = self.current_patch()
+        self.patch_list.blockSignals(True)
+        self.patch_list.clear()
+        current = None
+        for e in self.store.patches() if self.store is not None else []:
+            try:
+                if e["id"] not in self._counts:
+                    g = self.store.load_graph(e["id"])
+                    self._counts[e["id"]] = (g.n_nodes, g.n_edges)
+                n_nodes, n_edges = self._counts[e["id"]]
+                counts = f"{n_nodes} nodes, {n_edges} edges"
+            except (OSError, VesselGraphError):
+                counts = "graph unreadable"
+            item = QListWidgetItem(f"{e['id']}  {e.get('status', 'draft')}  ·  {counts}  ·  {e.get('split', 'train')}")
+            item.setData(Qt.ItemDataRole.UserRole, e["id"])
+            self.patch_list.addItem(item)
+            if e["id"] == select:
+                current = item
+        if current is None and self.patch_list.count():
+            current = self.patch_list.item(self.patch_list.count() - 1)
+        if current is not None:
+            self.patch_list.setCurrentItem(current)
+        self.patch_list.blockSignals(False)
+        self._on_current_patch()
+        if self.store is not None:
+            self.project_label.setText(f"{self.store.folder}: {len(self.store)} patch(es).")
+
+    # ------------------------------------------------------------ patch layers
+    def _layer_kwargs(self, pid: str, graph_img):
+        """Layer data tuples (edit Shapes, Points) of a patch graph given in image pixels."""
+        side = float(max(self.store.size(pid)))
+        tuples = graph_to_layer_data(
+            graph_img,
+            name=pid,
+            scale=self.plan.scale,
+            translate=self.plan.translate,
+            editable=True,
+            color_by=None,
+            node_size=max(2.0, side / 16.0),  # a size that fits the patch, not 2 x radius (which hides the image)
+            edge_width=max(1.0, side / 48.0),
+        )
+        out = {}
+        for data, kwargs, ltype in tuples:
+            meta = kwargs["metadata"][META_KEY]
+            if meta["role"] == ROLE_EDGES:
+                continue
+            meta[ANNOTATION_KEY] = {"patch": pid, "folder": str(self.store.folder)}
+            out[meta["role"]] = (data, kwargs, ltype)
+        return out
+
+    def _show_patch_layers(self, pid: str) -> None:
+        from napari.layers import Layer
+
+        if pid in self.patch_layers:
+            self._remove_patch_layers(pid)
+        graph = self.store.to_image(pid, self.store.load_graph(pid))
+        tuples = self._layer_kwargs(pid, graph)
+        layers = {}
+        self._syncing += 1
+        try:
+            for role in (ROLE_EDIT, ROLE_NODES):
+                data, kwargs, ltype = tuples[role]
+                if ltype == "shapes":
+                    kwargs["edge_color"] = EDIT_COLOR
+                layer = Layer.create(data, kwargs, ltype)
+                self.viewer.add_layer(layer)
+                layers[role] = layer
+        finally:
+            self._syncing -= 1
+        nodes, edges = layers[ROLE_NODES], layers[ROLE_EDIT]
+        link_graph_layers(nodes)
+        nodes.events.data.connect(lambda event, pid=pid: self._on_patch_data(pid, event))
+        edges.events.data.connect(lambda event, pid=pid: self._on_patch_data(pid, event))
+        nodes.bind_key(KEY_CONNECT, lambda layer, pid=pid: self.connect_selected(pid), overwrite=True)
+        nodes.bind_key(KEY_DISCONNECT, lambda layer, pid=pid: self.disconnect_selected(pid), overwrite=True)
+        self.patch_layers[pid] = layers
+
+    def _remove_patch_layers(self, pid: str) -> None:
+        layers = self.patch_layers.pop(pid, {})
+        self._syncing += 1
+        try:
+            for layer in layers.values():
+                if layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
+        finally:
+            self._syncing -= 1
+
+    def _on_layer_removing(self, event) -> None:
+        """A patch layer the user removes: save the patch first; the patch stays in the project."""
+        if self._syncing:
+            return
+        layer = self.viewer.layers[event.index] if isinstance(getattr(event, "index", None), int) else None
+        if layer is None:
+            return
+        if layer is self.boxes_layer:
+            self.boxes_layer = None
+            return
+        for pid, layers in list(self.patch_layers.items()):
+            if any(lyr is layer for lyr in layers.values()):
+                self.save_patch(pid)
+                self.patch_layers.pop(pid, None)
+                self._cancel_timer(pid)
+                self._status(f"{pid}'s layers were removed; the patch stays in the project (double-click it to show it).")
+
+    def _on_patch_data(self, pid: str, event) -> None:
+        if self._syncing:
+            return
+        action = str(getattr(event, "action", "")).lower()
+        if action.endswith("ing"):  # adding / removing / changing: the change is not done yet
+            return
+        timer = self._timers.get(pid)
+        if timer is None:
+            timer = QTimer(self)
+            timer.setSingleShot(True)
+            timer.setInterval(SAVE_DELAY_MS)
+            timer.timeout.connect(lambda pid=pid: self.save_patch(pid))
+            self._timers[pid] = timer
+        timer.start()
+
+    def _cancel_timer(self, pid: str) -> None:
+        timer = self._timers.pop(pid, None)
+        if timer is not None:
+            timer.stop()
+            timer.deleteLater()
+
+    def pending(self) -> list[str]:
+        """Patches with a save waiting for its timer."""
+        return [pid for pid, t in self._timers.items() if t.isActive()]
+
+    def flush(self) -> None:
+        """Save every patch with a change waiting to be saved."""
+        for pid in self.pending():
+            self._timers[pid].stop()
+            self.save_patch(pid)
+
+    def current_graph(self, pid: str):
+        """The graph a patch's layers show now, in image pixels."""
+        layers = self.patch_layers[pid]
+        return layers_to_graph(layers[ROLE_NODES], layers[ROLE_EDIT])
+
+    def save_patch(self, pid: str) -> bool:
+        """Write a patch's graph from its layers to the store, then redraw its lines on the nodes they snapped to."""
+        if self.store is None or pid not in self.patch_layers or pid not in self.store:
+            return False
+        layers = self.patch_layers[pid]
+        if any(lyr not in self.viewer.layers for lyr in layers.values()):
+            return False
+        timer = self._timers.get(pid)
+        if timer is not None:
+            timer.stop()
+        try:
+            graph = self.current_graph(pid)
+        except VesselGraphError as e:
+            notify("error", f"Could not read the edits of {pid}: {e}")
+            return False
+        self._commit(pid, graph)
+        return True
+
+    def set_patch_graph(self, pid: str, graph_img) -> None:
+        """Replace a patch's graph (given in the image's pixels), save it and show it: what a script does to import
+        corrections made elsewhere."""
+        if pid not in self.patch_layers:
+            self._show_patch_layers(pid)
+        self._cancel_timer(pid)
+        self._commit(pid, graph_img)
+
+    def _commit(self, pid: str, graph_img) -> None:
+        stored = self.store.update_graph(pid, self.store.from_image(pid, graph_img))
+        self.last_saved[pid] = time.time()
+        self._counts[pid] = (stored.n_nodes, stored.n_edges)
+        self._sync_layers(pid, self.store.to_image(pid, stored))
+        self._refresh_list(select=self.current_patch())
+        self._status(f"Saved {pid} ({stored.n_nodes} nodes, {stored.n_edges} edges) at {time.strftime('%H:%M:%S')}.")
+
+    def _sync_layers(self, pid: str, graph_img) -> None:
+        """Make a patch's layers show exactly the stored graph: node ids = rows, one line per edge on its nodes."""
+        layers = self.patch_layers.get(pid)
+        if not layers:
+            return
+        nodes, edges = layers[ROLE_NODES], layers[ROLE_EDIT]
+        tuples = self._layer_kwargs(pid, graph_img)
+        p_data, p_kwargs, _ = tuples[ROLE_NODES]
+        s_data, s_kwargs, _ = tuples[ROLE_EDIT]
+        gid = _vg_meta(nodes.metadata).get("graph_id")
+        self._syncing += 1
+        try:
+            if len(nodes.data) != len(p_data) or not np.allclose(np.asarray(nodes.data), p_data, atol=1e-6):
+                nodes.selected_data = set()
+                nodes.data = p_data
+                nodes.features = p_kwargs["features"]
+                nodes.size = p_kwargs["size"]
+            else:
+                id_col = _vg_meta(nodes.metadata).get("id_column", "node_id")
+                ids = np.arange(len(p_data), dtype=np.int64)
+                if id_col not in nodes.features.columns or not np.array_equal(
+                    nodes.features[id_col].to_numpy(), ids
+                ):
+                    nodes.features[id_col] = ids
+            nodes.feature_defaults = p_kwargs["feature_defaults"]
+            pmeta = dict(p_kwargs["metadata"][META_KEY], graph_id=gid)
+            nodes.metadata = {**dict(nodes.metadata), META_KEY: pmeta}
+
+            current = [np.asarray(v, float) for v in edges.data]
+            same = len(current) == len(s_data) and all(
+                c.shape == np.shape(n) and np.allclose(c, n, atol=1e-6) for c, n in zip(current, s_data)
+            )
+            smeta = dict(s_kwargs["metadata"][META_KEY], graph_id=gid)
+            if not same or list(edges.shape_type) != ["line"] * len(s_data):
+                edges.selected_data = set()
+                edges.data = [(np.asarray(v), "line") for v in s_data]
+                edges.edge_width = s_kwargs["edge_width"]
+                edges.edge_color = EDIT_COLOR
+            edges.features = s_kwargs["features"]
+            edges.feature_defaults = s_kwargs["feature_defaults"]
+            edges.metadata = {**dict(edges.metadata), META_KEY: smeta}
+        finally:
+            self._syncing -= 1
+
+    # ------------------------------------------------------------ key bindings
+    def _selected_rows(self, pid: str) -> list[int]:
+        nodes = self.patch_layers[pid][ROLE_NODES]
+        return sorted(int(i) for i in nodes.selected_data)
+
+    def connect_selected(self, pid: str) -> bool:
+        """Add an edge between the two selected nodes of a patch (key ``C``) and save."""
+        if pid not in self.patch_layers:
+            return False
+        sel = self._selected_rows(pid)
+        if len(sel) != 2:
+            self._status(f"Select exactly two nodes to connect (selected: {len(sel)}).")
+            notify("info", f"Select exactly two nodes to connect them (you selected {len(sel)}).")
+            return False
+        self.flush()
+        graph = self.current_graph(pid)
+        a, b = sel
+        if any({int(u), int(v)} == {a, b} for u, v in graph.edges):
+            self._status("These two nodes are already connected.")
+            return False
+        graph.edges = np.concatenate([graph.edges, [[a, b]]]).astype(np.int64)
+        for k, v in list(graph.edge_attrs.items()):
+            graph.edge_attrs[k] = _pad(v, 1)
+        self._commit(pid, graph)
+        return True
+
+    def disconnect_selected(self, pid: str) -> bool:
+        """Remove every edge whose two nodes are selected (key ``X``) and save."""
+        if pid not in self.patch_layers:
+            return False
+        sel = set(self._selected_rows(pid))
+        if len(sel) < 2:
+            self._status("Select two or more nodes to remove the edges between them.")
+            notify("info", "Select two or more nodes to remove the edges between them.")
+            return False
+        self.flush()
+        graph = self.current_graph(pid)
+        keep = np.array([not (int(u) in sel and int(v) in sel) for u, v in graph.edges], dtype=bool)
+        if keep.all():
+            self._status("No edges between the selected nodes.")
+            return False
+        graph.edges = graph.edges[keep]
+        graph.edge_attrs = {k: v[keep] for k, v in graph.edge_attrs.items()}
+        self._commit(pid, graph)
+        return True
+
+    # ------------------------------------------------------------ the patches (boxes) layer
+    def _ensure_boxes_layer(self) -> None:
+        from napari.layers import Shapes
+
+        if self.boxes_layer is not None and self.boxes_layer in self.viewer.layers:
+            return
+        d = self.plan.spatial_ndim
+        layer = Shapes(
+            ndim=d,
+            name=f"{self.image_layer.name} patches",
+            scale=self.plan.scale,
+            translate=self.plan.translate,
+            edge_color=PATCH_COLOR,
+            face_color="transparent",
+            edge_width=max(1.0, 0.02 * self.size_spin.value()),
+            features={"patch_id": np.array([], dtype=object)},
+            text={"string": "{patch_id}", "anchor": "upper_left", "color": PATCH_COLOR, "size": 10},
+            metadata={META_KEY: {ANNOTATION_KEY: {"role": "patches", "folder": str(self.store.folder)}}},
+        )
+        self._syncing += 1
+        try:
+            self.viewer.add_layer(layer)
+        finally:
+            self._syncing -= 1
+        layer.events.data.connect(self._on_boxes_data)
+        self.boxes_layer = layer
+
+    def _box_shapes(self) -> tuple[list[np.ndarray], list[str]]:
+        shapes, ids = [], []
+        for e in self.store.patches():
+            o = np.asarray(e["origin"], float)
+            s = np.asarray(e["size"], float)
+            lo, hi = o[-2:] - 0.5, o[-2:] + s[-2:] - 0.5
+            rect = np.array([[lo[0], lo[1]], [lo[0], hi[1]], [hi[0], hi[1]], [hi[0], lo[1]]])
+            if len(o) == 2:
+                shapes.append(rect)
+                ids.append(e["id"])
+            else:  # a box: one rectangle per slice
+                for z in range(int(o[0]), int(o[0] + s[0])):
+                    shapes.append(np.concatenate([np.full((4, 1), float(z)), rect], axis=1))
+                    ids.append(e["id"])
+        return shapes, ids
+
+    def _render_boxes(self) -> None:
+        self._ensure_boxes_layer()
+        layer = self.boxes_layer
+        shapes, ids = self._box_shapes()
+        self._syncing += 1
+        try:
+            layer.selected_data = set()
+            layer.data = [(s, "rectangle") for s in shapes]
+            layer.features = {"patch_id": np.array(ids, dtype=object)}
+            layer.edge_color = PATCH_COLOR
+            layer.face_color = "transparent"
+            layer.refresh_text()
+        finally:
+            self._syncing -= 1
+        self._expected_boxes = dict(zip(*np.unique(np.array(ids, dtype=object), return_counts=True))) if ids else {}
+
+    def _on_boxes_data(self, event) -> None:
+        if self._syncing:
+            return
+        action = str(getattr(event, "action", "")).lower()
+        if action.endswith("ing") or self._boxes_pending:
+            return
+        self._boxes_pending = True
+        QTimer.singleShot(0, lambda: self._handle_boxes_change(action, tuple(getattr(event, "data_indices", ()) or ())))
+
+    def _handle_boxes_change(self, action: str, indices: tuple) -> None:
+        """Turn what the user did to the patches layer into store changes, then redraw the layer from the store."""
+        self._boxes_pending = False
+        layer = self.boxes_layer
+        if self.store is None or layer is None or layer not in self.viewer.layers:
+            return
+        try:
+            if action.endswith("added"):
+                new = [i for i in indices if 0 <= i < len(layer.data)] or [len(layer.data) - 1]
+                centres = []
+                for i in new:
+                    v = np.asarray(layer.data[i], float)
+                    centres.append((v.min(0) + v.max(0)) / 2.0)
+                self._render_boxes()
+                for c in centres:
+                    self.add_patch(center=c)
+                return
+            if action.endswith("removed"):
+                present = list(layer.features["patch_id"]) if "patch_id" in layer.features.columns else []
+                counts = {pid: present.count(pid) for pid in set(present)}
+                gone = [pid for pid, n in self._expected_boxes.items() if counts.get(pid, 0) < n]
+                self._render_boxes()  # put the rectangles back; deleting the patch removes them again
+                for pid in gone:
+                    self.delete_patch(pid)
+                return
+            if action.endswith("changed"):
+                self._render_boxes()
+                self._status("Patches stay where they were added: delete a patch and add it again to move it.")
+        except VesselGraphError as e:
+            notify("error", str(e))
+            self._render_boxes()
+
+    # ------------------------------------------------------------ misc
+    def _status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def closeEvent(self, event) -> None:
+        self.flush()
+        super().closeEvent(event)
+
+
+def _pad(arr: np.ndarray, k: int) -> np.ndarray:
+    from .layers import _pad as pad
+
+    return pad(np.asarray(arr), k)

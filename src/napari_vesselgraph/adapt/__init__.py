@@ -1,0 +1,71 @@
+"""Cross-domain adaptation of a Relationformer checkpoint to the user's (target) domain.
+
+``adapt(config, progress=None, cancel=None, log=print) -> Path`` of the adapted checkpoint. Methods
+(:data:`METHODS`):
+
+- ``contrastive``: task loss on source and K labelled target patches + cross-domain supervised contrastive
+  alignment of object tokens (node / background) and relation embeddings (edge / no edge) (:mod:`.losses`);
+- ``finetune``: the same loop without the alignment term;
+- ``adversarial``: the same loop + gradient-reversal image-level and graph-level domain discriminators
+  (Berger et al. 2024);
+- ``translation``: an unpaired CycleGAN translator (target -> source appearance) trained on unlabelled target
+  images and bundled into the checkpoint; inference applies it first (:mod:`.translate`).
+
+The output checkpoint keeps the source metadata and adds ``adaptation`` (method, K, the shot and held-out ids,
+source, target, settings, ``before``/``after`` metrics on the held-out target samples), ``target_domain`` and
+the ``command``. ``vesselgraph adapt ...`` is :func:`main`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import METHODS, TRAIN_LAYERS, AdaptConfig
+
+__all__ = ["METHODS", "TRAIN_LAYERS", "AdaptConfig", "adapt", "main"]
+
+
+def adapt(
+    config: dict | AdaptConfig,
+    progress: Callable[[int, int, dict], None] | None = None,
+    cancel=None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Adapt ``config.checkpoint`` to the target; returns the path of the adapted checkpoint.
+
+    ``progress(step, total, info)`` is called every step (``info["loss"]``; ``info["val"]`` after each
+    held-out validation). ``cancel.is_set()`` is checked every step: the run then stops and the last good
+    checkpoint (written atomically) is returned.
+    """
+    import torch
+
+    from ..checkpoints import load_checkpoint
+    from ..model.predictor import select_device
+    from . import loop, translate
+    from .data import load_target
+
+    cfg = config if isinstance(config, AdaptConfig) else AdaptConfig.from_dict(dict(config))
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    device = select_device(cfg.device)
+    model, meta = load_checkpoint(cfg.checkpoint, device="cpu")
+    data = load_target(cfg, model.cfg.ndim, log=log)
+    out = loop.output_path(cfg, meta, data)
+    try:
+        runner = translate.run if cfg.method == "translation" else loop.run
+        path = runner(cfg, model, meta, data, out, device, progress=progress, cancel=cancel, log=log)
+    finally:
+        model.to("cpu")
+        del model
+        loop.free_device(device)
+    log(f"adapted checkpoint: {path}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``vesselgraph adapt`` (see :mod:`.cli`)."""
+    from .cli import main as cli_main
+
+    return cli_main(argv)

@@ -1,0 +1,380 @@
+"""The training loop of the ``contrastive``, ``finetune`` and ``adversarial`` methods, and helpers shared with
+translation (held-out evaluation, output metadata, which layers train).
+
+Every step draws ``batch_size`` source patches and ``batch_size`` patches of the K target shots and runs them
+through the model in one batch::
+
+    loss = task(source) + task(target)                      # finetune
+         + align_weight * SupCon(tokens, relation embeddings)  # contrastive
+         + align_weight * BCE(discriminators behind a GRL)     # adversarial
+
+``task`` is the Relationformer set loss (:class:`model.losses.SetCriterion`, the weights the checkpoint was
+trained with). Every ``val_every`` steps the model predicts the held-out target samples whole
+(:func:`inference.predict`, sliding window + stitching); node/edge thresholds are picked on them by a small
+grid search and the model with the best ``(node_f1 + edge_f1) / 2`` is written (atomically). Without held-out
+samples the latest model is written at those points instead. AdamW, linear warm-up, cosine decay to a tenth.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import VesselGraphError
+from .config import AdaptConfig
+from .data import TargetData, TargetSampler, source_sampler
+
+HEADS = ("class_head.", "pos_head.", "radius_head.", "relation_head.", "dense_head.")
+DECODER = ("decoder.", "dec_norm.", "query_content", "rln_token", "rln_pos", "query_pos_mlp.")
+THRESHOLD_GRID = ((0.3, 0.4, 0.5, 0.6, 0.7), (0.3, 0.5, 0.7))
+EVAL_GROUPS = ["prf", "smd"]
+
+
+# ------------------------------------------------------------------ shared helpers
+def select_trainable(model, train_layers: str) -> list:
+    """Freeze what ``train_layers`` leaves out; returns the trainable parameters.
+
+    ``all``: everything. ``decoder+heads``: the decoder (layers, queries, [rln] token, query positions) and the
+    heads; backbone, input projection and encoder frozen. ``heads``: only the node / position / radius /
+    relation / dense heads. A translator bundled in the checkpoint is always frozen.
+    """
+    keep = []
+    for name, p in model.named_parameters():
+        if name.startswith("translator."):
+            ok = False
+        elif train_layers == "all":
+            ok = True
+        elif train_layers == "decoder+heads":
+            ok = name.startswith(HEADS + DECODER)
+        elif train_layers == "heads":
+            ok = name.startswith(HEADS)
+        else:
+            raise VesselGraphError(f"unknown train_layers {train_layers!r}")
+        p.requires_grad_(ok)
+        if ok:
+            keep.append(p)
+    if not keep:
+        raise VesselGraphError(f"train_layers={train_layers!r} leaves nothing to train")
+    return keep
+
+
+def predictor_input_meta(model, meta: dict) -> dict:
+    m = dict(meta.get("input") or {})
+    m.setdefault("ndim", model.cfg.ndim)
+    m.setdefault("channels", model.cfg.in_channels)
+    return m
+
+
+def evaluate_heldout(model, meta: dict, samples, device, sweep: bool = True) -> dict | None:
+    """Whole-sample metrics (``inference.predict``) of ``model`` on labelled samples, averaged.
+
+    With ``sweep`` the node/edge thresholds are picked on these samples (``THRESHOLD_GRID``, best
+    ``(node_f1 + edge_f1) / 2``); otherwise the checkpoint's thresholds are used. Returns ``None`` without
+    samples. The model is left in the mode it was in.
+    """
+    if not samples:
+        return None
+    from ..inference import apply_thresholds, predict
+    from ..metrics import evaluate
+    from ..model.predictor import PatchPredictor
+
+    was_training = model.training
+    pred = PatchPredictor(model, meta, device=device)
+    try:
+        raws = [(predict(s.image, predictor=pred, keep_raw=True), s) for s in samples]
+    finally:
+        model.train(was_training)
+
+    def run(nt: float, et: float, groups) -> dict:
+        rows = []
+        for raw, s in raws:
+            g = apply_thresholds(raw, nt, et)
+            shape = tuple(np.asarray(s.image).shape[: s.graph.ndim])
+            rows.append(evaluate(g, s.graph, radius=3.0, metrics=groups, image_shape=shape, smd_points=300))
+        out = {k: float(np.mean([r[k] for r in rows if np.isfinite(r[k])] or [np.nan])) for k in rows[0]}
+        out["score"] = 0.5 * (out.get("node_f1", 0.0) + out.get("edge_f1", 0.0))
+        return out
+
+    pairs = [(nt, et) for nt in THRESHOLD_GRID[0] for et in THRESHOLD_GRID[1]] if sweep else [
+        (pred.node_threshold, pred.edge_threshold)
+    ]
+    best, best_pair = -1.0, pairs[0]
+    if len(pairs) > 1:
+        for nt, et in pairs:
+            sc = run(nt, et, ["prf"])["score"]
+            if sc > best + 1e-9:
+                best, best_pair = sc, (nt, et)
+    out = run(*best_pair, EVAL_GROUPS)
+    out["node_threshold"], out["edge_threshold"] = best_pair
+    out["n"] = len(samples)
+    return out
+
+
+def short_metrics(m: dict | None) -> dict | None:
+    if m is None:
+        return None
+    keys = ("node_f1", "edge_f1", "smd", "node_precision", "node_recall", "edge_precision", "edge_recall", "score")
+    out = {k: round(float(m[k]), 4) for k in keys if k in m and m[k] is not None and np.isfinite(m[k])}
+    for k in ("node_threshold", "edge_threshold", "n", "step"):
+        if k in m:
+            out[k] = m[k]
+    return out
+
+
+def default_out(cfg: AdaptConfig, meta: dict, data: TargetData) -> Path:
+    from ..checkpoints import user_dir
+
+    src = str(meta.get("name") or Path(str(meta.get("path", cfg.checkpoint))).stem)
+    tgt = Path(data.name).name if not data.synthetic else data.name
+    k = "" if cfg.method == "translation" else f"-k{len(data.shots)}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return user_dir() / f"{src}-{cfg.method}-{tgt}{k}-s{cfg.seed}-{stamp}.safetensors"
+
+
+def output_path(cfg: AdaptConfig, meta: dict, data: TargetData) -> Path:
+    if cfg.out is None:
+        return default_out(cfg, meta, data)
+    p = Path(cfg.out).expanduser()
+    if p.is_dir():
+        raise VesselGraphError(f"output {p} is a folder; give a .safetensors file name")
+    if p.suffix.lower() != ".safetensors":
+        p = p.with_name(p.name + ".safetensors")
+    return p
+
+
+def adapted_meta(src_meta: dict, cfg: AdaptConfig, data: TargetData, out: Path, source: str, **adaptation) -> dict:
+    """The output checkpoint's metadata: the source's plus ``adaptation``, ``target_domain``, ``command``."""
+    drop = ("path", "created", "parameters", "package_version", "name", "validation_at_0.5")
+    m = {k: v for k, v in src_meta.items() if k not in drop}
+    m["name"] = out.stem
+    m["domain"] = src_meta.get("domain")
+    m["target_domain"] = data.domain or data.name
+    m["source_checkpoint"] = {
+        "name": src_meta.get("name"),
+        "path": src_meta.get("path"),
+        "command": src_meta.get("command"),
+        "adaptation": src_meta.get("adaptation"),
+    }
+    if "validation" in src_meta:
+        m["source_validation"] = src_meta["validation"]
+    m["command"] = cfg.command or f"napari_vesselgraph.adapt.adapt({json.dumps(cfg.to_dict(), sort_keys=True)})"
+    m["seed"] = cfg.seed
+    ad: dict[str, Any] = {
+        "method": cfg.method,
+        "shots": len(data.shots) if cfg.method != "translation" else None,
+        "shot_ids": data.ids(data.shots),
+        "heldout_ids": data.ids(data.heldout),
+        "source": source,
+        "target": data.name,
+        "steps": cfg.steps,
+        "temperature": cfg.temperature,
+        "align_weight": cfg.align_weight,
+        "train_layers": cfg.train_layers,
+        "seed": cfg.seed,
+        "shot_seed": cfg.shot_seed,
+        "lr": cfg.lr,
+        "batch_size": cfg.batch_size,
+        "metrics_on": "held-out target samples, whole-sample inference (inference.predict, sliding window + "
+        "stitching), thresholds picked on them by grid search; radius 3 px",
+        "config": cfg.to_dict(),
+    }
+    if cfg.method == "translation":
+        ad["unlabelled_ids"] = data.ids(data.unlabelled)
+    ad.update(adaptation)
+    m["adaptation"] = ad
+    after = ad.get("after")
+    if after:
+        m["validation"] = {**after, "on": "held-out target samples"}
+    return m
+
+
+def free_device(device) -> None:
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda":
+        torch.cuda.empty_cache()
+
+
+def lr_factor(step: int, frac: float, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(max(frac, 0.0), 1.0)))
+
+
+def slice_out(o: dict, sl: slice) -> dict:
+    """The model outputs of batch rows ``sl`` (aux layers and dense maps included)."""
+    out = {}
+    for k, v in o.items():
+        if k == "aux":
+            out[k] = [slice_out(a, sl) for a in v]
+        elif v is None:
+            out[k] = None
+        else:
+            out[k] = v[sl]
+    return out
+
+
+# ------------------------------------------------------------------ the loop
+def run(cfg: AdaptConfig, model, meta: dict, data: TargetData, out_path: Path, device, progress=None, cancel=None,
+        log=print) -> Path:  # fmt: skip
+    """Adapt ``model`` (loaded from ``cfg.checkpoint``) with the K shots of ``data``; returns the checkpoint."""
+    import torch
+
+    from ..checkpoints import save_checkpoint
+    from ..model.losses import LossWeights, SetCriterion, hungarian_match
+    from ..model.targets import collate, graph_to_target
+    from .losses import AdversarialAlignment, ContrastiveAlignment, dann_lambda
+
+    if not data.shots:
+        raise VesselGraphError("no labelled target samples (shots) to adapt with")
+    t_start = time.time()
+    mcfg = model.cfg
+    in_meta = predictor_input_meta(model, meta)
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    lw = (meta.get("training") or {}).get("loss_weights") or {}
+    weights = LossWeights(**{k: v for k, v in lw.items() if k in LossWeights.__dataclass_fields__})
+    crit = SetCriterion(model, weights, rng=np.random.default_rng(cfg.seed + 1))
+
+    ssampler, source = source_sampler(cfg, meta, mcfg, in_meta, rng)
+    tsampler = TargetSampler(data.shots, in_meta, mcfg.patch_size, np.random.default_rng(cfg.seed + 2))
+    log(
+        f"adapt[{cfg.method}]: source {source}, target {data.name}: {len(data.shots)} shot(s) {data.ids(data.shots)}, "
+        f"{len(data.heldout)} held out {data.ids(data.heldout)}; device {device}"
+    )
+
+    model.to(device)
+    params = select_trainable(model, cfg.train_layers)
+    align = None
+    if cfg.method == "contrastive":
+        align = ContrastiveAlignment(
+            mcfg.hidden, temperature=cfg.temperature, seed=cfg.seed + 3, feat_channels=model.backbone.out_channels
+        )
+    elif cfg.method == "adversarial":
+        align = AdversarialAlignment(mcfg.ndim, model.backbone.out_channels, mcfg.hidden)
+    if align is not None:
+        align.to(device)
+        params = params + list(align.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
+    warmup = max(1, min(20, cfg.steps // 10))
+
+    feats: dict[str, torch.Tensor] = {}
+    hook = model.backbone.register_forward_hook(lambda m, i, o: feats.__setitem__("x", o))
+
+    before = evaluate_heldout(model, meta, data.heldout, device)
+    if before is not None:
+        log(f"before: node_f1 {before['node_f1']:.3f} edge_f1 {before['edge_f1']:.3f} smd {before['smd']:.4f}")
+    history: list[dict] = []
+    best_score, best_metrics, saved, step, last_val = -math.inf, None, False, 0, -1
+    budget = cfg.max_minutes * 60.0 if cfg.max_minutes else None
+
+    def save(metrics: dict | None, **extra) -> None:
+        nonlocal saved
+        m = adapted_meta(
+            meta, cfg, data, out_path, source,
+            before=short_metrics(before), after=short_metrics(metrics), steps_done=step,
+            history=history[-50:], wall_s=round(time.time() - t_start, 1), **extra,
+        )  # fmt: skip
+        if metrics is not None and data.heldout:
+            m["thresholds"] = {
+                "node": metrics["node_threshold"],
+                "edge": metrics["edge_threshold"],
+                "source": f"grid search on {len(data.heldout)} held-out target sample(s) (adapt)",
+            }
+        save_checkpoint(out_path, model, m)
+        saved = True
+
+    def validate(reason: str) -> dict | None:
+        nonlocal best_score, best_metrics, last_val
+        last_val = step
+        if not data.heldout:
+            save(None)
+            log(f"[{reason}] step {step}: no held-out samples; checkpoint written")
+            return None
+        tv = time.time()
+        met = evaluate_heldout(model, meta, data.heldout, device)
+        met["step"] = step
+        history.append({"kind": "val", **short_metrics(met)})
+        improved = met["score"] > best_score
+        if improved:
+            best_score, best_metrics = met["score"], met
+            save(met)
+        log(
+            f"[val {reason}] step {step} node_f1 {met['node_f1']:.3f} edge_f1 {met['edge_f1']:.3f} "
+            f"smd {met['smd']:.4f}{' (best, saved)' if improved else ''} [{time.time() - tv:.1f}s]"
+        )
+        return met
+
+    model.train()
+    b = cfg.batch_size
+    row_domain = [0] * b + [1] * b
+    stop = "steps"
+    try:
+        while step < cfg.steps:
+            if cancel is not None and cancel.is_set():
+                stop = "cancelled"
+                break
+            if budget and time.time() - t_start >= budget:
+                stop = "time budget"
+                break
+            batch = ssampler.batch(b) + tsampler.batch(b)
+            x = torch.from_numpy(np.stack([p for p, _ in batch])).to(device)
+            targets = collate([graph_to_target(g, mcfg.patch_size, mcfg.stride) for _, g in batch], device=device)
+            frac = step / cfg.steps
+            if budget:
+                frac = max(frac, (time.time() - t_start) / budget)
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * lr_factor(step, frac, warmup)
+            o = model(x)
+            l_src, _ = crit(slice_out(o, slice(0, b)), targets[:b])
+            l_tgt, _ = crit(slice_out(o, slice(b, 2 * b)), targets[b:])
+            loss = l_src + l_tgt
+            logs = {"task_source": float(l_src.detach()), "task_target": float(l_tgt.detach())}
+            if cfg.method == "contrastive":
+                match = hungarian_match(o["logits"], o["pos"], targets, weights.cost_class, weights.cost_pos)
+                l_al, al_logs = align(model, o, targets, match, row_domain, feats["x"])
+                loss = loss + cfg.align_weight * l_al
+                logs.update(align=float(l_al.detach()), **al_logs)
+            elif cfg.method == "adversarial":
+                lam = dann_lambda(frac)
+                l_al, al_logs = align(feats["x"], o["tokens"], o["rln"], row_domain, lam)
+                loss = loss + cfg.align_weight * l_al
+                logs.update(align=float(l_al.detach()), grl_lambda=lam, **al_logs)
+            opt.zero_grad(set_to_none=True)
+            if torch.isfinite(loss):
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+            else:
+                log(f"step {step}: non-finite loss, batch skipped")
+            step += 1
+            logs["loss"] = float(loss.detach())
+            info: dict[str, Any] = {**logs, "elapsed": time.time() - t_start, "step": step}
+            if step % max(1, min(25, cfg.steps // 10)) == 0:
+                history.append({"kind": "train", "step": step, **{k: round(v, 5) for k, v in logs.items()}})
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                met = validate("periodic" if step < cfg.steps else "final")
+                if met is not None:
+                    info["val"] = {k: met[k] for k in ("node_f1", "edge_f1", "smd")}
+            if progress is not None:
+                progress(step, cfg.steps, info)
+        log(f"adapt[{cfg.method}]: stopped at step {step} ({stop}, {(time.time() - t_start) / 60:.1f} min)")
+        if stop != "cancelled" and last_val != step:
+            validate("final")
+        if not saved:  # cancelled before anything was written: the current state, marked as such
+            save(None, cancelled=True)
+        elif data.heldout and best_metrics is not None and before is not None and best_metrics["score"] <= before["score"]:
+            log(
+                f"WARNING: adaptation did not beat the source model on the held-out samples (score before "
+                f"{before['score']:.3f}, best after {best_metrics['score']:.3f})"
+            )
+    finally:
+        hook.remove()
+        for p in model.parameters():
+            p.requires_grad_(True)
+    return out_path

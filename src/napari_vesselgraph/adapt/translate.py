@@ -1,0 +1,240 @@
+"""Translation adaptation: an unpaired CycleGAN-style translator, target appearance -> source appearance.
+
+Two small generators (``G_ts``: target -> source, ``G_st``: source -> target) and two PatchGAN discriminators
+are trained on normalised patches (the checkpoint's input recipe, so a grey model sees luminance) of unlabelled
+target images and source images, with the least-squares GAN loss plus cycle consistency (L1, weight 10) and
+identity (L1, weight 5) losses (Zhu et al. 2017). Only ``G_ts`` is kept: it is bundled into the output
+checkpoint under the ``translator.`` prefix with its architecture in ``meta["translator"]``; loading such a
+checkpoint (:func:`checkpoints.load_checkpoint`) attaches it to the model, which runs it on every normalised
+patch before the backbone, so :func:`inference.predict` applies the translation with no further change.
+No annotation is used for training; labelled held-out samples, when there are any, are only measured
+(checkpoint thresholds, no selection). 2D and 3D: the convolutions follow ``ndim``.
+
+Generator: conv -> two stride-2 convs -> ``blocks`` residual blocks -> two (upsample, conv) -> conv, predicting
+a per-pixel change of the input's logit: ``out = sigmoid(logit(x) + G(x))``; the last conv starts at zero so a
+fresh translator is (almost exactly) the identity, and outputs stay in (0, 1) like normalised images.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import VesselGraphError
+from .config import AdaptConfig
+
+DEFAULT_TRANSLATOR = {"features": 16, "blocks": 3}
+LAMBDA_CYCLE = 10.0
+LAMBDA_IDENTITY = 5.0
+EPS = 1e-3
+
+
+def _conv(ndim: int):
+    return nn.Conv2d if ndim == 2 else nn.Conv3d
+
+
+def _gn(ch: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, ch), ch)
+
+
+class _Res(nn.Module):
+    def __init__(self, ndim: int, ch: int):
+        super().__init__()
+        Conv = _conv(ndim)
+        self.body = nn.Sequential(Conv(ch, ch, 3, padding=1), _gn(ch), nn.ReLU(), Conv(ch, ch, 3, padding=1), _gn(ch))
+
+    def forward(self, x):
+        return F.relu(x + self.body(x))
+
+
+class Translator(nn.Module):
+    """Image-to-image generator for normalised ``(B, C, *S)`` patches (spatial sizes multiples of 4)."""
+
+    def __init__(self, ndim: int = 2, channels: int = 1, features: int = 16, blocks: int = 3):
+        super().__init__()
+        self.config = {"ndim": int(ndim), "channels": int(channels), "features": int(features), "blocks": int(blocks)}
+        Conv, f = _conv(ndim), int(features)
+        mode = "bilinear" if ndim == 2 else "trilinear"
+        self.net = nn.Sequential(
+            Conv(channels, f, 3, padding=1), _gn(f), nn.ReLU(),
+            Conv(f, 2 * f, 3, stride=2, padding=1), _gn(2 * f), nn.ReLU(),
+            Conv(2 * f, 4 * f, 3, stride=2, padding=1), _gn(4 * f), nn.ReLU(),
+            *[_Res(ndim, 4 * f) for _ in range(int(blocks))],
+            nn.Upsample(scale_factor=2, mode=mode, align_corners=False), Conv(4 * f, 2 * f, 3, padding=1), _gn(2 * f), nn.ReLU(),
+            nn.Upsample(scale_factor=2, mode=mode, align_corners=False), Conv(2 * f, f, 3, padding=1), _gn(f), nn.ReLU(),
+            Conv(f, channels, 3, padding=1),
+        )  # fmt: skip
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = [(-s) % 4 for s in x.shape[2:]]
+        xp = x
+        if any(pad):
+            xp = F.pad(x, [p for q in reversed(pad) for p in (0, q)], mode="replicate")
+        y = self.net(xp)
+        if any(pad):
+            y = y[(slice(None), slice(None)) + tuple(slice(0, s) for s in x.shape[2:])]
+        return torch.sigmoid(torch.logit(x.clamp(EPS, 1 - EPS)) + y.to(x.dtype))
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN: a map of real/fake logits, one per overlapping receptive field."""
+
+    def __init__(self, ndim: int = 2, channels: int = 1, features: int = 16):
+        super().__init__()
+        Conv, f = _conv(ndim), int(features)
+        self.net = nn.Sequential(
+            Conv(channels, f, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            Conv(f, 2 * f, 4, stride=2, padding=1), _gn(2 * f), nn.LeakyReLU(0.2),
+            Conv(2 * f, 4 * f, 3, padding=1), _gn(4 * f), nn.LeakyReLU(0.2),
+            Conv(4 * f, 1, 3, padding=1),
+        )  # fmt: skip
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def build_translator(config: dict) -> Translator:
+    """A translator from ``meta["translator"]`` (``ndim``, ``channels``, ``features``, ``blocks``)."""
+    try:
+        return Translator(**{k: config[k] for k in ("ndim", "channels", "features", "blocks")})
+    except (KeyError, TypeError, ValueError) as e:
+        raise VesselGraphError(f"invalid translator config {config!r}: {e}") from None
+
+
+def attach_translator(model, translator: Translator) -> None:
+    """Make ``model`` run ``translator`` on its input first (``model.translator``; saved with the weights)."""
+    model.add_module("translator", translator)
+
+
+def _lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:
+    return F.mse_loss(pred, torch.full_like(pred, 1.0 if real else 0.0))
+
+
+# ------------------------------------------------------------------ training
+def run(cfg: AdaptConfig, model, meta: dict, data, out_path: Path, device, progress=None, cancel=None,
+        log=print) -> Path:  # fmt: skip
+    """Train the translator on unlabelled target images and source patches; returns the checkpoint path."""
+    from ..checkpoints import save_checkpoint
+    from .data import TargetSampler, source_sampler
+    from .loop import adapted_meta, evaluate_heldout, predictor_input_meta, short_metrics
+
+    if meta.get("translator"):
+        raise VesselGraphError("this checkpoint already carries a translator; translate from its base checkpoint")
+    images = data.unlabelled or data.shots
+    if not images:
+        raise VesselGraphError("no target images to learn the translation from")
+    t_start = time.time()
+    mcfg = model.cfg
+    in_meta = predictor_input_meta(model, meta)
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    ssampler, source = source_sampler(cfg, meta, mcfg, in_meta, rng)
+    tsampler = TargetSampler(images, in_meta, mcfg.patch_size, np.random.default_rng(cfg.seed + 2))
+    log(
+        f"adapt[translation]: source {source}, target {data.name}: {len(images)} unlabelled image(s); "
+        f"{len(data.heldout)} labelled held out (measured only); device {device}"
+    )
+    model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    before = evaluate_heldout(model, meta, data.heldout, device, sweep=False)
+
+    nd, ch = mcfg.ndim, mcfg.in_channels
+    tcfg = {"ndim": nd, "channels": ch, **DEFAULT_TRANSLATOR}
+    g_ts, g_st = build_translator(tcfg).to(device), build_translator(tcfg).to(device)
+    d_s, d_t = PatchDiscriminator(nd, ch).to(device), PatchDiscriminator(nd, ch).to(device)
+    opt_g = torch.optim.Adam(list(g_ts.parameters()) + list(g_st.parameters()), lr=cfg.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(list(d_s.parameters()) + list(d_t.parameters()), lr=cfg.lr, betas=(0.5, 0.999))
+    attach_translator(model, g_ts)
+    history: list[dict] = []
+    step, saved = 0, False
+    budget = cfg.max_minutes * 60.0 if cfg.max_minutes else None
+
+    def save(after=None, **extra) -> None:
+        nonlocal saved
+        m = adapted_meta(
+            meta, cfg, data, out_path, source,
+            before=short_metrics(before), after=short_metrics(after), steps_done=step, history=history[-50:],
+            wall_s=round(time.time() - t_start, 1), translator=dict(tcfg),
+            losses={"gan": "least squares", "cycle_l1": LAMBDA_CYCLE, "identity_l1": LAMBDA_IDENTITY},
+            **extra,
+        )  # fmt: skip
+        m["translator"] = dict(tcfg)
+        g_ts.eval()
+        save_checkpoint(out_path, model, m)
+        g_ts.train()
+        saved = True
+
+    b = cfg.batch_size
+    stop = "steps"
+    try:
+        g_ts.train(), g_st.train(), d_s.train(), d_t.train()
+        while step < cfg.steps:
+            if cancel is not None and cancel.is_set():
+                stop = "cancelled"
+                break
+            if budget and time.time() - t_start >= budget:
+                stop = "time budget"
+                break
+            t = torch.from_numpy(np.stack([p for p, _ in tsampler.batch(b)])).to(device)
+            s = torch.from_numpy(np.stack([p for p, _ in ssampler.batch(b)])).to(device)
+            # generators
+            fake_s, fake_t = g_ts(t), g_st(s)
+            adv = _lsgan(d_s(fake_s), True) + _lsgan(d_t(fake_t), True)
+            cyc = F.l1_loss(g_st(fake_s), t) + F.l1_loss(g_ts(fake_t), s)
+            idt = F.l1_loss(g_ts(s), s) + F.l1_loss(g_st(t), t)
+            loss_g = adv + LAMBDA_CYCLE * cyc + LAMBDA_IDENTITY * idt
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            # discriminators
+            loss_d = 0.5 * (
+                _lsgan(d_s(s), True) + _lsgan(d_s(fake_s.detach()), False)
+                + _lsgan(d_t(t), True) + _lsgan(d_t(fake_t.detach()), False)
+            )  # fmt: skip
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            step += 1
+            logs = {"loss": float(loss_g.detach()), "gan": float(adv.detach()), "cycle": float(cyc.detach()),
+                    "identity": float(idt.detach()), "disc": float(loss_d.detach())}  # fmt: skip
+            info: dict[str, Any] = {**logs, "elapsed": time.time() - t_start, "step": step}
+            if step % max(1, min(25, cfg.steps // 10)) == 0:
+                history.append({"kind": "train", "step": step, **{k: round(v, 5) for k, v in logs.items()}})
+            if step % cfg.eval_every == 0 and step < cfg.steps:
+                g_ts.eval()
+                met = evaluate_heldout(model, meta, data.heldout, device, sweep=False)
+                g_ts.train()
+                if met is not None:
+                    history.append({"kind": "val", "step": step, **short_metrics(met)})
+                    info["val"] = {k: met[k] for k in ("node_f1", "edge_f1", "smd")}
+                    log(f"[val] step {step} node_f1 {met['node_f1']:.3f} edge_f1 {met['edge_f1']:.3f} smd {met['smd']:.4f}")
+                save(met)
+            if progress is not None:
+                progress(step, cfg.steps, info)
+        log(f"adapt[translation]: stopped at step {step} ({stop}, {(time.time() - t_start) / 60:.1f} min)")
+        if stop == "cancelled":
+            if not saved:
+                save(None, cancelled=True)
+            return out_path
+        g_ts.eval()
+        after = evaluate_heldout(model, meta, data.heldout, device, sweep=False)
+        if after is not None:
+            history.append({"kind": "val", "step": step, **short_metrics(after)})
+            log(f"after: node_f1 {after['node_f1']:.3f} edge_f1 {after['edge_f1']:.3f} smd {after['smd']:.4f}")
+            if progress is not None:
+                progress(step, cfg.steps, {"loss": logs["loss"] if step else 0.0,
+                                           "val": {k: after[k] for k in ("node_f1", "edge_f1", "smd")}})  # fmt: skip
+        save(after)
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    return out_path

@@ -1,0 +1,188 @@
+"""The Fine-tune widget: adapt in a thread_worker with progress, loss curve, cancel and before/after (xvfb-run)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from napari_vesselgraph._napari._finetune_widget import FinetuneWidget, compare_rows
+from napari_vesselgraph._napari._predict_widget import PredictWidget
+from napari_vesselgraph.annotations import AnnotationStore
+from napari_vesselgraph.checkpoints import load_checkpoint, read_metadata, user_dir
+
+TIMEOUT = 240_000
+TINY = {"patch_size": [32, 32], "backbone_channels": [8, 16, 32], "stride": 4, "hidden": 32, "heads": 2,
+        "ffn": 64, "query_grid": [4, 4], "enc_layers": 1, "dec_layers": 2}  # fmt: skip
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_VESSELGRAPH_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def tiny_checkpoint(home):
+    """A tiny grey 2D checkpoint (random weights) in the user checkpoint folder."""
+    from napari_vesselgraph.checkpoints import save_checkpoint
+    from napari_vesselgraph.model.config import ModelConfig
+    from napari_vesselgraph.model.network import Relationformer
+    from napari_vesselgraph.model.preprocess import input_meta
+
+    torch.manual_seed(0)
+    model = Relationformer(ModelConfig.from_dict({"ndim": 2, "in_channels": 1, **TINY}))
+    meta = {
+        "name": "tiny-fluo",
+        "domain": "vessel2d-fluo",
+        "input": input_meta(2, 1),
+        "thresholds": {"node": 0.5, "edge": 0.5},
+        "training": {"config": {"domain": "vessel2d-fluo", "image_shape": [64, 64]}},
+    }
+    user_dir().mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(user_dir() / "tiny-fluo.safetensors", model, meta)
+
+
+@pytest.fixture
+def project(tmp_path):
+    """An annotation project of four 48x48 RGB fundus-like patches with their graphs."""
+    from napari_vesselgraph.synth import crop_patch, make_sample
+
+    image, graph = make_sample("vessel2d-fundus", 5, (96, 96))
+    store = AnnotationStore.create(tmp_path / "ann", ndim=2, channels=3, source_image="synthetic fundus")
+    for origin in ((0, 0), (0, 48), (48, 0), (48, 48)):
+        patch, local = crop_patch(image, graph, origin, (48, 48))
+        store.add_patch((patch * 255).astype(np.uint8), origin, local, status="done")
+    return store.folder
+
+
+@pytest.fixture
+def widgets(make_napari_viewer, home, tiny_checkpoint, project):
+    viewer = make_napari_viewer()
+    predict = PredictWidget(viewer)
+    viewer.window.add_dock_widget(predict, name="Predict graph")
+    widget = FinetuneWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Fine-tune")
+    widget.folder_edit.setText(str(project))
+    widget.describe_project()
+    assert widget.select_checkpoint("tiny-fluo")
+    widget.method_combo.setCurrentText("finetune")
+    widget.batch_spin.setValue(2)
+    widget.val_spin.setValue(0.25)
+    widget.device_combo.setCurrentText("cpu")
+    return viewer, predict, widget
+
+
+def ticking(qtbot):
+    """A QTimer firing every 50 ms: its ticks show whether the Qt event loop stays responsive."""
+    from qtpy.QtCore import QTimer
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(50)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    return timer, ticks
+
+
+def test_tiny_run_completes_and_reaches_the_predict_widget(widgets, qtbot, home):
+    _viewer, predict, widget = widgets
+    widget.steps_spin.setValue(4)
+    widget.val_every_spin.setValue(2)
+    assert "1 will be held out" in widget.project_info.text()
+    timer, ticks = ticking(qtbot)
+    t0 = time.perf_counter()
+    assert widget.train()
+    qtbot.waitUntil(lambda: not widget.is_running(), timeout=TIMEOUT)
+    elapsed = time.perf_counter() - t0
+    timer.stop()
+    assert widget.result["status"] == "ok", widget.result
+    path = widget.result["path"]
+    assert str(user_dir()) in path and not widget.result["cancelled"]
+    # the Qt event loop kept running while the worker trained
+    assert len(ticks) >= max(5, 0.3 * elapsed / 0.05), (len(ticks), elapsed)
+    # progress, loss curve and validation
+    assert [s for s, _ in widget.losses] == [1, 2, 3, 4]
+    assert [v["step"] for v in widget.val_history] == [2, 4]
+    assert widget.plot_draws >= 1 and widget.progress_bar.value() == 1
+    # the new checkpoint is selected in the predict widget at once
+    assert predict.method()["path"] == path
+    # before / after side by side, as recorded in the checkpoint
+    meta = read_metadata(path)
+    ad = meta["adaptation"]
+    assert ad["method"] == "finetune" and len(ad["heldout_ids"]) == 1
+    rows = compare_rows(meta)
+    assert widget.compare_table.rowCount() == len(rows) >= 3
+    label, before, after, _ = rows[0]
+    assert label == "node F1"
+    assert widget.compare_table.item(0, 0).text() == f"{before:.3f}"
+    assert widget.compare_table.item(0, 1).text() == f"{after:.3f}"
+    assert ad["heldout_ids"][0] in widget.compare_note.text()
+    load_checkpoint(path)
+    assert not list(user_dir().glob(".*.tmp"))
+
+
+def test_cancel_mid_way_stops_soon_and_keeps_a_loadable_checkpoint(widgets, qtbot, home):
+    _viewer, predict, widget = widgets
+    widget.steps_spin.setValue(2000)
+    widget.val_every_spin.setValue(2)
+    assert widget.train()
+    qtbot.waitUntil(lambda: len(widget.losses) >= 3, timeout=TIMEOUT)
+    t_cancel = time.perf_counter()
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.is_running(), timeout=TIMEOUT)
+    stopped_after = time.perf_counter() - t_cancel
+    assert stopped_after < 10.0, f"cancel took {stopped_after:.1f} s"
+    assert widget.result["status"] == "ok" and widget.result["cancelled"]
+    meta = read_metadata(widget.result["path"])
+    assert meta["adaptation"]["steps_done"] < 2000
+    assert meta["adaptation"]["after"]["step"] >= 2  # the last good (validated) checkpoint
+    model, _ = load_checkpoint(widget.result["path"])
+    assert sum(p.numel() for p in model.parameters()) > 0
+    assert "Cancelled" in widget.status_label.text()
+    assert predict.method()["path"] == widget.result["path"]
+    assert not list(user_dir().glob(".*.tmp"))
+
+
+def test_cancel_during_a_checkpoint_write_never_leaves_half_a_file(widgets, qtbot, home, monkeypatch):
+    """Cancel arrives while adapt is writing a checkpoint (the write is slowed down): the write completes
+    atomically, the run stops, and the file it returns loads and holds that write's metadata."""
+    import napari_vesselgraph.checkpoints as ck
+
+    _viewer, _predict, widget = widgets
+    widget.steps_spin.setValue(2000)
+    widget.val_every_spin.setValue(1)
+    real = ck.save_checkpoint
+    writes: list[int] = []
+
+    def slow_save(path, model, meta=None):
+        writes.append(meta["adaptation"]["steps_done"])
+        if len(writes) == 2:
+            widget._cancel.set()  # the user presses Cancel while this checkpoint is being written
+            time.sleep(0.5)
+        return real(path, model, meta)
+
+    monkeypatch.setattr(ck, "save_checkpoint", slow_save)
+    assert widget.train()
+    qtbot.waitUntil(lambda: not widget.is_running(), timeout=TIMEOUT)
+    assert len(writes) >= 2
+    result = widget.result
+    assert result["status"] == "ok" and result["cancelled"]
+    meta = read_metadata(result["path"])
+    assert meta["adaptation"]["steps_done"] == writes[-1]
+    load_checkpoint(result["path"])
+    assert not list(user_dir().glob(".*.tmp"))
+
+
+def test_bad_settings_do_not_start(widgets, qtbot, tmp_path):
+    _viewer, _predict, widget = widgets
+    widget.folder_edit.setText(str(tmp_path / "nothing here"))
+    assert not widget.train() and widget.worker is None
+    assert "does not exist" in widget.status_label.text()
+    empty = AnnotationStore.create(tmp_path / "empty", ndim=2)
+    widget.folder_edit.setText(str(empty.folder))
+    assert not widget.train()
+    assert "no patches" in widget.status_label.text()

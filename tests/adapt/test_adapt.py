@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from napari_vesselgraph import checkpoints as ck  # noqa: E402
+from napari_vesselgraph.adapt import METHODS, adapt  # noqa: E402
+from napari_vesselgraph.errors import VesselGraphError  # noqa: E402
+from napari_vesselgraph.inference import predict  # noqa: E402
+from napari_vesselgraph.synth import read_dataset  # noqa: E402
+
+from .conftest import base_config  # noqa: E402
+
+
+class CancelAfter:
+    """A cancel token that becomes set after ``n`` checks."""
+
+    def __init__(self, n: int):
+        self.n, self.calls = n, 0
+
+    def is_set(self) -> bool:
+        self.calls += 1
+        return self.calls > self.n
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_writes_a_loadable_checkpoint(method, tiny_checkpoint, fundus_folder, home):
+    calls = []
+    path = adapt(base_config(tiny_checkpoint, fundus_folder, method=method), progress=lambda *a: calls.append(a),
+                 log=lambda s: None)  # fmt: skip
+    assert path.exists() and path.parent == ck.user_dir()  # no out: the user checkpoint folder
+    assert method in path.name
+    assert sorted({c[0] for c in calls}) == [1, 2] and {c[1] for c in calls} == {2}
+    assert all(isinstance(c[2]["loss"], float) for c in calls)
+    model, meta = ck.load_checkpoint(path)
+    ad = meta["adaptation"]
+    assert ad["method"] == method and ad["target"] == str(fundus_folder) and ad["source"] == "vessel2d-fluo"
+    assert ad["steps"] == 2 and ad["train_layers"] == "all" and ad["seed"] == 0 and ad["temperature"] == 0.1
+    assert len(ad["heldout_ids"]) == 1 and set(ad["heldout_ids"]).isdisjoint(ad["shot_ids"])
+    assert meta["domain"] == "vessel2d-fluo" and meta["target_domain"] == "vessel2d-fundus"
+    assert meta["name"] == path.stem and meta["command"].startswith("napari_vesselgraph.adapt.adapt(")
+    assert meta["source_checkpoint"]["name"] == "tiny-fluo" and meta["source_validation"] == {"node_f1": 0.5}
+    assert set(ad["before"]) >= {"node_f1", "edge_f1", "smd"} and set(ad["after"]) >= {"node_f1", "edge_f1", "smd"}
+    if method == "translation":
+        assert ad["shots"] is None and ad["shot_ids"] == [] and len(ad["unlabelled_ids"]) == 5
+        assert meta["translator"]["ndim"] == 2 and hasattr(model, "translator")
+        assert meta["thresholds"] == {"node": 0.5, "edge": 0.5}  # no labels used: the source's thresholds
+    else:
+        assert ad["shots"] == 3 and len(ad["shot_ids"]) == 3 and all(i.startswith("train_") for i in ad["shot_ids"])
+        assert "held-out" in meta["thresholds"]["source"]
+        assert any("val" in c[2] for c in calls)
+    # the adapted checkpoint runs through the normal predict path (RGB target image into a grey model)
+    rec = read_dataset(fundus_folder, split="train")[0]
+    g = predict(rec.image, checkpoint=str(path), device="cpu")
+    assert g.ndim == 2 and g.metadata["checkpoint"] == path.stem
+    entry = [e for e in ck.list_checkpoints() if e["path"] == str(path)][0]
+    assert entry["adaptation"] == method
+    assert [e["adaptation"] for e in ck.list_bundled()] == ["none"] * len(ck.list_bundled())
+
+
+def test_explicit_out_and_synthetic_target(tiny_checkpoint, tmp_path):
+    out = tmp_path / "sub" / "adapted"
+    cfg = {"checkpoint": str(tiny_checkpoint), "target_domain": "vessel2d-fundus", "shots": 1, "steps": 1,
+           "batch_size": 1, "val_fraction": 0, "method": "finetune", "out": str(out)}  # fmt: skip
+    path = adapt(cfg, log=lambda s: None)
+    assert path == tmp_path / "sub" / "adapted.safetensors"
+    meta = ck.read_metadata(path)
+    ad = meta["adaptation"]
+    assert isinstance(ad["shot_ids"][0], int) and ad["heldout_ids"] == [] and ad["after"] is None
+    assert ad["target"] == "vessel2d-fundus" and meta["thresholds"] == {"node": 0.5, "edge": 0.5}
+
+
+def test_cancel_mid_run_returns_a_loadable_checkpoint(tiny_checkpoint, fundus_folder, tmp_path):
+    out = tmp_path / "c.safetensors"
+    cancel = CancelAfter(3)  # steps 1..3 run, the 4th check stops
+    path = adapt(base_config(tiny_checkpoint, fundus_folder, steps=50, out=str(out)), cancel=cancel,
+                 log=lambda s: None)  # fmt: skip
+    assert path == out and cancel.calls == 4
+    _, meta = ck.load_checkpoint(path)
+    assert meta["adaptation"]["after"]["step"] <= 3 and meta["adaptation"]["steps_done"] <= 3
+    assert not list(tmp_path.glob("*.tmp*"))  # nothing half-written left behind
+
+
+@pytest.mark.parametrize("method", ["contrastive", "translation"])
+def test_cancel_before_any_checkpoint_writes_the_current_state(method, tiny_checkpoint, fundus_folder, tmp_path):
+    out = tmp_path / f"{method}.safetensors"
+    path = adapt(base_config(tiny_checkpoint, fundus_folder, method=method, steps=50, val_every=40, out=str(out)),
+                 cancel=CancelAfter(1), log=lambda s: None)  # fmt: skip
+    _, meta = ck.load_checkpoint(path)
+    assert meta["adaptation"]["cancelled"] is True and meta["adaptation"]["steps_done"] == 1
+
+
+def test_translation_applies_the_generator_at_inference(tiny_checkpoint, fundus_folder, tmp_path):
+    from napari_vesselgraph.model.predictor import make_predictor
+
+    path = adapt(base_config(tiny_checkpoint, fundus_folder, method="translation", steps=3, lr=1e-2,
+                             out=str(tmp_path / "t.safetensors")), log=lambda s: None)  # fmt: skip
+    base, _ = ck.load_checkpoint(tiny_checkpoint)
+    adapted, meta = ck.load_checkpoint(path)
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        translated = adapted.translator(x)
+        assert (translated - x).abs().max() > 1e-3  # trained: not the identity
+        # the model runs the translator first: same as the base model on translated input
+        assert torch.allclose(adapted(x)["logits"], base(translated)["logits"], atol=1e-5)
+        assert not torch.allclose(adapted(x)["logits"], base(x)["logits"], atol=1e-4)
+        # an identity translator gives the base model back
+        adapted.translator.net[-1].weight.zero_()
+        adapted.translator.net[-1].bias.zero_()
+        assert torch.allclose(adapted(x)["logits"], base(x.clamp(1e-3, 1 - 1e-3))["logits"], atol=1e-5)
+    pred = make_predictor(path, device="cpu")
+    assert pred.model._modules.get("translator") is not None
+    rec = read_dataset(fundus_folder, split="train")[0]
+    g1 = predict(rec.image, predictor=pred, keep_raw=True)
+    g0 = predict(rec.image, checkpoint=str(tiny_checkpoint), device="cpu", keep_raw=True)
+    assert g1.n_nodes != g0.n_nodes or not np.allclose(g1.nodes, g0.nodes)
+
+
+def test_translator_missing_config_is_refused(tiny_checkpoint, tmp_path):
+    tensors, meta = ck.load_tensors(tiny_checkpoint)
+    meta["adaptation"] = {"method": "translation"}
+    bad = ck.save_tensors(tmp_path / "bad.safetensors", tensors, meta)
+    with pytest.raises(VesselGraphError, match="without its translator config"):
+        ck.load_checkpoint(bad)
+
+
+def test_translator_3d():
+    from napari_vesselgraph.adapt.translate import PatchDiscriminator, Translator
+
+    g = Translator(3, 1, features=4, blocks=1)
+    x = torch.rand(1, 1, 12, 16, 18)
+    y = g(x)
+    assert y.shape == x.shape and torch.allclose(y, x.clamp(1e-3, 1 - 1e-3), atol=1e-6)
+    assert PatchDiscriminator(3, 1, 4)(x).ndim == 5
+
+
+def test_bad_inputs(tiny_checkpoint, fundus_folder):
+    with pytest.raises(VesselGraphError, match="no checkpoint"):
+        adapt(base_config("nope-not-a-checkpoint", fundus_folder), log=lambda s: None)
+    with pytest.raises(VesselGraphError, match="give shots"):
+        adapt({"checkpoint": str(tiny_checkpoint), "target_domain": "vessel2d-fundus"}, log=lambda s: None)
+    with pytest.raises(VesselGraphError, match="2D"):
+        adapt({"checkpoint": str(tiny_checkpoint), "target_domain": "vessel3d-twophoton", "shots": 1},
+              log=lambda s: None)  # fmt: skip

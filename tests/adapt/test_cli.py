@@ -1,0 +1,87 @@
+import os
+import signal
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from napari_vesselgraph import checkpoints as ck  # noqa: E402
+from napari_vesselgraph import cli as top_cli  # noqa: E402
+from napari_vesselgraph.adapt import main  # noqa: E402
+from napari_vesselgraph.adapt.cli import _SigintCancel  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--method", "magic", "--target-domain", "vessel2d-fundus"], "invalid choice"),
+        (["--target-domain", "vessel2d-fundus", "--target", "x"], "not allowed with"),
+        (["--method", "finetune"], "exactly one of target"),
+        (["--target", "/no/such/folder", "--shots", "2"], "does not exist"),
+        (["--target-domain", "vessel2d-fundus", "--shots", "0"], "shots must be at least 1"),
+        (["--target-domain", "vessel2d-fundus", "--steps", "ten"], "invalid int value"),
+        (["--target-domain", "vessel2d-fundus", "--shots", "1", "--checkpoint", "missing"], "no checkpoint"),
+    ],
+)
+def test_bad_input_one_line_exit_2(argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("vesselgraph adapt: error:") and words in err
+
+
+def test_routed_from_vesselgraph_cli(capsys):
+    assert top_cli.main(["adapt", "--method", "finetune"]) == 2
+    assert "exactly one of target" in capsys.readouterr().err
+
+
+def test_cli_run_records_command(tiny_checkpoint, fundus_folder, tmp_path, capsys):
+    out = tmp_path / "cli.safetensors"
+    argv = ["--method", "finetune", "--checkpoint", str(tiny_checkpoint), "--target", str(fundus_folder), "--shots",
+            "2", "--steps", "2", "--batch-size", "1", "--seed", "3", "-o", str(out), "-q"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert f"adapted checkpoint: {out}" in captured.out and "adapt[finetune] [" in captured.err
+    meta = ck.read_metadata(out)
+    assert meta["command"].startswith("vesselgraph adapt --method finetune") and "--seed 3" in meta["command"]
+    assert meta["adaptation"]["seed"] == 3 and meta["adaptation"]["shots"] == 2
+
+
+def test_ctrl_c_keeps_last_good_checkpoint(tiny_checkpoint, fundus_folder, tmp_path, capsys, monkeypatch):
+    class InterruptingBar:
+        def __init__(self, label):
+            self._last = 0.0
+
+        def __call__(self, step, total, info):
+            if step == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C during step 2
+
+    monkeypatch.setattr(top_cli, "TextProgress", InterruptingBar)
+    out = tmp_path / "ctrlc.safetensors"
+    argv = ["--method", "contrastive", "--checkpoint", str(tiny_checkpoint), "--target", str(fundus_folder),
+            "--shots", "2", "--steps", "40", "--batch-size", "1", "-o", str(out), "-q"]  # fmt: skip
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert f"cancelled; last good checkpoint: {out}" in err
+    _, meta = ck.load_checkpoint(out)
+    assert meta["adaptation"]["steps_done"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_second_ctrl_c_aborts():
+    c = _SigintCancel()
+    c._handler(signal.SIGINT, None)
+    assert c.is_set()
+    with pytest.raises(KeyboardInterrupt):
+        c._handler(signal.SIGINT, None)
+
+
+def test_checkpoints_command_shows_adaptation(tiny_checkpoint, fundus_folder, home, capsys):
+    argv = ["--method", "finetune", "--checkpoint", str(tiny_checkpoint), "--target", str(fundus_folder), "--shots",
+            "1", "--steps", "1", "--batch-size", "1", "-q"]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert top_cli.main(["checkpoints"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    mine = [s for s in lines if "tiny-fluo-finetune-fundus-k1" in s]
+    assert len(mine) == 1 and "adaptation=finetune -> vessel2d-fundus  user" in mine[0]
+    assert any("vessel2d-fluo" in s and "adaptation=none  bundled" in s for s in lines)
