@@ -4,6 +4,7 @@
                                [--sizes3d 96 128 192 256 384 512 1024] [--workers-size2d 2048]
                                [--workers-size3d 128] [--workers-tile3d 96] [--checkpoint3d PATH]
                                [--contrast-size 4096] [--no-write]
+    python benchmarks/scale.py --largest3d 1024 [--checkpoint3d PATH]   # one volume, its own section
 
 Images: a synthetic ``vessel2d-fluo`` 512 x 512 sample (``vessel3d-lightsheet`` 64 x 128 x 128 in 3D) tiled
 (mirrored) to each size, written chunk by chunk into a Zarr store as uint16 (the full image is never in
@@ -15,13 +16,14 @@ subprocess reports its own exact peak (``getrusage``).
 
 * 2D and 3D size sweeps in one process (the model with 1 torch thread), sizes in increasing order while
   the time predicted from the previous size fits in what is left of ``--budget``.
-* 1 vs 2 dask workers (``dask_workers=N``: a LocalCluster of N single-threaded processes, started by
-  the call; its start-up is reported apart) on the same image, in the same run.
+* 1 vs 2 dask workers (a LocalCluster of N single-threaded processes, what ``dask_workers=N`` starts;
+  its start-up and the imports on the workers are reported apart) on the same image, in the same run.
 * Contrast rows: the same image as a numpy array in memory (``predict(np.asarray(...))``, whole-image
   normalisation), and the classical skeleton baseline on the whole image (it is not tiled).
 
 2D model: the bundled default checkpoint; 3D: a bundled 3D checkpoint, else ``--checkpoint3d``, else a
-randomly initialised model (said in the report). Writes ``docs/benchmarks.md`` (section ``scale``).
+randomly initialised model (said in the report). Writes ``docs/benchmarks.md`` (section ``scale``;
+``--largest3d``: section ``scale-largest``).
 """
 
 from __future__ import annotations
@@ -78,13 +80,29 @@ def child(cfg: dict) -> dict:
     torch.set_num_threads(1)
     from napari_vesselgraph.inference import predict
 
+    def cpu_now() -> float:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime
+
+    def worker_cpu(client) -> float:
+        def f():
+            import resource
+
+            ru = resource.getrusage(resource.RUSAGE_SELF)
+            return ru.ru_utime + ru.ru_stime
+
+        return float(sum(client.run(f).values()))
+
     t0 = time.perf_counter()
     kw = {"keep_raw": False, "device": "cpu", "batch_size": 8}
+    wcpu = 0.0
     if cfg["kind"] == "skeleton":
         import zarr
 
         img = np.asarray(zarr.open_array(cfg["path"], mode="r")[...])
+        c0 = cpu_now()
         g = predict(img, method="skeleton")
+        cpu = cpu_now() - c0
     else:
         kw["checkpoint"] = cfg.get("checkpoint")
         if cfg["input"] == "numpy":
@@ -105,17 +123,24 @@ def child(cfg: dict) -> dict:
                 t_cluster = time.perf_counter()
                 client.run(lambda: [__import__(m) for m in ("torch", "napari_vesselgraph.inference.predict", "zarr")])
                 t_warm = time.perf_counter()
+                c0, w0 = cpu_now(), worker_cpu(client)
                 g = predict(image, scheduler=client, **kw)
                 elapsed = time.perf_counter() - t_warm
+                cpu, wcpu = cpu_now() - c0, worker_cpu(client) - w0
             extra = {"cluster_start_s": t_cluster - t0, "warmup_s": t_warm - t_cluster}
         else:
+            c0 = cpu_now()
             g = predict(image, **kw)
+            cpu = cpu_now() - c0
     if not cfg.get("workers"):
         elapsed = time.perf_counter() - t0
         extra = {"cluster_start_s": None, "warmup_s": None}
     md = g.metadata
     return {
         "elapsed_s": elapsed,
+        "cpu_s": cpu,
+        "worker_cpu_s": wcpu,
+        "stitch_parts": md.get("stitch_parts"),
         **extra,
         "workers_used": md.get("workers_used"),
         "model_loads": md.get("model_loads"),
@@ -218,12 +243,14 @@ def growth(rows) -> str:
     if len(rows) < 2:
         return ""
     a, b = rows[0], rows[-1]
-    k = np.log(b["elapsed_s"] / a["elapsed_s"]) / np.log(b["voxels"] / a["voxels"])
+    k = np.log(b["cpu_s"] / a["cpu_s"]) / np.log(b["voxels"] / a["voxels"])
+    kw = np.log(b["elapsed_s"] / a["elapsed_s"]) / np.log(b["voxels"] / a["voxels"])
     return (
-        f"Time grows as (input size)^{k:.2f} from the smallest to the largest size "
-        f"({b['voxels'] / a['voxels']:.0f}x the pixels took {b['elapsed_s'] / a['elapsed_s']:.1f}x the time); "
-        f"peak RSS went from {mib(a['self_peak_rss'])} to {mib(b['self_peak_rss'])} MiB while the input grew "
-        f"from {mib(a['nbytes'])} to {mib(b['nbytes'])} MiB."
+        f"CPU time grows as (input size)^{k:.2f} from the smallest to the largest size ({b['voxels'] / a['voxels']:.0f}x "
+        f"the pixels took {b['cpu_s'] / a['cpu_s']:.1f}x the CPU time; wall time: ^{kw:.2f}, but the load of the "
+        f"shared machine changed between rows). Peak RSS went from {mib(a['self_peak_rss'])} to "
+        f"{mib(b['self_peak_rss'])} MiB while the input grew from {mib(a['nbytes'])} to {mib(b['nbytes'])} MiB "
+        f"({mib(2 * b['nbytes'])} MiB as float32)."
     )
 
 
@@ -231,36 +258,108 @@ def size_table(rows, ndim) -> list[str]:
     unit = "MP" if ndim == 2 else "MVox"
     lines = [
         (
-            f"| image | {unit} | input (uint16) MiB | as float32 MiB | patches | tiles | time (s) | {unit}/s | "
-            "peak RSS (MiB) | graph (nodes / edges) |"
+            f"| image | {unit} | input uint16 / float32 (MiB) | patches | tiles | wall (s) | CPU (s) | {unit} per CPU-s | "
+            "peak RSS (MiB) | RSS above the first row (MiB) | kept for stitching: nodes / edges (MiB) | graph (nodes / edges) |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
+    first = rows[0]["self_peak_rss"] if rows else 0
     for r in rows:
+        sp = r.get("stitch_parts") or [0, 0, 0]
         lines.append(
-            f"| {shape_str(r['size'], ndim)} | {r['voxels'] / 1e6:.3g} | {mib(r['nbytes'])} | {mib(r['nbytes'] * 2)} | "
-            f"{r['n_patches']:,} | {r['n_tiles']} | {r['elapsed_s']:.1f} | {r['voxels'] / 1e6 / r['elapsed_s']:.3f} | "
-            f"{mib(r['self_peak_rss'])} | {r['nodes']:,} / {r['edges']:,} |"
+            f"| {shape_str(r['size'], ndim)} | {r['voxels'] / 1e6:.3g} | {mib(r['nbytes'])} / {mib(2 * r['nbytes'])} | "
+            f"{r['n_patches']:,} | {r['n_tiles']} | {r['elapsed_s']:.1f} | {r['cpu_s']:.1f} | "
+            f"{r['voxels'] / 1e6 / r['cpu_s']:.3f} | {mib(r['self_peak_rss'])} | {mib(r['self_peak_rss'] - first)} | "
+            f"{sp[0]:,} / {sp[1]:,} ({sp[2] / 2**20:.1f}) | {r['nodes']:,} / {r['edges']:,} |"
         )
     return lines
 
 
 def worker_rows(label, rows) -> list[str]:
     out = []
-    base = next((r for r in rows if r.get("workers") == 0), None)
+    base = next((r for r in rows if r.get("workers") == 0 and "error" not in r), None)
     for r in rows:
         if "error" in r:
-            out.append(f"| {label} | {r.get('workers')} | failed: {r['error']} | | | | | |")
+            out.append(f"| {label} | {r.get('workers')} | failed: {r['error']} | | | | | | |")
             continue
         start = "–" if r.get("cluster_start_s") is None else f"{r['cluster_start_s']:.1f} + {r['warmup_s']:.1f}"
         pred_s = r["elapsed_s"]
         speed = f"{base['elapsed_s'] / pred_s:.2f}x" if base and r.get("workers") else "1 (reference)"
+        cpu = f"{r['cpu_s']:.1f}" + (f" + {r['worker_cpu_s']:.1f}" if r.get("workers") else "")
         out.append(
-            f"| {label} | {r.get('workers') or 'none (in-process)'} | {start} | {pred_s:.1f} | "
-            f"{speed} | {mib(r['self_peak_rss'])} | {mib(r['tree_peak_rss'])} ({r['n_procs']} processes) | "
+            f"| {label} | {r.get('workers') or 'none (in-process)'} | {start} | {pred_s:.1f} | {speed} | {cpu} | "
+            f"{mib(r['self_peak_rss'])} | {mib(r['tree_peak_rss'])} ({r['n_procs']} processes) | "
             f"{r.get('model_loads') if r.get('model_loads') is not None else '–'} |"
         )
     return out
+
+
+# ------------------------------------------------------------------ one large volume, its own section
+def largest3d(args, argv) -> int:
+    from napari_vesselgraph.checkpoints import read_metadata
+
+    if not args.checkpoint3d:
+        from napari_vesselgraph.checkpoints import list_bundled, resolve
+
+        names = [e["name"] for e in list_bundled() if int((e.get("meta") or {}).get("ndim", 0)) == 3]
+        if not names:
+            raise SystemExit("--largest3d needs a 3D checkpoint: none is bundled, give --checkpoint3d PATH")
+        args.checkpoint3d = str(resolve(names[0]))
+    s = int(args.largest3d)
+    meta3d = read_metadata(args.checkpoint3d)
+    step = (meta3d.get("validation") or {}).get("step")
+    data_dir = args.data or tempfile.mkdtemp(prefix="vg-scale-")
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    try:
+        path = os.path.join(data_dir, f"img3d_{s}.zarr")
+        t_w = time.perf_counter()
+        nbytes = write_zarr(path, (s, s, s))
+        write_s = time.perf_counter() - t_w
+        print(f"3D {shape_str(s, 3)} ({mib(nbytes)} MiB uint16) written in {write_s:.0f} s ...", flush=True)
+        cfg = {"kind": "model", "input": "zarr", "path": path, "checkpoint": os.path.abspath(args.checkpoint3d)}
+        r = run_config(cfg, print)
+    finally:
+        if not args.data:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    if "error" in r:
+        print(r["error"])
+        return 1
+    r.update(size=s, voxels=float(s) ** 3, nbytes=nbytes)
+    load1 = os.getloadavg()
+    cmd = "python benchmarks/scale.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    md = [
+        f"## Big inputs: the largest volume, {shape_str(s, 3)}",
+        "",
+        (
+            f"Command: `{cmd.strip()}` ({(time.perf_counter() - t0) / 60:.1f} min; writing the Zarr store took "
+            f"{write_s:.0f} s of it). Same set-up as the 3D sweep of the previous section (one process, checkpoint "
+            f"`{os.path.basename(args.checkpoint3d)}`, domain {meta3d.get('domain')}"
+            f"{f', training step {step}' if step else ''}; tiles of 192 voxels); load average before / after: "
+            f"{load0[0]:.1f} / {load1[0]:.1f}."
+        ),
+        "",
+        *size_table([r], 3)[:2],
+        *size_table([r], 3)[2:],
+        "",
+        (
+            f"Peak RSS {mib(r['self_peak_rss'])} MiB for an input of {mib(nbytes)} MiB as uint16 "
+            f"({mib(2 * nbytes)} MiB as the float32 the model reads): "
+            f"{r['self_peak_rss'] / nbytes:.2f}x the uint16 size, {r['self_peak_rss'] / (2 * nbytes):.2f}x the float32 "
+            "size. Of the peak, about 0.33 GiB is the interpreter, libraries and model and about 0.2 GiB two 192^3 "
+            "tiles with their reads (the 256^3-512^3 rows of the sweep); the rest is the final merge of the parts "
+            f"kept for stitching ({(r.get('stitch_parts') or [0])[0]:,} candidate nodes here: KD-tree pairs, sorts, "
+            "the sparse graph of merged pairs), which grows with the number of candidates the model emits, not "
+            "with the voxels."
+        ),
+        "",
+    ]
+    text = "\n".join(md)
+    print()
+    print(text)
+    if not args.no_write:
+        print(f"written to {write_section('scale-largest', text)}")
+    return 0
 
 
 # ------------------------------------------------------------------ main
@@ -281,11 +380,20 @@ def main(argv=None) -> int:
     ap.add_argument("--contrast-size", type=int, default=4096, help="2D size of the in-memory and skeleton rows")
     ap.add_argument("--checkpoint3d", default=None, help="3D checkpoint when none is bundled")
     ap.add_argument("--data", default=None, help="folder for the Zarr images (default: a temporary one)")
+    ap.add_argument(
+        "--largest3d",
+        type=int,
+        default=None,
+        metavar="N",
+        help="only run one N^3 volume in-process and write it as its own section (scale-largest)",
+    )
     ap.add_argument("--no-write", action="store_true", help="print only; do not write docs/benchmarks.md")
     args = ap.parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))), flush=True)
         return 0
+    if args.largest3d:
+        return largest3d(args, argv)
     if args.quick:
         args.sizes2d, args.sizes3d = [512, 1024], [64, 96]
         args.workers_size2d, args.workers_size3d, args.contrast_size = 1024, 64, 1024
@@ -304,9 +412,14 @@ def main(argv=None) -> int:
     if bundled3d:
         ckpt3d, what3d = bundled3d[0], f"bundled checkpoint `{bundled3d[0]}`"
     elif args.checkpoint3d:
-        ckpt3d, what3d = (
-            os.path.abspath(args.checkpoint3d),
-            f"checkpoint file `{os.path.relpath(args.checkpoint3d, ROOT)}`",
+        from napari_vesselgraph.checkpoints import read_metadata
+
+        meta3d = read_metadata(args.checkpoint3d)
+        step = (meta3d.get("validation") or {}).get("step")
+        ckpt3d = os.path.abspath(args.checkpoint3d)
+        what3d = (
+            f"checkpoint file `{os.path.basename(args.checkpoint3d)}` (not bundled: domain "
+            f"{meta3d.get('domain')}{f', a snapshot at training step {step}' if step else ''})"
         )
     else:
         import torch
@@ -404,10 +517,14 @@ def main(argv=None) -> int:
         "",
         (
             'Each row is a fresh process running `predict("image.zarr", normalize="tiles")` on a synthetic image '
-            "written chunk by chunk as uint16 Zarr (never whole in memory). Peak RSS is the process's own peak "
-            "(`getrusage`), which includes the ~0.3-0.4 GB of the Python interpreter, numpy, scipy and torch; the "
-            "input sizes beside it are the image on disk uncompressed and as the float32 the model reads. "
-            "Thresholds: the checkpoint's."
+            "written chunk by chunk as uint16 Zarr (never whole in memory, here or in the writer). Peak RSS is the "
+            "process's own peak (`getrusage`): about 0.33 GiB of it is the interpreter with numpy, scipy, dask, torch "
+            'and the model, whatever the image; "RSS above the first row" is what the bigger images cost on top. '
+            "What the prediction holds: the tile being predicted and the next one (read ahead), raw and as float32, "
+            "one batch of patches, the strided sample for the statistics (at most 2 M values), and the parts of the "
+            "window graphs kept for stitching (column; merged at the end). CPU time (user + system of the process) "
+            "is what a free core needs; wall time also depends on the load of the shared machine. Thresholds: the "
+            "checkpoint's."
         ),
         "",
         f"### 2D — bundled checkpoint `{DEFAULT_CHECKPOINT}` (64x64 patches, overlap 0.25, batch 8, tiles of 1024 px)",
@@ -440,21 +557,22 @@ def main(argv=None) -> int:
         ),
         "",
         (
-            "| image | workers | start + warm-up (s) | prediction (s) | speed-up | client peak RSS (MiB) | "
-            "process tree peak RSS (MiB) | model loads |"
+            "| image | workers | start + warm-up (s) | prediction (s) | speed-up | CPU (s): client + workers | "
+            "client peak RSS (MiB) | process tree peak RSS (MiB) | model loads |"
         ),
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         *[line for label, rows in workers.items() for line in worker_rows(label, rows)],
         "",
         f"### Contrast: the same {args.contrast_size}x{args.contrast_size} image ({mib(nbytes)} MiB uint16) held in memory",
         "",
-        "| how | time (s) | peak RSS (MiB) | graph (nodes / edges) |",
-        "|---|---:|---:|---|",
+        "| how | wall (s) | CPU (s) | peak RSS (MiB) | graph (nodes / edges) |",
+        "|---|---:|---:|---:|---|",
         *[
             (
-                f"| {r['what']} | failed: {r['error']} | | |"
+                f"| {r['what']} | failed: {r['error']} | | | |"
                 if "error" in r
-                else f"| {r['what']} | {r['elapsed_s']:.1f} | {mib(r['self_peak_rss'])} | {r['nodes']:,} / {r['edges']:,} |"
+                else f"| {r['what']} | {r['elapsed_s']:.1f} | {r['cpu_s']:.1f} | {mib(r['self_peak_rss'])} | "
+                f"{r['nodes']:,} / {r['edges']:,} |"
             )
             for r in contrast
         ],

@@ -371,7 +371,6 @@ def predict_distributed(
             f"normalize={opts['normalize']!r} is not available on a cluster: tiles are normalised with global "
             "statistics (normalize='tiles')"
         )
-    image_in = image
     image, path, file_scale = open_image(image)
     if scale is None:
         scale = file_scale
@@ -418,7 +417,6 @@ def predict_distributed(
         )  # fmt: skip
     else:
         spec = SourceSpec("object", plan.spatial_ndim, plan.has_channels, plan.channel)
-    del image_in
 
     stitcher = plan.stitcher()
     grid, tiles = plan.grid, plan.tiles

@@ -337,9 +337,17 @@ class StreamingStitcher:
         return pos[order], sc[order], rad[order], ins[order], wid[order], rank[edges[eorder]], escore[eorder]
 
     def result(self) -> VesselGraph:
-        """The raw stitched graph of everything added so far (normally: all windows)."""
+        """The raw stitched graph of everything added so far (normally: all windows).
+
+        Its metadata gets ``stitch_parts`` = ``[nodes, edges, bytes]`` of the contributions that were kept.
+        """
         d = self.ndim
         gathered = self._gather()
+        self.metadata["stitch_parts"] = [
+            int(sum(len(b["pos"]) for b in self._blocks)),
+            int(sum(len(b["edges"]) for b in self._blocks)),
+            self.nbytes,
+        ]
         if gathered is None:
             return _make_graph(
                 np.zeros((0, d)),
