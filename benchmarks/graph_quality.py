@@ -259,7 +259,7 @@ def bundled_checkpoint_lines() -> list[str]:
         tr = m.get("training") or {}
         out.append(
             f"  - `{e['name']}`: trained on `{m.get('domain')}` by `{m.get('command')}` (seed {m.get('seed', tr.get('seed'))}"
-            f", {(tr.get('config') or {}).get('max_minutes', '?')} min CPU budget, "
+            f", {(tr.get('config') or {}).get('max_minutes', '?')} min wall-clock budget (shared machine), "
             f"{(tr.get('config') or {}).get('threads', '?')} thread(s))"
         )
     return out if entries else []
