@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _report import cpu_name, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,17 +119,36 @@ def benchmark(args, log=print):
             data = test_set(tgt, args.n_test)
             log(f"== {src} -> {tgt}: checkpoint {ckpt}, {len(data)} test images")
 
-            def add(method, k, seed, rows, train_s=float("nan"), ad=None):
-                r = {"pair": pair, "method": method, "K": k, "seed": seed, **mean_row(rows), "train_s": train_s,
-                     "per_image": rows}  # fmt: skip
+            def add(method, k, seed, rows, train_s=float("nan"), ad=None, pair=pair):
+                r = {
+                    "pair": pair,
+                    "method": method,
+                    "K": k,
+                    "seed": seed,
+                    **mean_row(rows),
+                    "train_s": train_s,
+                    "per_image": rows,
+                }
                 results.append(r)
-                log(f"  {method:12s} K={k!s:4s} seed={seed!s:4s} node_f1 {r['node_f1']:.3f} edge_f1 {r['edge_f1']:.3f} "
-                    f"smd {r['smd']:.4f} apls {r['apls']:.3f} ({train_s:.0f}s)")  # fmt: skip
+                log(
+                    f"  {method:12s} K={k!s:4s} seed={seed!s:4s} node_f1 {r['node_f1']:.3f} edge_f1 {r['edge_f1']:.3f} "
+                    f"smd {r['smd']:.4f} apls {r['apls']:.3f} ({train_s:.0f}s)"
+                )
                 if ad is not None:
-                    provenance.append({"pair": pair, "method": method, "K": k, "seed": seed,
-                                       "shot_ids": ad.get("shot_ids"), "heldout_ids": ad.get("heldout_ids"),
-                                       "unlabelled_ids": ad.get("unlabelled_ids"), "steps_done": ad.get("steps_done"),
-                                       "before": ad.get("before"), "after": ad.get("after")})  # fmt: skip
+                    provenance.append(
+                        {
+                            "pair": pair,
+                            "method": method,
+                            "K": k,
+                            "seed": seed,
+                            "shot_ids": ad.get("shot_ids"),
+                            "heldout_ids": ad.get("heldout_ids"),
+                            "unlabelled_ids": ad.get("unlabelled_ids"),
+                            "steps_done": ad.get("steps_done"),
+                            "before": ad.get("before"),
+                            "after": ad.get("after"),
+                        }
+                    )
 
             if "skeleton" in args.methods:
                 add("skeleton", "-", "-", eval_skeleton(tgt, data))
@@ -139,23 +157,43 @@ def benchmark(args, log=print):
             common = {"checkpoint": ckpt, "target_domain": tgt, "threads": args.threads, "device": args.device}
             for seed in args.seeds:
                 if "translation" in args.methods:
-                    cfg = {**common, "method": "translation", "steps": args.translation_steps, "seed": seed,
-                           "shot_seed": seed, "out": str(workdir / f"{tgt}-translation-s{seed}.safetensors")}  # fmt: skip
+                    cfg = {
+                        **common,
+                        "method": "translation",
+                        "steps": args.translation_steps,
+                        "seed": seed,
+                        "shot_seed": seed,
+                        "out": str(workdir / f"{tgt}-translation-s{seed}.safetensors"),
+                    }
                     path, sec, ad = run_adapt(cfg, quiet)
                     add("translation", 0, seed, eval_checkpoint(path, data), sec, ad)
                 if "oracle" in args.methods:
                     k = args.oracle_shots
-                    cfg = {**common, "method": "finetune", "shots": k, "steps": args.oracle_steps, "seed": seed,
-                           "shot_seed": seed, "val_fraction": round(8 / (k + 8), 6),
-                           "out": str(workdir / f"{tgt}-oracle-s{seed}.safetensors")}  # fmt: skip
+                    cfg = {
+                        **common,
+                        "method": "finetune",
+                        "shots": k,
+                        "steps": args.oracle_steps,
+                        "seed": seed,
+                        "shot_seed": seed,
+                        "val_fraction": round(8 / (k + 8), 6),
+                        "out": str(workdir / f"{tgt}-oracle-s{seed}.safetensors"),
+                    }
                     path, sec, ad = run_adapt(cfg, quiet)
                     add("oracle", k, seed, eval_checkpoint(path, data), sec, ad)
                 for k in args.shots:
                     for method in SHOT_METHODS:
                         if method not in args.methods:
                             continue
-                        cfg = {**common, "method": method, "shots": k, "steps": args.steps, "seed": seed,
-                               "shot_seed": seed, "out": str(workdir / f"{tgt}-{method}-k{k}-s{seed}.safetensors")}  # fmt: skip
+                        cfg = {
+                            **common,
+                            "method": method,
+                            "shots": k,
+                            "steps": args.steps,
+                            "seed": seed,
+                            "shot_seed": seed,
+                            "out": str(workdir / f"{tgt}-{method}-k{k}-s{seed}.safetensors"),
+                        }
                         path, sec, ad = run_adapt(cfg, quiet)
                         add(method, k, seed, eval_checkpoint(path, data), sec, ad)
     finally:
@@ -181,15 +219,23 @@ def summarise(results: list[dict]) -> list[dict]:
         agg = aggregate([{c: x[c] for c in COLUMNS if c in x} for x in src])
         if len(runs) == 1:
             agg["train_s"], agg["train_s_std"] = runs[0]["train_s"], float("nan")
-        rows.append({"pair": pair, "method": method, "K": k, **{c: agg.get(c) for c in COLUMNS},
-                     **{f"{c}_std": agg.get(f"{c}_std") for c in COLUMNS}, "runs": len(runs)})  # fmt: skip
+        rows.append(
+            {
+                "pair": pair,
+                "method": method,
+                "K": k,
+                **{c: agg.get(c) for c in COLUMNS},
+                **{f"{c}_std": agg.get(f"{c}_std") for c in COLUMNS},
+                "runs": len(runs),
+            }
+        )
     # share of the source-only -> oracle gap recovered, on (node_f1 + edge_f1) / 2
     for pair in {r["pair"] for r in rows}:
         base = [r for r in rows if r["pair"] == pair and r["method"] == "source-only"]
         top = [r for r in rows if r["pair"] == pair and r["method"] == "oracle"]
         if not base or not top:
             continue
-        s = lambda r: 0.5 * (r["node_f1"] + r["edge_f1"])  # noqa: E731
+        s = lambda r: 0.5 * (r["node_f1"] + r["edge_f1"])
         gap = s(top[0]) - s(base[0])
         for r in rows:
             if r["pair"] == pair and abs(gap) > 1e-9:
@@ -200,22 +246,33 @@ def summarise(results: list[dict]) -> list[dict]:
 def goal_lines(rows: list[dict]) -> list[str]:
     out = []
     for pair in sorted({r["pair"] for r in rows}):
-        get = lambda m, k: [r for r in rows if r["pair"] == pair and r["method"] == m and r["K"] == k]  # noqa: E731
-        con, ft, src, tr = get("contrastive", "5"), get("finetune", "5"), get("source-only", "-"), get("translation", "0")
+        get = lambda m, k, pair=pair: [r for r in rows if r["pair"] == pair and r["method"] == m and r["K"] == k]
+        con, ft, src, tr = (
+            get("contrastive", "5"),
+            get("finetune", "5"),
+            get("source-only", "-"),
+            get("translation", "0"),
+        )
         if con and "gap" in con[0]:
-            out.append(f"- {pair}: contrastive K=5 recovers {100 * con[0]['gap']:.0f}% of the source-only -> oracle gap "
-                       f"(goal ≥ 50%: {'met' if con[0]['gap'] >= 0.5 else 'NOT met'})")  # fmt: skip
+            out.append(
+                f"- {pair}: contrastive K=5 recovers {100 * con[0]['gap']:.0f}% of the source-only -> oracle gap "
+                f"(goal ≥ 50%: {'met' if con[0]['gap'] >= 0.5 else 'NOT met'})"
+            )
         if con and ft:
-            sc = lambda r: 0.5 * (r["node_f1"] + r["edge_f1"])  # noqa: E731
-            out.append(f"- {pair}: contrastive K=5 {'beats' if sc(con[0]) > sc(ft[0]) else 'does NOT beat'} finetune "
-                       f"K=5 on (node_f1 + edge_f1) / 2 ({sc(con[0]):.3f} vs {sc(ft[0]):.3f}; "
-                       f"std over seeds {con[0]['node_f1_std']:.3f} / {ft[0]['node_f1_std']:.3f} on node_f1)")  # fmt: skip
+            sc = lambda r: 0.5 * (r["node_f1"] + r["edge_f1"])
+            out.append(
+                f"- {pair}: contrastive K=5 {'beats' if sc(con[0]) > sc(ft[0]) else 'does NOT beat'} finetune "
+                f"K=5 on (node_f1 + edge_f1) / 2 ({sc(con[0]):.3f} vs {sc(ft[0]):.3f}; "
+                f"std over seeds {con[0]['node_f1_std']:.3f} / {ft[0]['node_f1_std']:.3f} on node_f1)"
+            )
         if tr and src:
             better = tr[0]["smd"] < src[0]["smd"]
-            sc = lambda r: 0.5 * (r["node_f1"] + r["edge_f1"])  # noqa: E731
-            out.append(f"- {pair}: translation (no labels) {'beats' if better else 'does NOT beat'} source-only on SMD "
-                       f"({tr[0]['smd']:.4f} vs {src[0]['smd']:.4f}); (node_f1 + edge_f1) / 2 {sc(tr[0]):.3f} vs "
-                       f"{sc(src[0]):.3f}")  # fmt: skip
+            sc = lambda r: 0.5 * (r["node_f1"] + r["edge_f1"])
+            out.append(
+                f"- {pair}: translation (no labels) {'beats' if better else 'does NOT beat'} source-only on SMD "
+                f"({tr[0]['smd']:.4f} vs {src[0]['smd']:.4f}); (node_f1 + edge_f1) / 2 {sc(tr[0]):.3f} vs "
+                f"{sc(src[0]):.3f}"
+            )
     return out
 
 
@@ -228,19 +285,29 @@ def write_report(rows, provenance, args, command, elapsed) -> str:
         "",
         f"- Command: `{command}`",
         f"- Date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}; wall time {elapsed / 60:.1f} min",
-        f"- Machine: {os.cpu_count()} CPU cores (nproc), {cpu_name()}, Python {platform.python_version()}; "
-        f"{args.threads} torch thread(s), device {args.device}",
-        f"- Test split: target seeds {TEST_SEED0} … {TEST_SEED0 + args.n_test - 1} ({args.n_test} images, default "
-        "shape); whole-image `inference.predict` with each checkpoint's thresholds; `metrics.evaluate`, radius 3 px.",
-        f"- Seeds {args.seeds} (training seed = shot seed); K ∈ {args.shots}; {args.steps} steps (finetune / "
-        f"contrastive / adversarial, batch 8 source + 8 target patches), translation {args.translation_steps} steps "
-        f"on 32 unlabelled target images; oracle = finetune on {args.oracle_shots} labelled target train images for "
-        f"{args.oracle_steps} steps.",
-        "- Held-out: labelled target VAL-split images (1 / 2 / 3 for K = 1 / 5 / 10; 8 for the oracle) pick the best "
-        "step and the node/edge thresholds of finetune / contrastive / adversarial / oracle; translation and "
-        "source-only use the source checkpoint's thresholds (no target labels).",
-        "- mean ± std over seeds; `skeleton` and `source-only` are single runs (± over test images). `gap`: share "
-        "of the source-only → oracle gap recovered on (node_f1 + edge_f1) / 2.",
+        (
+            f"- Machine: {os.cpu_count()} CPU cores (nproc), {cpu_name()}, Python {platform.python_version()}; "
+            f"{args.threads} torch thread(s), device {args.device}"
+        ),
+        (
+            f"- Test split: target seeds {TEST_SEED0} … {TEST_SEED0 + args.n_test - 1} ({args.n_test} images, default "
+            "shape); whole-image `inference.predict` with each checkpoint's thresholds; `metrics.evaluate`, radius 3 px."
+        ),
+        (
+            f"- Seeds {args.seeds} (training seed = shot seed); K ∈ {args.shots}; {args.steps} steps (finetune / "
+            f"contrastive / adversarial, batch 8 source + 8 target patches), translation {args.translation_steps} steps "
+            f"on 32 unlabelled target images; oracle = finetune on {args.oracle_shots} labelled target train images for "
+            f"{args.oracle_steps} steps."
+        ),
+        (
+            "- Held-out: labelled target VAL-split images (1 / 2 / 3 for K = 1 / 5 / 10; 8 for the oracle) pick the best "
+            "step and the node/edge thresholds of finetune / contrastive / adversarial / oracle; translation and "
+            "source-only use the source checkpoint's thresholds (no target labels)."
+        ),
+        (
+            "- mean ± std over seeds; `skeleton` and `source-only` are single runs (± over test images). `gap`: share "
+            "of the source-only → oracle gap recovered on (node_f1 + edge_f1) / 2."
+        ),
         "",
         table.rstrip(),
         "",
@@ -267,8 +334,11 @@ def main(argv=None):
     ap.add_argument("--oracle-steps", type=int, default=None, help="default 1500")
     ap.add_argument("--n-test", type=int, default=None, help="test images per pair (default 10)")
     ap.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
-    ap.add_argument("--quick", action="store_true",
-                    help="small honest version: vessel pair, K 5, seed 0, 60 steps, oracle 30 images / 150 steps, 3 test images")  # fmt: skip
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="small honest version: vessel pair, K 5, seed 0, 60 steps, oracle 30 images / 150 steps, 3 test images",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--keep", action="store_true", help="keep the adapted checkpoints (printed folder)")
@@ -278,10 +348,15 @@ def main(argv=None):
     args = ap.parse_args(argv)
     q = args.quick
     defaults = {
-        "pairs": [PAIRS[0]] if q else PAIRS, "shots": [5] if q else [1, 5, 10], "seeds": [0] if q else [0, 1, 2],
-        "steps": 60 if q else 300, "translation_steps": 60 if q else 300, "oracle_shots": 30 if q else 200,
-        "oracle_steps": 150 if q else 1500, "n_test": 3 if q else 10,
-    }  # fmt: skip
+        "pairs": [PAIRS[0]] if q else PAIRS,
+        "shots": [5] if q else [1, 5, 10],
+        "seeds": [0] if q else [0, 1, 2],
+        "steps": 60 if q else 300,
+        "translation_steps": 60 if q else 300,
+        "oracle_shots": 30 if q else 200,
+        "oracle_steps": 150 if q else 1500,
+        "n_test": 3 if q else 10,
+    }
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
@@ -303,8 +378,9 @@ def main(argv=None):
         print(line)
     print(f"wall time {elapsed / 60:.1f} min")
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": results, "provenance": provenance, "summary": rows},
-                                              indent=1, default=float))  # fmt: skip
+        Path(args.json).write_text(
+            json.dumps({"runs": results, "provenance": provenance, "summary": rows}, indent=1, default=float)
+        )
     if not args.no_write:
         command = "python " + " ".join([os.path.relpath(__file__, ROOT)] + (argv if argv is not None else sys.argv[1:]))
         print(f"written {write_report(rows, provenance, args, command, elapsed)}")

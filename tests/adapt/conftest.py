@@ -2,8 +2,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-TINY = {"patch_size": [32, 32], "backbone_channels": [8, 16, 32], "stride": 4, "hidden": 32, "heads": 2,
-        "ffn": 64, "query_grid": [4, 4], "enc_layers": 1, "dec_layers": 2}  # fmt: skip
+TINY = {
+    "patch_size": [32, 32],
+    "backbone_channels": [8, 16, 32],
+    "stride": 4,
+    "hidden": 32,
+    "heads": 2,
+    "ffn": 64,
+    "query_grid": [4, 4],
+    "enc_layers": 1,
+    "dec_layers": 2,
+}
 
 
 @pytest.fixture(scope="session")

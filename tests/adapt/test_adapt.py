@@ -3,13 +3,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_vesselgraph import checkpoints as ck  # noqa: E402
-from napari_vesselgraph.adapt import METHODS, adapt  # noqa: E402
-from napari_vesselgraph.errors import VesselGraphError  # noqa: E402
-from napari_vesselgraph.inference import predict  # noqa: E402
-from napari_vesselgraph.synth import read_dataset  # noqa: E402
+from napari_vesselgraph import checkpoints as ck
+from napari_vesselgraph.adapt import METHODS, adapt
+from napari_vesselgraph.errors import VesselGraphError
+from napari_vesselgraph.inference import predict
+from napari_vesselgraph.synth import read_dataset
 
-from .conftest import base_config  # noqa: E402
+from .conftest import base_config
 
 
 class CancelAfter:
@@ -26,8 +26,11 @@ class CancelAfter:
 @pytest.mark.parametrize("method", METHODS)
 def test_each_method_writes_a_loadable_checkpoint(method, tiny_checkpoint, fundus_folder, home):
     calls = []
-    path = adapt(base_config(tiny_checkpoint, fundus_folder, method=method), progress=lambda *a: calls.append(a),
-                 log=lambda s: None)  # fmt: skip
+    path = adapt(
+        base_config(tiny_checkpoint, fundus_folder, method=method),
+        progress=lambda *a: calls.append(a),
+        log=lambda s: None,
+    )
     assert path.exists() and path.parent == ck.user_dir()  # no out: the user checkpoint folder
     assert method in path.name
     assert sorted({c[0] for c in calls}) == [1, 2] and {c[1] for c in calls} == {2}
@@ -53,15 +56,23 @@ def test_each_method_writes_a_loadable_checkpoint(method, tiny_checkpoint, fundu
     rec = read_dataset(fundus_folder, split="train")[0]
     g = predict(rec.image, checkpoint=str(path), device="cpu")
     assert g.ndim == 2 and g.metadata["checkpoint"] == path.stem
-    entry = [e for e in ck.list_checkpoints() if e["path"] == str(path)][0]
+    entry = next(e for e in ck.list_checkpoints() if e["path"] == str(path))
     assert entry["adaptation"] == method
     assert [e["adaptation"] for e in ck.list_bundled()] == ["none"] * len(ck.list_bundled())
 
 
 def test_explicit_out_and_synthetic_target(tiny_checkpoint, tmp_path):
     out = tmp_path / "sub" / "adapted"
-    cfg = {"checkpoint": str(tiny_checkpoint), "target_domain": "vessel2d-fundus", "shots": 1, "steps": 1,
-           "batch_size": 1, "val_fraction": 0, "method": "finetune", "out": str(out)}  # fmt: skip
+    cfg = {
+        "checkpoint": str(tiny_checkpoint),
+        "target_domain": "vessel2d-fundus",
+        "shots": 1,
+        "steps": 1,
+        "batch_size": 1,
+        "val_fraction": 0,
+        "method": "finetune",
+        "out": str(out),
+    }
     path = adapt(cfg, log=lambda s: None)
     assert path == tmp_path / "sub" / "adapted.safetensors"
     meta = ck.read_metadata(path)
@@ -73,8 +84,7 @@ def test_explicit_out_and_synthetic_target(tiny_checkpoint, tmp_path):
 def test_cancel_mid_run_returns_a_loadable_checkpoint(tiny_checkpoint, fundus_folder, tmp_path):
     out = tmp_path / "c.safetensors"
     cancel = CancelAfter(3)  # steps 1..3 run, the 4th check stops
-    path = adapt(base_config(tiny_checkpoint, fundus_folder, steps=50, out=str(out)), cancel=cancel,
-                 log=lambda s: None)  # fmt: skip
+    path = adapt(base_config(tiny_checkpoint, fundus_folder, steps=50, out=str(out)), cancel=cancel, log=lambda s: None)
     assert path == out and cancel.calls == 4
     _, meta = ck.load_checkpoint(path)
     assert meta["adaptation"]["after"]["step"] <= 3 and meta["adaptation"]["steps_done"] <= 3
@@ -84,8 +94,11 @@ def test_cancel_mid_run_returns_a_loadable_checkpoint(tiny_checkpoint, fundus_fo
 @pytest.mark.parametrize("method", ["contrastive", "translation"])
 def test_cancel_before_any_checkpoint_writes_the_current_state(method, tiny_checkpoint, fundus_folder, tmp_path):
     out = tmp_path / f"{method}.safetensors"
-    path = adapt(base_config(tiny_checkpoint, fundus_folder, method=method, steps=50, val_every=40, out=str(out)),
-                 cancel=CancelAfter(1), log=lambda s: None)  # fmt: skip
+    path = adapt(
+        base_config(tiny_checkpoint, fundus_folder, method=method, steps=50, val_every=40, out=str(out)),
+        cancel=CancelAfter(1),
+        log=lambda s: None,
+    )
     _, meta = ck.load_checkpoint(path)
     assert meta["adaptation"]["cancelled"] is True and meta["adaptation"]["steps_done"] == 1
 
@@ -93,10 +106,14 @@ def test_cancel_before_any_checkpoint_writes_the_current_state(method, tiny_chec
 def test_translation_applies_the_generator_at_inference(tiny_checkpoint, fundus_folder, tmp_path):
     from napari_vesselgraph.model.predictor import make_predictor
 
-    path = adapt(base_config(tiny_checkpoint, fundus_folder, method="translation", steps=3, lr=1e-2,
-                             out=str(tmp_path / "t.safetensors")), log=lambda s: None)  # fmt: skip
+    path = adapt(
+        base_config(
+            tiny_checkpoint, fundus_folder, method="translation", steps=3, lr=1e-2, out=str(tmp_path / "t.safetensors")
+        ),
+        log=lambda s: None,
+    )
     base, _ = ck.load_checkpoint(tiny_checkpoint)
-    adapted, meta = ck.load_checkpoint(path)
+    adapted, _ = ck.load_checkpoint(path)
     x = torch.rand(2, 1, 32, 32)
     with torch.no_grad():
         translated = adapted.translator(x)
@@ -105,8 +122,9 @@ def test_translation_applies_the_generator_at_inference(tiny_checkpoint, fundus_
         assert torch.allclose(adapted(x)["logits"], base(translated)["logits"], atol=1e-5)
         assert not torch.allclose(adapted(x)["logits"], base(x)["logits"], atol=1e-4)
         # an identity translator gives the base model back
-        adapted.translator.net[-1].weight.zero_()
-        adapted.translator.net[-1].bias.zero_()
+        from napari_vesselgraph.adapt.translate import Translator, attach_translator
+
+        attach_translator(adapted, Translator(2, 1, features=4, blocks=1, residual=True))
         assert torch.allclose(adapted(x)["logits"], base(x.clamp(1e-3, 1 - 1e-3))["logits"], atol=1e-5)
     pred = make_predictor(path, device="cpu")
     assert pred.model._modules.get("translator") is not None
@@ -127,10 +145,11 @@ def test_translator_missing_config_is_refused(tiny_checkpoint, tmp_path):
 def test_translator_3d():
     from napari_vesselgraph.adapt.translate import PatchDiscriminator, Translator
 
-    g = Translator(3, 1, features=4, blocks=1)
     x = torch.rand(1, 1, 12, 16, 18)
-    y = g(x)
+    y = Translator(3, 1, features=4, blocks=1, residual=True)(x)
     assert y.shape == x.shape and torch.allclose(y, x.clamp(1e-3, 1 - 1e-3), atol=1e-6)
+    y = Translator(3, 1, features=4, blocks=1)(x)
+    assert y.shape == x.shape and 0 < float(y.min()) and float(y.max()) < 1
     assert PatchDiscriminator(3, 1, 4)(x).ndim == 5
 
 
@@ -140,5 +159,58 @@ def test_bad_inputs(tiny_checkpoint, fundus_folder):
     with pytest.raises(VesselGraphError, match="give shots"):
         adapt({"checkpoint": str(tiny_checkpoint), "target_domain": "vessel2d-fundus"}, log=lambda s: None)
     with pytest.raises(VesselGraphError, match="2D"):
-        adapt({"checkpoint": str(tiny_checkpoint), "target_domain": "vessel3d-twophoton", "shots": 1},
-              log=lambda s: None)  # fmt: skip
+        adapt(
+            {"checkpoint": str(tiny_checkpoint), "target_domain": "vessel3d-twophoton", "shots": 1}, log=lambda s: None
+        )
+
+
+def test_3d_contrastive_and_translation(tmp_path):
+    from napari_vesselgraph.checkpoints import save_checkpoint
+    from napari_vesselgraph.model.config import ModelConfig
+    from napari_vesselgraph.model.network import Relationformer
+    from napari_vesselgraph.model.preprocess import input_meta
+    from napari_vesselgraph.synth import write_dataset
+
+    torch.manual_seed(0)
+    tiny3d = {
+        "ndim": 3,
+        "in_channels": 1,
+        "patch_size": [16, 16, 16],
+        "backbone_channels": [4, 8, 16],
+        "stride": 4,
+        "hidden": 16,
+        "heads": 2,
+        "ffn": 32,
+        "query_grid": [2, 2, 2],
+        "enc_layers": 1,
+        "dec_layers": 1,
+    }
+    meta = {
+        "domain": "vessel3d-lightsheet",
+        "input": input_meta(3, 1),
+        "training": {"config": {"domain": "vessel3d-lightsheet", "image_shape": [24, 24, 24]}},
+    }
+    src = save_checkpoint(tmp_path / "t3.safetensors", Relationformer(ModelConfig.from_dict(tiny3d)), meta)
+    tgt = write_dataset(tmp_path / "twophoton", "vessel3d-twophoton", 3, shape=(24, 24, 24))
+    volume = read_dataset(tgt)[0].image
+    for method in ("contrastive", "translation"):
+        cfg = {
+            "method": method,
+            "checkpoint": str(src),
+            "target": str(tgt),
+            "shots": 2,
+            "steps": 2,
+            "batch_size": 1,
+            "val_every": 1,
+            "out": str(tmp_path / f"{method}.safetensors"),
+        }
+        path = adapt(cfg, log=lambda s: None)
+        model, meta = ck.load_checkpoint(path)
+        assert (
+            meta["adaptation"]["method"] == method
+            and meta["ndim"] == 3
+            and meta["target_domain"] == "vessel3d-twophoton"
+        )
+        assert (meta.get("translator") or {}).get("ndim", 3) == 3
+        assert (model._modules.get("translator") is not None) == (method == "translation")
+        assert predict(volume, checkpoint=str(path), device="cpu").ndim == 3

@@ -5,10 +5,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_vesselgraph import checkpoints as ck  # noqa: E402
-from napari_vesselgraph import cli as top_cli  # noqa: E402
-from napari_vesselgraph.adapt import main  # noqa: E402
-from napari_vesselgraph.adapt.cli import _SigintCancel  # noqa: E402
+from napari_vesselgraph import checkpoints as ck
+from napari_vesselgraph import cli as top_cli
+from napari_vesselgraph.adapt import main
+from napari_vesselgraph.adapt.cli import _SigintCancel
 
 
 @pytest.mark.parametrize(
@@ -36,8 +36,25 @@ def test_routed_from_vesselgraph_cli(capsys):
 
 def test_cli_run_records_command(tiny_checkpoint, fundus_folder, tmp_path, capsys):
     out = tmp_path / "cli.safetensors"
-    argv = ["--method", "finetune", "--checkpoint", str(tiny_checkpoint), "--target", str(fundus_folder), "--shots",
-            "2", "--steps", "2", "--batch-size", "1", "--seed", "3", "-o", str(out), "-q"]  # fmt: skip
+    argv = [
+        "--method",
+        "finetune",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--target",
+        str(fundus_folder),
+        "--shots",
+        "2",
+        "--steps",
+        "2",
+        "--batch-size",
+        "1",
+        "--seed",
+        "3",
+        "-o",
+        str(out),
+        "-q",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert f"adapted checkpoint: {out}" in captured.out and "adapt[finetune] [" in captured.err
@@ -57,8 +74,23 @@ def test_ctrl_c_keeps_last_good_checkpoint(tiny_checkpoint, fundus_folder, tmp_p
 
     monkeypatch.setattr(top_cli, "TextProgress", InterruptingBar)
     out = tmp_path / "ctrlc.safetensors"
-    argv = ["--method", "contrastive", "--checkpoint", str(tiny_checkpoint), "--target", str(fundus_folder),
-            "--shots", "2", "--steps", "40", "--batch-size", "1", "-o", str(out), "-q"]  # fmt: skip
+    argv = [
+        "--method",
+        "contrastive",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--target",
+        str(fundus_folder),
+        "--shots",
+        "2",
+        "--steps",
+        "40",
+        "--batch-size",
+        "1",
+        "-o",
+        str(out),
+        "-q",
+    ]
     assert main(argv) == 130
     err = capsys.readouterr().err
     assert f"cancelled; last good checkpoint: {out}" in err
@@ -76,8 +108,21 @@ def test_second_ctrl_c_aborts():
 
 
 def test_checkpoints_command_shows_adaptation(tiny_checkpoint, fundus_folder, home, capsys):
-    argv = ["--method", "finetune", "--checkpoint", str(tiny_checkpoint), "--target", str(fundus_folder), "--shots",
-            "1", "--steps", "1", "--batch-size", "1", "-q"]  # fmt: skip
+    argv = [
+        "--method",
+        "finetune",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--target",
+        str(fundus_folder),
+        "--shots",
+        "1",
+        "--steps",
+        "1",
+        "--batch-size",
+        "1",
+        "-q",
+    ]
     assert main(argv) == 0
     capsys.readouterr()
     assert top_cli.main(["checkpoints"]) == 0

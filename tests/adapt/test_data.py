@@ -63,6 +63,8 @@ def test_target_sampler_patches(fundus_folder):
     s = TargetSampler(d.shots, meta, (32, 32), np.random.default_rng(0))
     batch = s.batch(4)
     assert all(p.shape == (1, 32, 32) and p.dtype == np.float32 for p, _ in batch)
-    assert all(g.ndim == 2 and (g.nodes.size == 0 or (g.nodes.min() >= -0.5 and g.nodes.max() <= 31.5)) for _, g in batch)
+    assert all(
+        g.ndim == 2 and (g.nodes.size == 0 or (g.nodes.min() >= -0.5 and g.nodes.max() <= 31.5)) for _, g in batch
+    )
     small = prepare(np.random.default_rng(0).random((20, 40, 3)), meta, (32, 32))
     assert small.shape == (1, 32, 40)

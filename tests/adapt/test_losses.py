@@ -3,16 +3,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_vesselgraph.adapt.losses import (  # noqa: E402
+from napari_vesselgraph.adapt.loop import select_trainable
+from napari_vesselgraph.adapt.losses import (
     AdversarialAlignment,
     ContrastiveAlignment,
     dann_lambda,
     grad_reverse,
     supcon_loss,
 )
-from napari_vesselgraph.adapt.loop import select_trainable  # noqa: E402
 
-from .conftest import TINY  # noqa: E402
+from .conftest import TINY
 
 
 def _clustered(n_per=20, dim=16, seed=0):
@@ -105,8 +105,9 @@ def test_contrastive_alignment_on_model_outputs():
     for _ in range(4):
         pos = torch.rand(6, 2, generator=g)
         dense = (torch.rand(2, 8, 8, generator=g) > 0.7).float()
-        targets.append({"pos": pos, "radius": torch.ones(6), "edges": torch.tensor([[0, 1], [1, 2], [3, 4]]),
-                        "dense": dense})  # fmt: skip
+        targets.append(
+            {"pos": pos, "radius": torch.ones(6), "edges": torch.tensor([[0, 1], [1, 2], [3, 4]]), "dense": dense}
+        )
     match = hungarian_match(out["logits"], out["pos"], targets)
     align = ContrastiveAlignment(32, temperature=0.1, feat_channels=32)
     loss, logs = align(model, out, targets, match, [0, 0, 1, 1], feats["x"])

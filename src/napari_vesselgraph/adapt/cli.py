@@ -63,9 +63,27 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> AdaptConfig:
             raise VesselGraphError(f"cannot read config {args.config}: {e}") from None
         if not isinstance(d, dict):
             raise VesselGraphError(f"config {args.config} must hold a JSON object")
-    for key in ("method", "checkpoint", "target", "target_domain", "source", "shots", "shot_seed", "val_fraction",
-                "steps", "lr", "batch_size", "temperature", "align_weight", "train_layers", "seed", "device",
-                "threads", "max_minutes", "out"):  # fmt: skip
+    for key in (
+        "method",
+        "checkpoint",
+        "target",
+        "target_domain",
+        "source",
+        "shots",
+        "shot_seed",
+        "val_fraction",
+        "steps",
+        "lr",
+        "batch_size",
+        "temperature",
+        "align_weight",
+        "train_layers",
+        "seed",
+        "device",
+        "threads",
+        "max_minutes",
+        "out",
+    ):
         val = getattr(args, key)
         if val is not None:
             d[key] = val

@@ -89,7 +89,7 @@ def _from_folder(cfg: AdaptConfig, ndim: int) -> TargetData:
     n_hold = n_heldout_for(len(order), cfg.val_fraction)
     held, rest = order[:n_hold], order[n_hold:]
     data = TargetData(str(folder), info.get("domain"))
-    to = lambda r: TargetSample(r.id, r.seed, r.image, r.graph)  # noqa: E731
+    to = lambda r: TargetSample(r.id, r.seed, r.image, r.graph)
     data.heldout = [to(r) for r in held]
     if cfg.method == "translation":
         data.unlabelled = [TargetSample(r.id, r.seed, r.image, None) for r in rest]
@@ -147,8 +147,15 @@ def prepare(image, in_meta: dict, patch_size) -> np.ndarray:
 class TargetSampler:
     """Random augmented patches (and their graphs) of a few prepared target samples."""
 
-    def __init__(self, samples: list[TargetSample], in_meta: dict, patch_size, rng: np.random.Generator,
-                 augment: bool = True, empty_p: float = 0.3):  # fmt: skip
+    def __init__(
+        self,
+        samples: list[TargetSample],
+        in_meta: dict,
+        patch_size,
+        rng: np.random.Generator,
+        augment: bool = True,
+        empty_p: float = 0.3,
+    ):
         if not samples:
             raise VesselGraphError("no target samples to draw patches from")
         self.items = [(prepare(s.image, in_meta, patch_size), s.graph) for s in samples]
@@ -156,8 +163,8 @@ class TargetSampler:
         self.rng, self.augment, self.empty_p = rng, augment, empty_p
 
     def patch(self):
-        from ..model.train import _with_nodes, cut_patch
         from ..model.targets import augment
+        from ..model.train import _with_nodes, cut_patch
 
         for _ in range(20):
             img, g = self.items[int(self.rng.integers(len(self.items)))]
@@ -196,12 +203,16 @@ def source_sampler(cfg: AdaptConfig, meta: dict, mcfg, in_meta: dict, rng: np.ra
     if source and Path(str(source)).expanduser().is_dir():
         samples, _, _ = _read_folder(str(Path(str(source)).expanduser()))
         if samples[0][1].ndim != mcfg.ndim:
-            raise VesselGraphError(f"source dataset {source} is {samples[0][1].ndim}D but the checkpoint is {mcfg.ndim}D")
+            raise VesselGraphError(
+                f"source dataset {source} is {samples[0][1].ndim}D but the checkpoint is {mcfg.ndim}D"
+            )
         domain = "vessel2d-fluo"  # unused with samples
     elif source in synth.DOMAINS:
         domain = source
         if synth.DOMAINS[source].ndim != mcfg.ndim:
-            raise VesselGraphError(f"source domain {source!r} is {synth.DOMAINS[source].ndim}D, the checkpoint {mcfg.ndim}D")
+            raise VesselGraphError(
+                f"source domain {source!r} is {synth.DOMAINS[source].ndim}D, the checkpoint {mcfg.ndim}D"
+            )
     elif meta.get("data") and Path(str(meta["data"])).is_dir() and not cfg.source:
         source = str(meta["data"])
         samples, _, _ = _read_folder(source)

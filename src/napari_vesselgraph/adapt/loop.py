@@ -100,9 +100,11 @@ def evaluate_heldout(model, meta: dict, samples, device, sweep: bool = True) -> 
         out["score"] = 0.5 * (out.get("node_f1", 0.0) + out.get("edge_f1", 0.0))
         return out
 
-    pairs = [(nt, et) for nt in THRESHOLD_GRID[0] for et in THRESHOLD_GRID[1]] if sweep else [
-        (pred.node_threshold, pred.edge_threshold)
-    ]
+    pairs = (
+        [(nt, et) for nt in THRESHOLD_GRID[0] for et in THRESHOLD_GRID[1]]
+        if sweep
+        else [(pred.node_threshold, pred.edge_threshold)]
+    )
     best, best_pair = -1.0, pairs[0]
     if len(pairs) > 1:
         for nt, et in pairs:
@@ -220,8 +222,9 @@ def slice_out(o: dict, sl: slice) -> dict:
 
 
 # ------------------------------------------------------------------ the loop
-def run(cfg: AdaptConfig, model, meta: dict, data: TargetData, out_path: Path, device, progress=None, cancel=None,
-        log=print) -> Path:  # fmt: skip
+def run(
+    cfg: AdaptConfig, model, meta: dict, data: TargetData, out_path: Path, device, progress=None, cancel=None, log=print
+) -> Path:
     """Adapt ``model`` (loaded from ``cfg.checkpoint``) with the K shots of ``data``; returns the checkpoint."""
     import torch
 
@@ -276,10 +279,18 @@ def run(cfg: AdaptConfig, model, meta: dict, data: TargetData, out_path: Path, d
     def save(metrics: dict | None, **extra) -> None:
         nonlocal saved
         m = adapted_meta(
-            meta, cfg, data, out_path, source,
-            before=short_metrics(before), after=short_metrics(metrics), steps_done=step,
-            history=history[-50:], wall_s=round(time.time() - t_start, 1), **extra,
-        )  # fmt: skip
+            meta,
+            cfg,
+            data,
+            out_path,
+            source,
+            before=short_metrics(before),
+            after=short_metrics(metrics),
+            steps_done=step,
+            history=history[-50:],
+            wall_s=round(time.time() - t_start, 1),
+            **extra,
+        )
         if metrics is not None and data.heldout:
             m["thresholds"] = {
                 "node": metrics["node_threshold"],
@@ -368,7 +379,12 @@ def run(cfg: AdaptConfig, model, meta: dict, data: TargetData, out_path: Path, d
             validate("final")
         if not saved:  # cancelled before anything was written: the current state, marked as such
             save(None, cancelled=True)
-        elif data.heldout and best_metrics is not None and before is not None and best_metrics["score"] <= before["score"]:
+        elif (
+            data.heldout
+            and best_metrics is not None
+            and before is not None
+            and best_metrics["score"] <= before["score"]
+        ):
             log(
                 f"WARNING: adaptation did not beat the source model on the held-out samples (score before "
                 f"{before['score']:.3f}, best after {best_metrics['score']:.3f})"

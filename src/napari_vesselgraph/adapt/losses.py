@@ -121,8 +121,9 @@ def token_groups(match, n_queries: int, rows: list[int]) -> tuple[list[tuple[int
     return pairs, labels
 
 
-def edge_pairs(match, targets: list[dict], rows: list[int], rng: np.random.Generator, neg_per_pos: float = 1.0,
-               min_neg: int = 2) -> tuple[list[tuple[int, int, int]], list[int]]:  # fmt: skip
+def edge_pairs(
+    match, targets: list[dict], rows: list[int], rng: np.random.Generator, neg_per_pos: float = 1.0, min_neg: int = 2
+) -> tuple[list[tuple[int, int, int]], list[int]]:
     """``([(row, query_i, query_j)], [class])`` of matched token pairs: 1 ground-truth edge, 0 non-adjacent."""
     out, labels = [], []
     for b in rows:
@@ -140,7 +141,7 @@ def edge_pairs(match, targets: list[dict], rows: list[int], rng: np.random.Gener
             adj[edges[:, 0], edges[:, 1]] = adj[edges[:, 1], edges[:, 0]] = True
         iu, ju = np.triu_indices(m, 1)
         neg = np.flatnonzero(~adj[iu, ju] & (q_of_t[iu] >= 0) & (q_of_t[ju] >= 0))
-        neg = _subsample(neg, max(min_neg, int(round(neg_per_pos * len(edges)))), rng)
+        neg = _subsample(neg, max(min_neg, round(neg_per_pos * len(edges))), rng)
         for a, c in edges:
             out.append((b, int(q_of_t[a]), int(q_of_t[c])))
             labels.append(1)
@@ -153,8 +154,15 @@ def edge_pairs(match, targets: list[dict], rows: list[int], rng: np.random.Gener
 class ContrastiveAlignment(nn.Module):
     """Cross-domain SupCon over object tokens (node / background) and relation embeddings (edge / no edge)."""
 
-    def __init__(self, hidden: int, proj_dim: int = 64, temperature: float = 0.1, max_per_group: int = 48,
-                 seed: int = 0, feat_channels: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        hidden: int,
+        proj_dim: int = 64,
+        temperature: float = 0.1,
+        max_per_group: int = 48,
+        seed: int = 0,
+        feat_channels: int | None = None,
+    ):
         super().__init__()
         self.node_proj = Projector(hidden, hidden, proj_dim)
         self.edge_proj = Projector(hidden, hidden, proj_dim)
@@ -171,8 +179,9 @@ class ContrastiveAlignment(nn.Module):
                 keep.append(_subsample(np.flatnonzero((dom == d) & (lab == c)), self.max_per_group, self.rng))
         return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
 
-    def forward(self, model, out: dict, targets: list[dict], match, row_domain: list[int],
-                feats: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:  # fmt: skip
+    def forward(
+        self, model, out: dict, targets: list[dict], match, row_domain: list[int], feats: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict]:
         """``row_domain[b]``: 0 source, 1 target for batch row ``b``; ``feats``: the backbone feature map (adds the
         backbone term when the module has a ``pixel_proj``). Returns ``(loss, logs)``."""
         tokens, rln = out["tokens"], out["rln"]
@@ -194,7 +203,7 @@ class ContrastiveAlignment(nn.Module):
         if epairs:
             edoms = [row_domain[b] for b, _, _ in epairs]
             sel = self._balanced(elabels, edoms)
-            t = lambda k: torch.as_tensor([epairs[s][k] for s in sel], device=dev, dtype=torch.long)  # noqa: E731
+            t = lambda k: torch.as_tensor([epairs[s][k] for s in sel], device=dev, dtype=torch.long)
             h = relation_hidden(model, tokens, rln, t(0), t(1), t(2))
             ze = self.edge_proj(h)
             elab = torch.as_tensor([elabels[s] for s in sel], device=dev)
@@ -210,7 +219,7 @@ class ContrastiveAlignment(nn.Module):
 
     def pixel_loss(self, feats: torch.Tensor, targets: list[dict], row_domain: list[int]) -> torch.Tensor:
         """SupCon over backbone feature cells: ``vessel`` (a centreline crosses the cell) vs ``background``."""
-        b, c = feats.shape[:2]
+        b = feats.shape[0]
         cells = feats.flatten(2).transpose(1, 2)  # (B, L, C)
         lab = torch.stack([t["dense"][0].reshape(-1) > 0.5 for t in targets]).long().cpu().numpy()  # (B, L)
         rows = np.repeat(np.arange(b), lab.shape[1])
@@ -256,8 +265,9 @@ class AdversarialAlignment(nn.Module):
         self.image_disc = nn.Sequential(Conv(feat_channels, width, 1), nn.ReLU(), Conv(width, 1, 1))
         self.graph_disc = nn.Sequential(nn.Linear(hidden, width), nn.ReLU(), nn.Linear(width, 1))
 
-    def forward(self, feats: torch.Tensor, tokens: torch.Tensor, rln: torch.Tensor, row_domain: list[int],
-                lam: float) -> tuple[torch.Tensor, dict]:  # fmt: skip
+    def forward(
+        self, feats: torch.Tensor, tokens: torch.Tensor, rln: torch.Tensor, row_domain: list[int], lam: float
+    ) -> tuple[torch.Tensor, dict]:
         dom = torch.as_tensor(row_domain, dtype=torch.float32, device=tokens.device)
         img_logits = self.image_disc(grad_reverse(feats, lam)).float()  # (B, 1, *feat)
         img_t = dom.view(-1, *([1] * (img_logits.ndim - 1))).expand_as(img_logits)
@@ -266,6 +276,12 @@ class AdversarialAlignment(nn.Module):
         g_logits = self.graph_disc(grad_reverse(toks, lam)).squeeze(-1).float()
         l_graph = F.binary_cross_entropy_with_logits(g_logits, dom[:, None].expand_as(g_logits))
         with torch.no_grad():
-            acc = 0.5 * (((img_logits > 0).float() == img_t).float().mean() + ((g_logits > 0).float() == dom[:, None]).float().mean())
-        return l_img + l_graph, {"adv_image": float(l_img.detach()), "adv_graph": float(l_graph.detach()),
-                                 "disc_acc": float(acc)}  # fmt: skip
+            acc = 0.5 * (
+                ((img_logits > 0).float() == img_t).float().mean()
+                + ((g_logits > 0).float() == dom[:, None]).float().mean()
+            )
+        return l_img + l_graph, {
+            "adv_image": float(l_img.detach()),
+            "adv_graph": float(l_graph.detach()),
+            "disc_acc": float(acc),
+        }

@@ -29,7 +29,7 @@ from torch import nn
 from ..errors import VesselGraphError
 from .config import AdaptConfig
 
-DEFAULT_TRANSLATOR = {"features": 16, "blocks": 3}
+DEFAULT_TRANSLATOR = {"features": 16, "blocks": 3, "arch": "local", "residual": False}
 LAMBDA_CYCLE = 10.0
 LAMBDA_IDENTITY = 5.0
 EPS = 1e-3
@@ -54,34 +54,101 @@ class _Res(nn.Module):
 
 
 class Translator(nn.Module):
-    """Image-to-image generator for normalised ``(B, C, *S)`` patches (spatial sizes multiples of 4)."""
+    """Image-to-image generator for normalised ``(B, C, *S)`` patches.
 
-    def __init__(self, ndim: int = 2, channels: int = 1, features: int = 16, blocks: int = 3):
+    ``arch="local"`` (default): a per-pixel branch with a 5-pixel receptive field (two 3x3 convs and a 1x1 conv)
+    plus a smooth low-frequency branch (average-pooled by 8, two 3x3 convs, upsampled) for illumination and
+    background. It can remap intensities and flatten the background but cannot draw new structures, so the
+    cycle cannot be satisfied by hallucinated vessels (a big generator learned to paint vessels that were not
+    there on vessel2d-fundus). ``arch="unet"``: a small U-Net (full, 1/2, 1/4 resolution, ``blocks`` residual
+    blocks, skip connections), for changes that need more context.
+
+    ``residual=False`` (default): ``out = sigmoid(G(x))``. ``residual=True``: ``out = sigmoid(logit(x) + G(x))``
+    with the last conv at zero, i.e. the identity at the start.
+    """
+
+    POOL = 8  # low-frequency branch resolution (local)
+
+    def __init__(
+        self,
+        ndim: int = 2,
+        channels: int = 1,
+        features: int = 16,
+        blocks: int = 3,
+        residual: bool = False,
+        arch: str = "local",
+    ):
         super().__init__()
-        self.config = {"ndim": int(ndim), "channels": int(channels), "features": int(features), "blocks": int(blocks)}
+        if arch not in ("local", "unet"):
+            raise VesselGraphError(f"unknown translator arch {arch!r} (local or unet)")
+        self.residual, self.arch, self.ndim = bool(residual), arch, int(ndim)
+        self.config = {
+            "ndim": int(ndim),
+            "channels": int(channels),
+            "features": int(features),
+            "blocks": int(blocks),
+            "residual": self.residual,
+            "arch": arch,
+        }
         Conv, f = _conv(ndim), int(features)
-        mode = "bilinear" if ndim == 2 else "trilinear"
-        self.net = nn.Sequential(
-            Conv(channels, f, 3, padding=1), _gn(f), nn.ReLU(),
-            Conv(f, 2 * f, 3, stride=2, padding=1), _gn(2 * f), nn.ReLU(),
-            Conv(2 * f, 4 * f, 3, stride=2, padding=1), _gn(4 * f), nn.ReLU(),
-            *[_Res(ndim, 4 * f) for _ in range(int(blocks))],
-            nn.Upsample(scale_factor=2, mode=mode, align_corners=False), Conv(4 * f, 2 * f, 3, padding=1), _gn(2 * f), nn.ReLU(),
-            nn.Upsample(scale_factor=2, mode=mode, align_corners=False), Conv(2 * f, f, 3, padding=1), _gn(f), nn.ReLU(),
-            Conv(f, channels, 3, padding=1),
-        )  # fmt: skip
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
+        self.mode = "bilinear" if ndim == 2 else "trilinear"
+
+        def block(a: int, b: int, stride: int = 1) -> nn.Sequential:
+            return nn.Sequential(Conv(a, b, 3, stride=stride, padding=1), _gn(b), nn.ReLU())
+
+        if arch == "local":
+            self.local = nn.Sequential(
+                Conv(channels, f, 3, padding=1),
+                nn.ReLU(),
+                Conv(f, f, 3, padding=1),
+                nn.ReLU(),
+                Conv(f, f, 1),
+                nn.ReLU(),
+            )
+            self.smooth = nn.Sequential(Conv(channels, f, 3, padding=1), nn.ReLU(), Conv(f, f, 3, padding=1))
+            self.head = Conv(f, channels, 1)
+        else:
+            self.enc0 = block(channels, f)
+            self.enc1 = block(f, 2 * f, 2)
+            self.enc2 = nn.Sequential(block(2 * f, 4 * f, 2), *[_Res(ndim, 4 * f) for _ in range(int(blocks))])
+            self.dec1 = nn.Sequential(block(4 * f, 2 * f), block(4 * f, 2 * f))
+            self.dec0 = nn.Sequential(block(2 * f, f), block(2 * f, f))
+            self.head = Conv(f, channels, 3, padding=1)
+        if self.residual:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    @property
+    def multiple(self) -> int:
+        return self.POOL if self.arch == "local" else 4
+
+    def _up(self, x: torch.Tensor, factor: int) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=factor, mode=self.mode, align_corners=False)
+
+    def _net(self, x: torch.Tensor) -> torch.Tensor:
+        if self.arch == "local":
+            pool = F.avg_pool2d if self.ndim == 2 else F.avg_pool3d
+            low = self._up(self.smooth(pool(x, self.POOL)), self.POOL)
+            return self.head(self.local(x) + low)
+        e0 = self.enc0(x)
+        e1 = self.enc1(e0)
+        e2 = self.enc2(e1)
+        d1 = self.dec1[1](torch.cat([self.dec1[0](self._up(e2, 2)), e1], 1))
+        d0 = self.dec0[1](torch.cat([self.dec0[0](self._up(d1, 2)), e0], 1))
+        return self.head(d0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad = [(-s) % 4 for s in x.shape[2:]]
+        pad = [(-s) % self.multiple for s in x.shape[2:]]
         xp = x
         if any(pad):
             xp = F.pad(x, [p for q in reversed(pad) for p in (0, q)], mode="replicate")
-        y = self.net(xp)
+        y = self._net(xp)
         if any(pad):
             y = y[(slice(None), slice(None)) + tuple(slice(0, s) for s in x.shape[2:])]
-        return torch.sigmoid(torch.logit(x.clamp(EPS, 1 - EPS)) + y.to(x.dtype))
+        y = y.to(x.dtype)
+        if not self.residual:
+            return torch.sigmoid(y)
+        return torch.sigmoid(torch.logit(x.clamp(EPS, 1 - EPS)) + y)
 
 
 class PatchDiscriminator(nn.Module):
@@ -91,20 +158,30 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         Conv, f = _conv(ndim), int(features)
         self.net = nn.Sequential(
-            Conv(channels, f, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            Conv(f, 2 * f, 4, stride=2, padding=1), _gn(2 * f), nn.LeakyReLU(0.2),
-            Conv(2 * f, 4 * f, 3, padding=1), _gn(4 * f), nn.LeakyReLU(0.2),
+            Conv(channels, f, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            Conv(f, 2 * f, 4, stride=2, padding=1),
+            _gn(2 * f),
+            nn.LeakyReLU(0.2),
+            Conv(2 * f, 4 * f, 3, padding=1),
+            _gn(4 * f),
+            nn.LeakyReLU(0.2),
             Conv(4 * f, 1, 3, padding=1),
-        )  # fmt: skip
+        )
 
     def forward(self, x):
         return self.net(x)
 
 
 def build_translator(config: dict) -> Translator:
-    """A translator from ``meta["translator"]`` (``ndim``, ``channels``, ``features``, ``blocks``)."""
+    """A translator from ``meta["translator"]`` (``ndim``, ``channels``, ``features``, ``blocks``, ``residual``,
+    ``arch``)."""
     try:
-        return Translator(**{k: config[k] for k in ("ndim", "channels", "features", "blocks")})
+        return Translator(
+            **{k: config[k] for k in ("ndim", "channels", "features", "blocks")},
+            residual=bool(config.get("residual", False)),
+            arch=str(config.get("arch", "local")),
+        )
     except (KeyError, TypeError, ValueError) as e:
         raise VesselGraphError(f"invalid translator config {config!r}: {e}") from None
 
@@ -119,8 +196,9 @@ def _lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------ training
-def run(cfg: AdaptConfig, model, meta: dict, data, out_path: Path, device, progress=None, cancel=None,
-        log=print) -> Path:  # fmt: skip
+def run(
+    cfg: AdaptConfig, model, meta: dict, data, out_path: Path, device, progress=None, cancel=None, log=print
+) -> Path:
     """Train the translator on unlabelled target images and source patches; returns the checkpoint path."""
     from ..checkpoints import save_checkpoint
     from .data import TargetSampler, source_sampler
@@ -161,12 +239,20 @@ def run(cfg: AdaptConfig, model, meta: dict, data, out_path: Path, device, progr
     def save(after=None, **extra) -> None:
         nonlocal saved
         m = adapted_meta(
-            meta, cfg, data, out_path, source,
-            before=short_metrics(before), after=short_metrics(after), steps_done=step, history=history[-50:],
-            wall_s=round(time.time() - t_start, 1), translator=dict(tcfg),
+            meta,
+            cfg,
+            data,
+            out_path,
+            source,
+            before=short_metrics(before),
+            after=short_metrics(after),
+            steps_done=step,
+            history=history[-50:],
+            wall_s=round(time.time() - t_start, 1),
+            translator=dict(tcfg),
             losses={"gan": "least squares", "cycle_l1": LAMBDA_CYCLE, "identity_l1": LAMBDA_IDENTITY},
             **extra,
-        )  # fmt: skip
+        )
         m["translator"] = dict(tcfg)
         g_ts.eval()
         save_checkpoint(out_path, model, m)
@@ -197,15 +283,22 @@ def run(cfg: AdaptConfig, model, meta: dict, data, out_path: Path, device, progr
             opt_g.step()
             # discriminators
             loss_d = 0.5 * (
-                _lsgan(d_s(s), True) + _lsgan(d_s(fake_s.detach()), False)
-                + _lsgan(d_t(t), True) + _lsgan(d_t(fake_t.detach()), False)
-            )  # fmt: skip
+                _lsgan(d_s(s), True)
+                + _lsgan(d_s(fake_s.detach()), False)
+                + _lsgan(d_t(t), True)
+                + _lsgan(d_t(fake_t.detach()), False)
+            )
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
             step += 1
-            logs = {"loss": float(loss_g.detach()), "gan": float(adv.detach()), "cycle": float(cyc.detach()),
-                    "identity": float(idt.detach()), "disc": float(loss_d.detach())}  # fmt: skip
+            logs = {
+                "loss": float(loss_g.detach()),
+                "gan": float(adv.detach()),
+                "cycle": float(cyc.detach()),
+                "identity": float(idt.detach()),
+                "disc": float(loss_d.detach()),
+            }
             info: dict[str, Any] = {**logs, "elapsed": time.time() - t_start, "step": step}
             if step % max(1, min(25, cfg.steps // 10)) == 0:
                 history.append({"kind": "train", "step": step, **{k: round(v, 5) for k, v in logs.items()}})
@@ -216,7 +309,9 @@ def run(cfg: AdaptConfig, model, meta: dict, data, out_path: Path, device, progr
                 if met is not None:
                     history.append({"kind": "val", "step": step, **short_metrics(met)})
                     info["val"] = {k: met[k] for k in ("node_f1", "edge_f1", "smd")}
-                    log(f"[val] step {step} node_f1 {met['node_f1']:.3f} edge_f1 {met['edge_f1']:.3f} smd {met['smd']:.4f}")
+                    log(
+                        f"[val] step {step} node_f1 {met['node_f1']:.3f} edge_f1 {met['edge_f1']:.3f} smd {met['smd']:.4f}"
+                    )
                 save(met)
             if progress is not None:
                 progress(step, cfg.steps, info)
@@ -231,8 +326,14 @@ def run(cfg: AdaptConfig, model, meta: dict, data, out_path: Path, device, progr
             history.append({"kind": "val", "step": step, **short_metrics(after)})
             log(f"after: node_f1 {after['node_f1']:.3f} edge_f1 {after['edge_f1']:.3f} smd {after['smd']:.4f}")
             if progress is not None:
-                progress(step, cfg.steps, {"loss": logs["loss"] if step else 0.0,
-                                           "val": {k: after[k] for k in ("node_f1", "edge_f1", "smd")}})  # fmt: skip
+                progress(
+                    step,
+                    cfg.steps,
+                    {
+                        "loss": logs["loss"] if step else 0.0,
+                        "val": {k: after[k] for k in ("node_f1", "edge_f1", "smd")},
+                    },
+                )
         save(after)
     finally:
         for p in model.parameters():
