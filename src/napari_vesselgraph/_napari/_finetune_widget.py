@@ -188,14 +188,16 @@ class FinetuneWidget(QWidget):
         form = QFormLayout(box)
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 1_000_000)
-        self.steps_spin.setValue(200)
+        from ..adapt.config import AdaptConfig  # no torch: cheap to import
+
+        self.steps_spin.setValue(AdaptConfig().steps)
         self.steps_spin.setToolTip("Optimisation steps (each one: a batch of source and of your patches)")
         form.addRow("Steps", self.steps_spin)
         self.lr_spin = QDoubleSpinBox()
         self.lr_spin.setDecimals(6)
         self.lr_spin.setRange(1e-6, 1e-1)
         self.lr_spin.setSingleStep(1e-5)
-        self.lr_spin.setValue(2e-4)
+        self.lr_spin.setValue(AdaptConfig().lr)
         form.addRow("Learning rate", self.lr_spin)
         self.val_spin = QDoubleSpinBox()
         self.val_spin.setRange(0.0, 0.9)

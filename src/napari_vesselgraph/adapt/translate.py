@@ -1,18 +1,23 @@
 """Translation adaptation: an unpaired CycleGAN-style translator, target appearance -> source appearance.
 
-Two small generators (``G_ts``: target -> source, ``G_st``: source -> target) and two PatchGAN discriminators
-are trained on normalised patches (the checkpoint's input recipe, so a grey model sees luminance) of unlabelled
-target images and source images, with the least-squares GAN loss plus cycle consistency (L1, weight 10) and
-identity (L1, weight 5) losses (Zhu et al. 2017). Only ``G_ts`` is kept: it is bundled into the output
-checkpoint under the ``translator.`` prefix with its architecture in ``meta["translator"]``; loading such a
-checkpoint (:func:`checkpoints.load_checkpoint`) attaches it to the model, which runs it on every normalised
-patch before the backbone, so :func:`inference.predict` applies the translation with no further change.
-No annotation is used for training; labelled held-out samples, when there are any, are only measured
-(checkpoint thresholds, no selection). 2D and 3D: the convolutions follow ``ndim``.
+Two generators (``G_ts``: target -> source, ``G_st``: source -> target) and two PatchGAN discriminators are
+trained on normalised patches (the checkpoint's input recipe, so a grey model sees luminance) of unlabelled
+target images and source images, with the least-squares GAN loss and cycle consistency (L1, weight
+``LAMBDA_CYCLE`` = 10) (Zhu et al. 2017). The identity loss is off by default (``LAMBDA_IDENTITY`` = 0): on
+vessel2d-fluo -> vessel2d-fundus (bright vs dark vessels) it held the translator near a flat image. Adam,
+``lr`` and betas (0.5, 0.999).
 
-Generator: conv -> two stride-2 convs -> ``blocks`` residual blocks -> two (upsample, conv) -> conv, predicting
-a per-pixel change of the input's logit: ``out = sigmoid(logit(x) + G(x))``; the last conv starts at zero so a
-fresh translator is (almost exactly) the identity, and outputs stay in (0, 1) like normalised images.
+The generator is small on purpose (``arch="local"``, see :class:`Translator`): a per-pixel branch with a
+5-pixel receptive field plus a smooth low-frequency branch. A U-Net generator (``arch="unet"``) learned, within
+1000 steps, to satisfy the cycle by painting vessels that were not there; the local one can only remap
+intensities and flatten the background.
+
+Only ``G_ts`` is kept: it is bundled into the output checkpoint under the ``translator.`` prefix with its
+architecture in ``meta["translator"]``; loading such a checkpoint (:func:`checkpoints.load_checkpoint`) attaches
+it to the model, which runs it on every normalised patch before the backbone, so :func:`inference.predict`
+applies the translation with no further change. No annotation is used for training; labelled held-out samples,
+when there are any, are only measured (the source checkpoint's thresholds, no model selection). 2D and 3D: the
+convolutions follow ``ndim``. The latest translator is written every ``val_every`` steps and at the end.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from .config import AdaptConfig
 
 DEFAULT_TRANSLATOR = {"features": 16, "blocks": 3, "arch": "local", "residual": False}
 LAMBDA_CYCLE = 10.0
-LAMBDA_IDENTITY = 5.0
+LAMBDA_IDENTITY = 0.0
 EPS = 1e-3
 
 
@@ -276,8 +281,11 @@ def run(
             fake_s, fake_t = g_ts(t), g_st(s)
             adv = _lsgan(d_s(fake_s), True) + _lsgan(d_t(fake_t), True)
             cyc = F.l1_loss(g_st(fake_s), t) + F.l1_loss(g_ts(fake_t), s)
-            idt = F.l1_loss(g_ts(s), s) + F.l1_loss(g_st(t), t)
-            loss_g = adv + LAMBDA_CYCLE * cyc + LAMBDA_IDENTITY * idt
+            loss_g = adv + LAMBDA_CYCLE * cyc
+            idt = torch.zeros((), device=device)
+            if LAMBDA_IDENTITY > 0:
+                idt = F.l1_loss(g_ts(s), s) + F.l1_loss(g_st(t), t)
+                loss_g = loss_g + LAMBDA_IDENTITY * idt
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
