@@ -29,7 +29,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSizePolicy,
     QSpinBox,
@@ -40,7 +39,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..errors import Cancelled, VesselGraphError
-from ._widget_utils import ProgressRelay, free_gpu_memory, is_out_of_memory, notify
+from ._widget_utils import ProgressRelay, add_run_controls, free_gpu_memory, is_out_of_memory, notify
 
 #: what each method does, for the method combo's tooltips
 METHOD_HELP = {
@@ -230,22 +229,9 @@ class FinetuneWidget(QWidget):
         form.addRow("Save as", row)
         outer.addWidget(box)
 
-        row = QHBoxLayout()
-        self.train_button = QPushButton("Train")
-        self.train_button.clicked.connect(self.train)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        row.addWidget(self.train_button)
-        row.addWidget(self.cancel_button)
-        outer.addLayout(row)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 1)
-        self.progress_bar.setValue(0)
-        outer.addWidget(self.progress_bar)
-        self.status_label = QLabel("")
-        self.status_label.setWordWrap(True)
-        outer.addWidget(self.status_label)
+        self.train_button, self.cancel_button, self.progress_bar, self.status_label = add_run_controls(
+            outer, "Train", self.train, self.cancel
+        )
 
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure

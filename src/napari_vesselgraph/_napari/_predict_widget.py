@@ -24,8 +24,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -39,6 +37,7 @@ from ._widget_utils import (
     LayerCombo,
     ProgressRelay,
     add_graph_layers,
+    add_run_controls,
     field_of_view_region,
     free_gpu_memory,
     is_out_of_memory,
@@ -320,22 +319,9 @@ class PredictWidget(QWidget):
         outer.addWidget(box)
 
         # run
-        row = QHBoxLayout()
-        self.run_button = QPushButton("Run")
-        self.run_button.clicked.connect(self.run)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        row.addWidget(self.run_button)
-        row.addWidget(self.cancel_button)
-        outer.addLayout(row)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 1)
-        self.progress_bar.setValue(0)
-        outer.addWidget(self.progress_bar)
-        self.status_label = QLabel("")
-        self.status_label.setWordWrap(True)
-        outer.addWidget(self.status_label)
+        self.run_button, self.cancel_button, self.progress_bar, self.status_label = add_run_controls(
+            outer, "Run", self.run, self.cancel
+        )
         outer.addStretch(1)
 
     # ------------------------------------------------------------ dask cluster (plugin settings)

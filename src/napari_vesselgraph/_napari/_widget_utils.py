@@ -269,6 +269,31 @@ def shapes_region(viewer, layer, plan: ImagePlan, shapes_layer) -> tuple[slice, 
 
 
 # ---------------------------------------------------------------- memory
+def add_run_controls(outer, label: str, on_run, on_cancel):
+    """Add the *run* / *Cancel* buttons, a progress bar and a status line to a layout.
+
+    Returns ``(run_button, cancel_button, progress_bar, status_label)``; Cancel starts disabled."""
+    from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton
+
+    row = QHBoxLayout()
+    run_button = QPushButton(label)
+    run_button.clicked.connect(on_run)
+    cancel_button = QPushButton("Cancel")
+    cancel_button.setEnabled(False)
+    cancel_button.clicked.connect(on_cancel)
+    row.addWidget(run_button)
+    row.addWidget(cancel_button)
+    outer.addLayout(row)
+    progress_bar = QProgressBar()
+    progress_bar.setRange(0, 1)
+    progress_bar.setValue(0)
+    outer.addWidget(progress_bar)
+    status_label = QLabel("")
+    status_label.setWordWrap(True)
+    outer.addWidget(status_label)
+    return run_button, cancel_button, progress_bar, status_label
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """A CUDA/MPS out-of-memory error (torch.cuda.OutOfMemoryError or a RuntimeError saying so)."""
     if type(exc).__name__ == "OutOfMemoryError":
