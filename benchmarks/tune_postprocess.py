@@ -2,12 +2,19 @@
 
 For each bundled 2D/3D checkpoint, predicts the raw candidate graph of validation images
 (seeds ``20_000_000 + i`` of its training domain) once, then scores every combination of
-``link_threshold`` (hysteresis linking of components, ``postprocess.link_components``), ``flat``
-(shortcut pruning, ``postprocess.prune_shortcuts``) and ``min_length`` (fragment removal) with the
-checkpoint's own thresholds. Prints one table per checkpoint and the setting with the best mean of
-(edge F1 + APLS) / 2 - 5 * SMD over all checkpoints. ``postprocess.DEFAULTS`` come from this run.
+``link_threshold`` (hysteresis linking of components, ``postprocess.link_components``),
+``dedupe_radius`` (``postprocess.dedupe_nodes``), ``flat`` (shortcut pruning,
+``postprocess.prune_shortcuts``), ``min_length`` (fragment removal) and ``spacing`` (node
+re-placement along chains, ``postprocess.resample_chains``) with the checkpoint's own thresholds.
+The score is (edge F1 + APLS) / 2 - 5 * SMD. Prints one table per checkpoint (best rows first), the
+best setting per checkpoint, and the setting with the best mean score over all checkpoints
+(``postprocess.DEFAULTS``, used by checkpoints that record no settings of their own).
 
-    python benchmarks/tune_postprocess.py --n 8
+With ``--write-checkpoints`` the best setting of each bundled checkpoint is stored in its metadata
+(``meta["postprocess"]``, with the command and date under ``meta["postprocess_tuning"]``), which
+``predict`` uses over the defaults.
+
+    python benchmarks/tune_postprocess.py --n 8 --write-checkpoints
 """
 
 from __future__ import annotations
@@ -27,9 +34,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=8, help="validation images per checkpoint")
     p.add_argument("--checkpoints", nargs="*", default=None)
-    p.add_argument("--link", nargs="*", default=["none", "0.1", "0.2", "0.3"])
-    p.add_argument("--flat", nargs="*", type=float, default=[1.0, 1.25, 1.5, 2.0])
-    p.add_argument("--min-length", nargs="*", type=float, default=[0.0, 4.0])
+    p.add_argument("--link", nargs="*", default=["none", "0.1", "0.2"])
+    p.add_argument("--flat", nargs="*", type=float, default=[1.0, 2.0])
+    p.add_argument("--min-length", nargs="*", type=float, default=[0.0])
+    p.add_argument("--dedupe", nargs="*", type=float, default=[0.0, 3.0, 4.0, 5.0])
+    p.add_argument("--spacing", nargs="*", type=float, default=[0.0, 10.0, 11.0, 12.0])
+    p.add_argument("--spacing-tol", type=float, default=2.0)
+    p.add_argument("--show", type=int, default=12, help="rows per checkpoint table (best first)")
+    p.add_argument("--write-checkpoints", action="store_true",
+                   help="store each checkpoint's best setting in its metadata (bundled files are rewritten)")
     p.add_argument("--no-write", action="store_true", help="print only; do not update docs/benchmarks.md")
     a = p.parse_args(argv)
 
@@ -47,7 +60,9 @@ def main(argv=None) -> int:
     if a.checkpoints:
         entries = [e for e in entries if e["name"] in a.checkpoints]
     links = [None if str(v).lower() == "none" else float(v) for v in a.link]
-    grid = list(itertools.product(links, a.flat, a.min_length))
+    grid = list(itertools.product(links, a.flat, a.min_length, a.dedupe, a.spacing))
+    names = ("link_threshold", "flat", "min_length", "dedupe_radius", "spacing")
+    best_of: dict = {}
     overall: dict = {g: [] for g in grid}
     lines: list[str] = []
 
@@ -71,29 +86,55 @@ def main(argv=None) -> int:
             f"(thresholds {nt}/{et}; prediction {time.time() - t0:.0f}s)"
         )
         keys = ("smd", "node_f1", "edge_f1", "apls", "betti0_error", "betti1_error")
-        out("| link_threshold | flat | min_length | " + " | ".join(keys) + " |")
-        out("| --- " * (3 + len(keys)) + "|")
-        for link, flat, ml in grid:
+        rows = []
+        for setting in grid:
+            kw = dict(zip(names, setting))
             rs = []
             for raw, gt, shape in raws:
-                g = finish_graph(raw, nt, et, link_threshold=link, flat=flat, min_length=ml)
+                g = finish_graph(raw, nt, et, spacing_tol=a.spacing_tol, **kw)
                 rs.append(evaluate(g, gt, radius=3.0, image_shape=shape, metrics=["prf", "smd", "betti", "apls"]))
             m = {k: float(np.nanmean([r[k] for r in rs])) for k in keys}
-            overall[(link, flat, ml)].append((m["edge_f1"] + m["apls"]) / 2 - 5 * m["smd"])
-            out(f"| {link} | {flat} | {ml} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |")
+            score = (m["edge_f1"] + m["apls"]) / 2 - 5 * m["smd"]
+            overall[setting].append(score)
+            rows.append((score, setting, m))
+        rows.sort(key=lambda r: -r[0])
+        off = [r for r in rows if r[1] == (None, 1.0, 0.0, 0.0, 0.0)]
+        out("| " + " | ".join(names) + " | score | " + " | ".join(keys) + " |")
+        out("| --- " * (len(names) + 1 + len(keys)) + "|")
+        for score, setting, m in rows[: a.show] + [r for r in off if r not in rows[: a.show]]:
+            out("| " + " | ".join(str(v) for v in setting) + f" | {score:.4f} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |")
+        best_of[entry["name"]] = rows[0]
+        out(f"\n{len(grid)} settings; best for `{entry['name']}`: " + ", ".join(f"{k} {v}" for k, v in zip(names, rows[0][1])))
     best = max(grid, key=lambda g: np.mean(overall[g]))
     out(
-        f"\nbest overall ((edge_f1 + apls) / 2 - 5 * smd): link_threshold {best[0]}, flat {best[1]}, "
-        f"min_length {best[2]}"
+        "\nbest overall ((edge_f1 + apls) / 2 - 5 * smd, mean over the checkpoints): "
+        + ", ".join(f"{k} {v}" for k, v in zip(names, best))
     )
+    cmd = "python benchmarks/tune_postprocess.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if a.write_checkpoints:
+        from napari_vesselgraph.checkpoints.store import load_tensors, save_tensors
+
+        for entry in entries:
+            score, setting, m = best_of[entry["name"]]
+            tensors, meta = load_tensors(entry["path"])
+            meta["postprocess"] = {**dict(zip(names, setting)), "spacing_tol": a.spacing_tol}
+            meta["postprocess_tuning"] = {
+                "command": cmd.strip(),
+                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "validation_seeds": [VAL_SEED0, VAL_SEED0 + a.n - 1],
+                "score": round(score, 4),
+                "metrics": {k: round(v, 4) for k, v in m.items()},
+            }
+            save_tensors(entry["path"], tensors, meta)
+            out(f"wrote meta['postprocess'] of {entry['path']}")
     if not a.no_write:
-        cmd = "python benchmarks/tune_postprocess.py " + " ".join(argv if argv is not None else sys.argv[1:])
         head = [
             "## Clean-up settings of predicted graphs (validation images)",
             "",
             f"- Command: `{cmd.strip()}`",
             f"- Date: {time.strftime('%Y-%m-%dT%H:%M:%S%z')}; validation seeds only (never test seeds)",
-            "- Score: (edge F1 + APLS) / 2 - 5 x SMD, mean over the checkpoints; `None` = no linking",
+            "- Score: (edge F1 + APLS) / 2 - 5 x SMD; `None` = no linking; 0 = step off; the row with every step off is shown last",
+            f"- spacing_tol {a.spacing_tol} px; each checkpoint's best setting is stored in its metadata; the best mean over the checkpoints is `postprocess.DEFAULTS`",
             "",
         ]
         write_section("postprocess-tuning", "\n".join(head + lines) + "\n")

@@ -403,12 +403,14 @@ def test_model_checkpoint_end_to_end(make_napari_viewer, qtbot, notes, predict_c
     res = widget.last_result
     assert res.raw.n_nodes > 0 and res.raw.metadata["checkpoint"] == "tiny-random"
     nodes = viewer.layers[f"{FLUO} graph (tiny-random) nodes"]
-    expected = inference.apply_thresholds(res.raw, *widget.thresholds())
+    from napari_vesselgraph.inference.postprocess import finish_raw
+
+    expected = finish_raw(res.raw, *widget.thresholds())  # thresholds + the checkpoint's clean-up
     assert len(nodes.data) == expected.n_nodes
     assert "confidence" in nodes.features.columns and "degree" in nodes.features.columns
     widget.node_slider.setValue(0.0)
     widget.edge_slider.setValue(0.0)
-    low = inference.apply_thresholds(res.raw, 0.0, 0.0)
+    low = finish_raw(res.raw, 0.0, 0.0)
     qtbot.waitUntil(lambda: len(nodes.data) == low.n_nodes, timeout=5000)
     assert len(predict_calls) == 1
 

@@ -13,6 +13,8 @@ from .fakes import GTPredictor, coordinate_image, crop_graph, long_vessel, match
 
 
 def _run(gt, shape, patch, **kw):
+    # these tests check the stitching: the clean-up (on by default in predict) is off unless asked for
+    kw.setdefault("postprocess", False)
     fake = GTPredictor(gt, shape, patch, junk=kw.pop("junk", False))
     g = predict(coordinate_image(shape), predictor=fake, **kw)
     return g, fake
@@ -214,11 +216,11 @@ def test_rethresholding_raw_equals_predicting_with_thresholds():
 
     shape, patch = (150, 200), (64, 64)
     gt = random_tree(shape, seed=7, n_vessels=8)
-    raw, _ = _run(gt, shape, patch, junk=True, keep_raw=True)
+    raw, _ = _run(gt, shape, patch, junk=True, keep_raw=True, postprocess=True)
     assert raw.metadata["raw"] is True
     assert raw.node_attrs["confidence"].min() < 0.5  # weak candidates are kept in the raw graph
     for nt, et in [(0.5, 0.5), (0.3, 0.7), (0.1, 0.1), (0.8, 0.2), (0.0, 0.0)]:
-        direct, _ = _run(gt, shape, patch, junk=True, node_threshold=nt, edge_threshold=et)
+        direct, _ = _run(gt, shape, patch, junk=True, node_threshold=nt, edge_threshold=et, postprocess=True)
         again = finish_raw(raw, nt, et)  # thresholds + the clean-up the prediction recorded
         assert again.differences(direct) == [], (nt, et)
         assert direct.metadata["node_threshold"] == nt and direct.metadata["edge_threshold"] == et
@@ -227,7 +229,7 @@ def test_rethresholding_raw_equals_predicting_with_thresholds():
     assert match_report(g, gt) == []
     assert (g.n_nodes, g.n_edges) == (gt.n_nodes, gt.n_edges)
     # with it (the default), weak edges may also join separate vessels, but never replace true ones
-    linked, _ = _run(gt, shape, patch, junk=True)
+    linked, _ = _run(gt, shape, patch, junk=True, postprocess=True, dedupe_radius=0, spacing=0)
     assert linked.n_edges >= g.n_edges
     assert _n_components(linked) <= _n_components(g)
 

@@ -12,12 +12,23 @@ A Relationformer predicts edges pair by pair, so two failure modes are common on
   components -- hysteresis thresholding on the graph, as Canny does on edge pixels.
 * **fragments**: isolated nodes and tiny components (a node pair in the background). They carry no
   network and cost precision. :func:`drop_fragments` removes components shorter than a length.
+* **duplicate nodes**: two object tokens (or two overlapping windows) put a node on the same spot a
+  couple of pixels apart, and both get edges: the vessel is traced twice. :func:`dedupe_nodes`
+  merges nodes closer than a radius into the most confident one.
+* **node placement along a vessel**: each window places its nodes on its own, so the degree-2 nodes
+  along a long vessel come at an arbitrary phase and spacing. :func:`resample_chains` re-places them
+  the way the training graphs (and the skeleton baseline) do: every chain between junctions / end
+  points is cut into equal pieces no longer than ``spacing`` px, refined where the traced path strays
+  more than ``spacing_tol`` px from a piece's chord. Junctions, end points and the traced geometry are
+  kept.
 
 :func:`finish_graph` turns the raw candidates of ``predict(..., keep_raw=True)`` into the final graph:
 thresholds, then these steps. ``predict`` and the predict widget both call it.
 
 The defaults of :data:`DEFAULTS` were chosen on validation images (seeds ``20_000_000 + i``) of the
-source domains by ``benchmarks/tune_postprocess.py``, never on test images.
+source domains by ``benchmarks/tune_postprocess.py`` (the best mean over the bundled checkpoints),
+never on test images; each bundled checkpoint also records its own best setting in its metadata
+(``meta["postprocess"]``), which takes precedence.
 """
 
 from __future__ import annotations
@@ -30,7 +41,27 @@ from ..graph import VesselGraph
 #: ``min_length``: components with less total centreline length (pixels) are dropped (0: keep all;
 #: isolated nodes have length 0 and go whenever ``min_length > 0``).
 #: ``link_threshold``: weakest edge confidence that may join two components (``None``: no linking).
-DEFAULTS: dict = {"link_threshold": 0.1, "flat": 2.0, "min_length": 0.0}
+#: ``dedupe_radius``: nodes closer than this (pixels) are merged into the most confident one (0: off).
+#: ``spacing``: re-place the nodes along each chain at most this far apart (pixels; 0: off), keeping the
+#: path within ``spacing_tol`` pixels.
+DEFAULTS: dict = {
+    "link_threshold": 0.1,
+    "flat": 2.0,
+    "min_length": 0.0,
+    "dedupe_radius": 5.0,
+    "spacing": 11.0,
+    "spacing_tol": 2.0,
+}
+
+#: every step switched off (``postprocess=False``)
+OFF: dict = {
+    "link_threshold": None,
+    "flat": 1.0,
+    "min_length": 0.0,
+    "dedupe_radius": 0.0,
+    "spacing": 0.0,
+    "spacing_tol": 2.0,
+}
 
 
 def _lengths(nodes: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -165,6 +196,243 @@ def drop_fragments(graph: VesselGraph, min_length: float = DEFAULTS["min_length"
     return g.subgraph(np.flatnonzero(keep))
 
 
+def _edge_attrs_max_conf(edge_attrs: dict, inv: np.ndarray, n_out: int) -> dict:
+    """Edge attributes of deduplicated edges (``inv``: old edge -> new edge): the strongest copy's."""
+    conf = np.asarray(edge_attrs.get("confidence", np.ones(len(inv))), float)
+    best = np.full(n_out, -1, np.int64)
+    order = np.argsort(conf, kind="stable")  # weakest first: the strongest copy writes last
+    best[inv[order]] = order
+    return {k: np.asarray(v)[best] for k, v in edge_attrs.items()}
+
+
+def dedupe_nodes(graph: VesselGraph, radius: float = DEFAULTS["dedupe_radius"]) -> VesselGraph:
+    """Merge nodes closer than ``radius`` pixels (see the module docstring).
+
+    Nodes are visited from the most confident down; a node not yet absorbed keeps its place and its
+    attributes and absorbs the not-yet-absorbed nodes within ``radius``. Edges follow their nodes;
+    self loops go and parallel edges keep the most confident one. ``radius <= 0`` disables it.
+    """
+    g = graph
+    if radius <= 0 or g.n_nodes < 2:
+        return g
+    from scipy.spatial import cKDTree
+
+    nodes = np.asarray(g.nodes, float)
+    pairs = cKDTree(nodes).query_pairs(float(radius), output_type="ndarray")
+    if not len(pairs):
+        return g
+    n = g.n_nodes
+    both = np.concatenate([pairs, pairs[:, ::-1]])
+    both = both[np.argsort(both[:, 0], kind="stable")]
+    start = np.searchsorted(both[:, 0], np.arange(n + 1))
+    nbr = both[:, 1]
+    conf = np.asarray(g.node_attrs.get("confidence", np.ones(n)), float)
+    label = np.full(n, -1, np.int64)
+    for i in np.argsort(-conf, kind="stable"):
+        if label[i] >= 0:
+            continue
+        label[i] = i
+        near = nbr[start[i] : start[i + 1]]
+        label[near[label[near] < 0]] = i
+    keep = np.unique(label)
+    new = np.searchsorted(keep, label)
+    e = new[np.asarray(g.edges, np.int64).reshape(-1, 2)]
+    ok = e[:, 0] != e[:, 1]
+    e = np.sort(e[ok], axis=1)
+    eattrs = {k: np.asarray(v)[ok] for k, v in g.edge_attrs.items()}
+    e, inv = np.unique(e.reshape(-1, 2), axis=0, return_inverse=True)
+    eattrs = _edge_attrs_max_conf(eattrs, inv.ravel(), len(e))
+    return VesselGraph(
+        nodes[keep],
+        e.reshape(-1, 2),
+        {k: np.asarray(v)[keep] for k, v in g.node_attrs.items()},
+        eattrs,
+        g.scale,
+        dict(g.metadata),
+    )
+
+
+def _chains(n: int, edges: np.ndarray) -> list[tuple[list[int], list[int]]]:
+    """Paths between nodes of degree != 2 (and cycles without such a node): ``(nodes, edge ids)``."""
+    deg = np.bincount(edges.ravel(), minlength=n)
+    both = np.concatenate([edges, edges[:, ::-1]])
+    eid = np.concatenate([np.arange(len(edges)), np.arange(len(edges))])
+    order = np.argsort(both[:, 0], kind="stable")
+    nbr, eid = both[order, 1].tolist(), eid[order].tolist()
+    start = np.searchsorted(both[order, 0], np.arange(n + 1)).tolist()
+    used = [False] * len(edges)
+    key = (deg != 2).tolist()
+    out = []
+
+    def walk(v0: int, k: int):
+        vs, es = [v0], []
+        while True:
+            used[eid[k]] = True
+            es.append(eid[k])
+            v = nbr[k]
+            vs.append(v)
+            if key[v]:
+                return vs, es
+            a, b = start[v], start[v] + 1  # degree 2: two slots
+            k = b if eid[a] == es[-1] else a
+            if used[eid[k]]:
+                return vs, es
+
+    for v0 in np.flatnonzero(deg != 2).tolist():
+        for k in range(start[v0], start[v0 + 1]):
+            if not used[eid[k]]:
+                out.append(walk(v0, k))
+    for e in range(len(edges)):  # cycles made only of degree-2 nodes
+        if not used[e]:
+            v0 = int(edges[e, 0])
+            key[v0] = True
+            k = start[v0] if eid[start[v0]] == e else start[v0] + 1
+            out.append(walk(v0, k))
+    return out
+
+
+def _split_piece(P: np.ndarray, i: int, j: int, tol: float, out: list[int]) -> None:
+    """Douglas-Peucker between polyline vertices ``i < j``: append the vertices to keep (not ``i``/``j``)."""
+    if j - i < 2:
+        return
+    a, b = P[i], P[j]
+    ab = b - a
+    q = P[i + 1 : j] - a
+    t = np.clip(q @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+    dev = np.linalg.norm(q - t[:, None] * ab, axis=1)
+    k = int(dev.argmax())
+    if dev[k] > tol:
+        m = i + 1 + k
+        _split_piece(P, i, m, tol, out)
+        out.append(m)
+        _split_piece(P, m, j, tol, out)
+
+
+def resample_chains(
+    graph: VesselGraph, spacing: float = DEFAULTS["spacing"], tol: float = DEFAULTS["spacing_tol"]
+) -> VesselGraph:
+    """Re-place the degree-2 nodes of every chain (see the module docstring).
+
+    Each chain between nodes of degree != 2 is cut into ``ceil(length / spacing)`` pieces of equal
+    length along the traced path (a closed loop into at least 3); a piece whose traced path strays more
+    than ``tol`` px from its chord is split further at the farthest vertex (Douglas-Peucker), as the
+    ground-truth graphs of :mod:`napari_vesselgraph.synth` are built. Chain ends keep their attributes;
+    a new node takes the attributes of the path interpolated where it lies (``inserted`` False), a new
+    edge the smallest ``confidence`` of the traced edges it replaces. ``spacing <= 0`` disables it.
+    """
+    g = graph
+    if spacing <= 0 or g.n_edges == 0:
+        return g
+    nodes = np.asarray(g.nodes, float)
+    edges = np.asarray(g.edges, np.int64).reshape(-1, 2)
+    econf = np.asarray(g.edge_attrs.get("confidence", np.ones(len(edges))), float)
+    num = {k: np.asarray(v) for k, v in g.node_attrs.items()}
+    new_pos: list[np.ndarray] = []
+    new_attr: dict[str, list] = {k: [] for k in num}
+    out_edges: list[tuple[int, int]] = []
+    out_conf: list[float] = []
+    n = g.n_nodes
+    single: set[tuple[int, int]] = set()
+
+    for vs, es in _chains(n, edges):
+        P = nodes[vs]
+        seg = np.linalg.norm(np.diff(P, axis=0), axis=1)
+        s = np.concatenate([[0.0], np.cumsum(seg)])
+        L = float(s[-1])
+        closed = vs[0] == vs[-1]
+        parts = max(int(np.ceil(L / spacing)), 3 if closed else 1)
+        pair = (min(vs[0], vs[-1]), max(vs[0], vs[-1]))
+        if parts == 1 and len(vs) > 2:
+            if pair in single:  # a second path between the same two nodes: keep a middle node
+                parts = 2
+            single.add(pair)
+        # cut points at equal arc length; snapped to a vertex when one lies within 0.5 px
+        targets = L * np.arange(1, parts) / parts
+        cuts: list[tuple[float, int]] = []  # (arc position, vertex index or -1)
+        for t in targets:
+            v = int(np.argmin(np.abs(s - t)))
+            cuts.append((s[v], v) if abs(s[v] - t) <= 0.5 and 0 < v < len(vs) - 1 else (float(t), -1))
+        # positions of the cut points; Douglas-Peucker inside each piece on the traced vertices
+        stops: list[tuple[float, int]] = [(0.0, 0)] + cuts + [(L, len(vs) - 1)]
+        refined: list[tuple[float, int]] = [stops[0]]
+        for (sa, va), (sb, vb) in zip(stops[:-1], stops[1:]):
+            lo = int(np.searchsorted(s, sa, side="right"))  # first vertex strictly after a
+            hi = int(np.searchsorted(s, sb, side="left")) - 1  # last vertex strictly before b
+            if hi >= lo:
+                pa = P[va] if va >= 0 else _at(P, s, sa)
+                pb = P[vb] if vb >= 0 else _at(P, s, sb)
+                Q = np.concatenate([pa[None], P[lo : hi + 1], pb[None]])
+                keep: list[int] = []
+                _split_piece(Q, 0, len(Q) - 1, float(tol), keep)
+                refined.extend((s[lo + q - 1], lo + q - 1) for q in keep)
+            refined.append((sb, vb))
+        # node ids: chain ends are the original nodes, the rest are new
+        ids = []
+        for r, (sv, v) in enumerate(refined):
+            if r == 0:
+                ids.append(vs[0])
+            elif r == len(refined) - 1:
+                ids.append(vs[-1])
+            elif v >= 0 and not (v in (0, len(vs) - 1)):
+                ids.append(n + len(new_pos))
+                new_pos.append(P[v])
+                for k, a in num.items():
+                    new_attr[k].append(a[vs[v]] if a.dtype != bool else False)
+            else:
+                ids.append(n + len(new_pos))
+                new_pos.append(_at(P, s, sv))
+                j = min(int(np.searchsorted(s, sv, side="right")) - 1, len(vs) - 2)
+                f = (sv - s[j]) / max(seg[j], 1e-12)
+                for k, a in num.items():
+                    if a.dtype == bool or not np.issubdtype(a.dtype, np.number):
+                        new_attr[k].append(False if a.dtype == bool else a[vs[j]])
+                    else:
+                        new_attr[k].append((1 - f) * a[vs[j]] + f * a[vs[j + 1]])
+        arc = [sv for sv, _ in refined]
+        ec = econf[es]
+        for r in range(len(ids) - 1):
+            if ids[r] == ids[r + 1]:
+                continue
+            over = (s[1:] > arc[r] + 1e-9) & (s[:-1] < arc[r + 1] - 1e-9)
+            out_edges.append((ids[r], ids[r + 1]))
+            out_conf.append(float(ec[over].min()) if over.any() else float(ec.min()))
+    # original degree-2 nodes are replaced; the others stay
+    deg = np.bincount(edges.ravel(), minlength=n)
+    keep_old = deg != 2
+    # a cycle's start node became a chain end: keep it
+    used_ends = np.zeros(n, bool)
+    for a, b in out_edges:
+        if a < n:
+            used_ends[a] = True
+        if b < n:
+            used_ends[b] = True
+    keep_old |= used_ends
+    all_pos = np.concatenate([nodes, np.asarray(new_pos, float).reshape(-1, nodes.shape[1])])
+    attrs = {}
+    for k, a in num.items():
+        extra = np.asarray(new_attr[k], dtype=a.dtype) if new_attr[k] else np.zeros(0, a.dtype)
+        attrs[k] = np.concatenate([a, extra])
+    keep = np.concatenate([keep_old, np.ones(len(new_pos), bool)])
+    index = np.cumsum(keep) - 1
+    e = index[np.asarray(out_edges, np.int64).reshape(-1, 2)]
+    e = np.sort(e, axis=1)
+    e, inv = np.unique(e, axis=0, return_inverse=True)
+    conf = np.full(len(e), np.inf)
+    np.minimum.at(conf, inv.ravel(), np.asarray(out_conf))
+    # other edge attributes of the traced edges do not carry over to the re-placed edges
+    eattrs = {"confidence": conf} if "confidence" in g.edge_attrs else {}
+    return VesselGraph(
+        all_pos[keep], e.reshape(-1, 2), {k: v[keep] for k, v in attrs.items()}, eattrs, g.scale, dict(g.metadata)
+    )
+
+
+def _at(P: np.ndarray, s: np.ndarray, t: float) -> np.ndarray:
+    """The point at arc length ``t`` of the polyline ``P`` (cumulative lengths ``s``)."""
+    j = min(max(int(np.searchsorted(s, t, side="right")) - 1, 0), len(P) - 2)
+    f = (t - s[j]) / max(s[j + 1] - s[j], 1e-12)
+    return (1 - f) * P[j] + f * P[j + 1]
+
+
 def settings(params: dict | None = None, meta: dict | None = None) -> dict:
     """The clean-up settings: :data:`DEFAULTS`, then the checkpoint's ``meta["postprocess"]``, then
     ``params`` (``None`` values are ignored; ``{"postprocess": False}`` switches every step off)."""
@@ -172,7 +440,7 @@ def settings(params: dict | None = None, meta: dict | None = None) -> dict:
     out.update((meta or {}).get("postprocess") or {})
     params = {k: v for k, v in (params or {}).items() if v is not None}
     if params.pop("postprocess", True) is False:
-        out = {"link_threshold": None, "flat": 1.0, "min_length": 0.0}
+        out = dict(OFF)
     unknown = set(params) - set(DEFAULTS)
     if unknown:
         from ..errors import VesselGraphError
@@ -190,15 +458,21 @@ def finish_graph(
     flat: float = DEFAULTS["flat"],
     min_length: float = DEFAULTS["min_length"],
     drop_isolated: bool = False,
+    dedupe_radius: float = DEFAULTS["dedupe_radius"],
+    spacing: float = DEFAULTS["spacing"],
+    spacing_tol: float = DEFAULTS["spacing_tol"],
 ) -> VesselGraph:
-    """Raw candidates -> final graph: thresholds, :func:`link_components`, :func:`prune_shortcuts`,
-    :func:`drop_fragments`; the settings are recorded in ``metadata["postprocess"]``."""
+    """Raw candidates -> final graph: thresholds, :func:`link_components`, :func:`dedupe_nodes`,
+    :func:`prune_shortcuts`, :func:`drop_fragments`, :func:`resample_chains`; the settings are
+    recorded in ``metadata["postprocess"]``."""
     from .stitch import apply_thresholds
 
     low = edge_threshold if link_threshold is None else min(float(link_threshold), float(edge_threshold))
     g = apply_thresholds(raw, node_threshold, low, drop_isolated=False)
     g = link_components(g, edge_threshold, link_threshold)
+    g = dedupe_nodes(g, dedupe_radius)
     g = drop_fragments(prune_shortcuts(g, flat), min_length)
+    g = resample_chains(g, spacing, spacing_tol)
     if drop_isolated and g.n_nodes:
         degree = np.bincount(g.edges.ravel(), minlength=g.n_nodes)
         g = g.subgraph(degree > 0)
@@ -208,6 +482,9 @@ def finish_graph(
         "link_threshold": None if link_threshold is None else float(link_threshold),
         "flat": float(flat),
         "min_length": float(min_length),
+        "dedupe_radius": float(dedupe_radius),
+        "spacing": float(spacing),
+        "spacing_tol": float(spacing_tol),
     }
     g.metadata = meta
     return g
@@ -216,6 +493,7 @@ def finish_graph(
 def finish_raw(raw: VesselGraph, node_threshold: float, edge_threshold: float) -> VesselGraph:
     """:func:`finish_graph` with the clean-up settings the prediction recorded in ``raw.metadata``
     (none when it recorded none, e.g. a skeleton graph)."""
-    pp = (raw.metadata or {}).get("postprocess") or {"link_threshold": None, "flat": 1.0, "min_length": 0.0}
-    kw = {k: pp[k] for k in ("link_threshold", "flat", "min_length") if k in pp}
+    pp = (raw.metadata or {}).get("postprocess") or OFF
+    # a setting the prediction did not record (an older raw graph) is off
+    kw = {k: pp.get(k, OFF[k]) for k in OFF}
     return finish_graph(raw, node_threshold, edge_threshold, **kw)
