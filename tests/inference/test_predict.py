@@ -94,7 +94,7 @@ def test_with_synth_crop_patch(domain, shape, patch):
         return pg.nodes, np.asarray(pg.node_attrs.get("radius", np.full(pg.n_nodes, 1.0)), float), pg.edges
 
     fake = GTPredictor(gt, shape, patch, crop=crop)
-    g = predict(coordinate_image(shape), predictor=fake)
+    g = predict(coordinate_image(shape), predictor=fake, postprocess=False)
     assert len(fake.origins) > 8
     assert match_report(g, gt) == []
     assert _n_components(g) == _n_components(gt)
@@ -159,7 +159,7 @@ def test_channel_selects_last_axis():
     shape, patch = (40, 80, 90), (32, 32, 32)
     gt = random_tree(shape, seed=0, n_vessels=4)
     img = np.stack([np.zeros(shape, np.float32), coordinate_image(shape)], axis=-1)
-    g = predict(img, predictor=GTPredictor(gt, shape, patch), channel=1)
+    g = predict(img, predictor=GTPredictor(gt, shape, patch), channel=1, postprocess=False)
     assert match_report(g, gt) == []
     assert g.metadata["channel"] == 1
 
@@ -344,7 +344,7 @@ def test_real_patch_predictor_end_to_end():
     rng = np.random.default_rng(0)
     img = (rng.random((70, 90)) * 255).astype(np.uint8)
     raw = predict(img, predictor=pred, keep_raw=True)
-    g = predict(img, predictor=pred, node_threshold=0.3, edge_threshold=0.3)
+    g = predict(img, predictor=pred, node_threshold=0.3, edge_threshold=0.3, postprocess=False)
     assert apply_thresholds(raw, 0.3, 0.3).differences(g) == []
     assert g.metadata["checkpoint"] == "tiny-random" and g.metadata["device"] == "cpu"
     assert raw.n_nodes > 0 and raw.ndim == 2

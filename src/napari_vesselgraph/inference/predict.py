@@ -21,9 +21,9 @@ from .stitch import DEFAULT_MERGE_RADIUS, StreamingStitcher
 METHODS = ("model", "skeleton")
 MODEL_PARAMS = (
     "merge_radius", "pad_mode", "normalize", "skip_empty", "drop_isolated", "prefetch", "tile_size",
-    "postprocess", "link_threshold", "flat", "min_length",
+    "postprocess", "link_threshold", "flat", "min_length", "dedupe_radius", "spacing", "spacing_tol",
 )  # fmt: skip
-_CLEANUP = ("postprocess", "link_threshold", "flat", "min_length")
+_CLEANUP = ("postprocess", "link_threshold", "flat", "min_length", "dedupe_radius", "spacing", "spacing_tol")
 
 
 # ------------------------------------------------------------------ input checks
@@ -278,7 +278,9 @@ def predict(
         thresholded graph (:mod:`napari_vesselgraph.inference.postprocess`): ``link_threshold``
         (weakest edge kept when it joins two components, default 0.1), ``flat`` (shortcut-triangle
         pruning, default 2.0), ``min_length`` (drop smaller fragments, px, default 0),
-        ``postprocess=False`` (none of these); for ``"skeleton"``: the baseline's parameters.
+        ``dedupe_radius`` (merge nodes closer than this, px), ``spacing`` / ``spacing_tol`` (re-place
+        the nodes along each chain, px; 0: off), ``postprocess=False`` (none of these); a checkpoint's
+        own settings (``meta["postprocess"]``) replace the defaults; for ``"skeleton"``: the baseline's parameters.
 
     Windows are read a tile (a block of neighbouring windows) at a time and each window's graph is merged
     into a :class:`~napari_vesselgraph.inference.stitch.StreamingStitcher` as soon as it is predicted, so
