@@ -6,6 +6,8 @@ For each bundled 2D/3D checkpoint, predicts the raw candidate graph of validatio
 ``dedupe_radius`` (``postprocess.dedupe_nodes``), ``flat`` (shortcut pruning,
 ``postprocess.prune_shortcuts``), ``min_length`` (fragment removal) and ``spacing`` (node
 re-placement along chains, ``postprocess.resample_chains``) with the checkpoint's own thresholds.
+With ``--edge-threshold`` the edge threshold is searched too (the checkpoint's own one was chosen on
+training-size patches, before any clean-up; hysteresis linking changes what a good one is).
 The score is (edge F1 + APLS) / 2 - 5 * SMD. Prints one table per checkpoint (best rows first), the
 best setting per checkpoint, and the setting with the best mean score over all checkpoints
 (``postprocess.DEFAULTS``, used by checkpoints that record no settings of their own).
@@ -14,7 +16,8 @@ With ``--write-checkpoints`` the best setting of each bundled checkpoint is stor
 (``meta["postprocess"]``, with the command and date under ``meta["postprocess_tuning"]``), which
 ``predict`` uses over the defaults.
 
-    python benchmarks/tune_postprocess.py --n 8 --write-checkpoints
+    python benchmarks/tune_postprocess.py --n 8 --edge-threshold ckpt 0.6 0.7 0.8 0.9 --link 0.1 0.2 \
+        --flat 2 --dedupe 3 4 5 --spacing 10 11 --write-checkpoints
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=8, help="validation images per checkpoint")
     p.add_argument("--checkpoints", nargs="*", default=None)
+    p.add_argument("--edge-threshold", nargs="*", default=["ckpt"],
+                   help="edge thresholds to try ('ckpt': the one the checkpoint records, chosen on training patches)")
     p.add_argument("--link", nargs="*", default=["none", "0.1", "0.2"])
     p.add_argument("--flat", nargs="*", type=float, default=[1.0, 2.0])
     p.add_argument("--min-length", nargs="*", type=float, default=[0.0])
@@ -60,8 +65,9 @@ def main(argv=None) -> int:
     if a.checkpoints:
         entries = [e for e in entries if e["name"] in a.checkpoints]
     links = [None if str(v).lower() == "none" else float(v) for v in a.link]
-    grid = list(itertools.product(links, a.flat, a.min_length, a.dedupe, a.spacing))
-    names = ("link_threshold", "flat", "min_length", "dedupe_radius", "spacing")
+    ets = [v if v == "ckpt" else float(v) for v in a.edge_threshold]
+    grid = list(itertools.product(ets, links, a.flat, a.min_length, a.dedupe, a.spacing))
+    names = ("edge_threshold", "link_threshold", "flat", "min_length", "dedupe_radius", "spacing")
     best_of: dict = {}
     overall: dict = {g: [] for g in grid}
     lines: list[str] = []
@@ -89,26 +95,27 @@ def main(argv=None) -> int:
         rows = []
         for setting in grid:
             kw = dict(zip(names, setting))
+            e_thr = et if kw.pop("edge_threshold") == "ckpt" else float(setting[0])
             rs = []
             for raw, gt, shape in raws:
-                g = finish_graph(raw, nt, et, spacing_tol=a.spacing_tol, **kw)
+                g = finish_graph(raw, nt, e_thr, spacing_tol=a.spacing_tol, **kw)
                 rs.append(evaluate(g, gt, radius=3.0, image_shape=shape, metrics=["prf", "smd", "betti", "apls"]))
             m = {k: float(np.nanmean([r[k] for r in rs])) for k in keys}
             score = (m["edge_f1"] + m["apls"]) / 2 - 5 * m["smd"]
             overall[setting].append(score)
             rows.append((score, setting, m))
         rows.sort(key=lambda r: -r[0])
-        off = [r for r in rows if r[1] == (None, 1.0, 0.0, 0.0, 0.0)]
+        off = [r for r in rows if r[1] == ("ckpt", None, 1.0, 0.0, 0.0, 0.0)]
         out("| " + " | ".join(names) + " | score | " + " | ".join(keys) + " |")
         out("| --- " * (len(names) + 1 + len(keys)) + "|")
         for score, setting, m in rows[: a.show] + [r for r in off if r not in rows[: a.show]]:
             out("| " + " | ".join(str(v) for v in setting) + f" | {score:.4f} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |")
         best_of[entry["name"]] = rows[0]
         out(f"\n{len(grid)} settings; best for `{entry['name']}`: " + ", ".join(f"{k} {v}" for k, v in zip(names, rows[0][1])))
-    best = max(grid, key=lambda g: np.mean(overall[g]))
+    best = max([g for g in grid if g[0] == "ckpt"] or grid, key=lambda g: np.mean(overall[g]))
     out(
-        "\nbest overall ((edge_f1 + apls) / 2 - 5 * smd, mean over the checkpoints): "
-        + ", ".join(f"{k} {v}" for k, v in zip(names, best))
+        "\nbest overall at each checkpoint's own edge threshold ((edge_f1 + apls) / 2 - 5 * smd, mean over the "
+        "checkpoints; `postprocess.DEFAULTS`): " + ", ".join(f"{k} {v}" for k, v in zip(names[1:], best[1:]))
     )
     cmd = "python benchmarks/tune_postprocess.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if a.write_checkpoints:
@@ -117,7 +124,15 @@ def main(argv=None) -> int:
         for entry in entries:
             score, setting, m = best_of[entry["name"]]
             tensors, meta = load_tensors(entry["path"])
-            meta["postprocess"] = {**dict(zip(names, setting)), "spacing_tol": a.spacing_tol}
+            chosen = dict(zip(names, setting))
+            e_thr = chosen.pop("edge_threshold")
+            meta["postprocess"] = {**chosen, "spacing_tol": a.spacing_tol}
+            if e_thr != "ckpt" and float(e_thr) != float((meta.get("thresholds") or {}).get("edge", 0.5)):
+                thr = dict(meta.get("thresholds") or {})
+                thr.setdefault("edge_on_patches", thr.get("edge"))
+                thr["edge"] = float(e_thr)
+                thr["edge_source"] = "benchmarks/tune_postprocess.py on whole validation images, with the clean-up"
+                meta["thresholds"] = thr
             meta["postprocess_tuning"] = {
                 "command": cmd.strip(),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -137,7 +152,9 @@ def main(argv=None) -> int:
             f"- spacing_tol {a.spacing_tol} px; each checkpoint's best setting is stored in its metadata; the best mean over the checkpoints is `postprocess.DEFAULTS`",
             "",
         ]
-        write_section("postprocess-tuning", "\n".join(head + lines) + "\n")
+        # a run over some checkpoints only gets its own section (the full run's stays as it was)
+        key = "postprocess-tuning" if not a.checkpoints else "postprocess-tuning-" + "-".join(sorted(a.checkpoints))
+        write_section(key, "\n".join(head + lines) + "\n")
     return 0
 
 

@@ -346,6 +346,10 @@ def resample_chains(
             if pair in single:  # a second path between the same two nodes: keep a middle node
                 parts = 2
             single.add(pair)
+        if parts == 1 and len(vs) == 2:  # a single traced edge that is short enough: kept as it is
+            out_edges.append((vs[0], vs[1]))
+            out_conf.append(float(econf[es[0]]))
+            continue
         # cut points at equal arc length; snapped to a vertex when one lies within 0.5 px
         targets = L * np.arange(1, parts) / parts
         cuts: list[tuple[float, int]] = []  # (arc position, vertex index or -1)
