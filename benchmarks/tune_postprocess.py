@@ -143,9 +143,17 @@ def main(argv=None) -> int:
             save_tensors(entry["path"], tensors, meta)
             out(f"wrote meta['postprocess'] of {entry['path']}")
     if not a.no_write:
+        title = "## Clean-up settings of predicted graphs (validation images)"
+        if a.checkpoints:
+            title = f"## Clean-up settings of predicted graphs (validation images): {', '.join(sorted(a.checkpoints))}"
         head = [
-            "## Clean-up settings of predicted graphs (validation images)",
+            title,
             "",
+            *(
+                [f"- A run over these checkpoints only: for them it replaces the run over all bundled checkpoints "
+                 "(section `postprocess-tuning`); the others keep that run's settings."]
+                if a.checkpoints else []
+            ),
             f"- Command: `{cmd.strip()}`",
             f"- Date: {time.strftime('%Y-%m-%dT%H:%M:%S%z')}; validation seeds only (never test seeds)",
             "- Score: (edge F1 + APLS) / 2 - 5 x SMD; `None` = no linking; 0 = step off; the row with every step off is shown last",
