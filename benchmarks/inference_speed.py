@@ -29,7 +29,6 @@ import sys
 import time
 
 import numpy as np
-
 from _report import cpu_name, write_section
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -150,8 +150,12 @@ def main(argv=None) -> int:
             title,
             "",
             *(
-                [f"- A run over these checkpoints only: for them it replaces the run over all bundled checkpoints "
-                 "(section `postprocess-tuning`); the others keep that run's settings."]
+                [
+                    (
+                        "- A run over these checkpoints only: for them it replaces the run over all bundled "
+                        "checkpoints (section `postprocess-tuning`); the others keep that run's settings."
+                    )
+                ]
                 if a.checkpoints else []
             ),
             f"- Command: `{cmd.strip()}`",

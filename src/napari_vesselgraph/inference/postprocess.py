@@ -33,6 +33,8 @@ never on test images; each bundled checkpoint also records its own best setting 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ..graph import VesselGraph
@@ -359,7 +361,7 @@ def resample_chains(
         # positions of the cut points; Douglas-Peucker inside each piece on the traced vertices
         stops: list[tuple[float, int]] = [(0.0, 0)] + cuts + [(L, len(vs) - 1)]
         refined: list[tuple[float, int]] = [stops[0]]
-        for (sa, va), (sb, vb) in zip(stops[:-1], stops[1:]):
+        for (sa, va), (sb, vb) in itertools.pairwise(stops):
             lo = int(np.searchsorted(s, sa, side="right"))  # first vertex strictly after a
             hi = int(np.searchsorted(s, sb, side="left")) - 1  # last vertex strictly before b
             if hi >= lo:
