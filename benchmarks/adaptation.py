@@ -20,6 +20,7 @@ of one run on this machine (1 torch thread). ``gap`` is the share of the source-
 recovers, on ``(node_f1 + edge_f1) / 2``.
 
     python benchmarks/adaptation.py                    # full: K 1 5 10, seeds 0 1 2, 300 steps (translation 1000), both pairs
+    python benchmarks/adaptation.py --jobs 2           # the same, two runs at once (one per core)
     python benchmarks/adaptation.py --quick            # small honest version (a few minutes)
     python benchmarks/adaptation.py --pairs vessel2d-fluo:vessel2d-fundus --shots 5 --seeds 0 1 --steps 200
 """
@@ -107,101 +108,104 @@ def run_adapt(cfg: dict, log) -> tuple[Path, float, dict]:
     return path, time.perf_counter() - t0, read_metadata(path)["adaptation"]
 
 
+def plan_jobs(args) -> list[dict]:
+    """Every unit of work of the benchmark, independent of the others: one evaluation (skeleton, source-only)
+    or one adaptation + its evaluation per (pair, method, K, seed). The longest first (better packing when
+    they run in parallel)."""
+    jobs: list[dict] = []
+    for pair in args.pairs:
+        src, tgt = pair.split(":")
+        base = {"pair": pair, "source": src, "target": tgt, "n_test": args.n_test, "threads": args.threads,
+                "device": args.device}  # fmt: skip
+        for m in ("skeleton", "source-only"):
+            if m in args.methods:
+                jobs.append({**base, "method": m, "K": "-", "seed": "-", "cost": 1})
+        for seed in args.seeds:
+            if "oracle" in args.methods:
+                jobs.append({**base, "method": "oracle", "K": args.oracle_shots, "seed": seed,
+                             "steps": args.oracle_steps, "cost": 5 * args.oracle_steps})  # fmt: skip
+            if "translation" in args.methods:
+                jobs.append({**base, "method": "translation", "K": 0, "seed": seed,
+                             "steps": args.translation_steps, "cost": 2 * args.translation_steps})  # fmt: skip
+            for k in args.shots:
+                for method in SHOT_METHODS:
+                    if method in args.methods:
+                        jobs.append({**base, "method": method, "K": k, "seed": seed, "steps": args.steps,
+                                     "cost": 10 * args.steps})  # fmt: skip
+    order = {m: i for i, m in enumerate(ALL_METHODS)}
+    jobs.sort(key=lambda j: (-j["cost"], j["pair"], order[j["method"]], str(j["K"]), str(j["seed"])))
+    return jobs
+
+
+def run_job(job: dict, workdir: str, verbose: bool = False) -> tuple[dict, dict | None, str]:
+    """Run one job; returns ``(result row, provenance or None, log line)``. Runs in a worker process too."""
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    pair, tgt, method, k, seed = job["pair"], job["target"], job["method"], job["K"], job["seed"]
+    data = test_set(tgt, job["n_test"])
+    ckpt = bundled_for(job["source"])
+    quiet = print if verbose else (lambda s: None)
+    train_s, ad = float("nan"), None
+    if method == "skeleton":
+        rows = eval_skeleton(tgt, data)
+    elif method == "source-only":
+        rows = eval_checkpoint(ckpt, data)
+    else:
+        cfg = {"checkpoint": ckpt, "target_domain": tgt, "threads": job["threads"], "device": job["device"],
+               "steps": job["steps"], "seed": seed, "shot_seed": seed}  # fmt: skip
+        if method == "translation":
+            cfg.update(method="translation", out=str(Path(workdir) / f"{tgt}-translation-s{seed}.safetensors"))
+        elif method == "oracle":
+            cfg.update(method="finetune", shots=k, val_fraction=round(8 / (k + 8), 6),
+                       out=str(Path(workdir) / f"{tgt}-oracle-s{seed}.safetensors"))  # fmt: skip
+        else:
+            cfg.update(method=method, shots=k, out=str(Path(workdir) / f"{tgt}-{method}-k{k}-s{seed}.safetensors"))
+        path, train_s, ad = run_adapt(cfg, quiet)
+        rows = eval_checkpoint(path, data)
+    r = {"pair": pair, "method": method, "K": k, "seed": seed, **mean_row(rows), "train_s": train_s, "per_image": rows}
+    line = (
+        f"  {pair} {method:12s} K={k!s:4s} seed={seed!s:4s} node_f1 {r['node_f1']:.3f} edge_f1 {r['edge_f1']:.3f} "
+        f"smd {r['smd']:.4f} apls {r['apls']:.3f}" + (f" (adapted in {train_s:.0f} s)" if np.isfinite(train_s) else "")
+    )
+    prov = None
+    if ad is not None:
+        prov = {"pair": pair, "method": method, "K": k, "seed": seed}
+        for key in ("shot_ids", "heldout_ids", "unlabelled_ids", "steps_done", "before", "after"):
+            prov[key] = ad.get(key)
+    return r, prov, line
+
+
 def benchmark(args, log=print):
-    results: list[dict] = []  # one row per (pair, method, K, seed)
-    provenance: list[dict] = []
-    workdir = Path(tempfile.mkdtemp(prefix="vg-adapt-bench-"))
-    quiet = (lambda s: None) if not args.verbose else log
+    """Run every job (``args.jobs`` worker processes, each with ``args.threads`` torch threads); returns the
+    result rows and the provenance (K sample ids) in a fixed order, whatever order the jobs finished in."""
+    jobs = plan_jobs(args)
+    workdir = tempfile.mkdtemp(prefix="vg-adapt-bench-")
+    log(f"{len(jobs)} jobs on {args.jobs} worker(s); pairs {args.pairs}")
+    done: dict[int, tuple] = {}
     try:
-        for pair in args.pairs:
-            src, tgt = pair.split(":")
-            ckpt = bundled_for(src)
-            data = test_set(tgt, args.n_test)
-            log(f"== {src} -> {tgt}: checkpoint {ckpt}, {len(data)} test images")
+        if args.jobs <= 1:
+            for i, job in enumerate(jobs):
+                done[i] = run_job(job, workdir, args.verbose)
+                log(done[i][2])
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
 
-            def add(method, k, seed, rows, train_s=float("nan"), ad=None, pair=pair):
-                r = {
-                    "pair": pair,
-                    "method": method,
-                    "K": k,
-                    "seed": seed,
-                    **mean_row(rows),
-                    "train_s": train_s,
-                    "per_image": rows,
-                }
-                results.append(r)
-                log(
-                    f"  {method:12s} K={k!s:4s} seed={seed!s:4s} node_f1 {r['node_f1']:.3f} edge_f1 {r['edge_f1']:.3f} "
-                    f"smd {r['smd']:.4f} apls {r['apls']:.3f}"
-                    + (f" (adapted in {train_s:.0f} s)" if np.isfinite(train_s) else "")
-                )
-                if ad is not None:
-                    provenance.append(
-                        {
-                            "pair": pair,
-                            "method": method,
-                            "K": k,
-                            "seed": seed,
-                            "shot_ids": ad.get("shot_ids"),
-                            "heldout_ids": ad.get("heldout_ids"),
-                            "unlabelled_ids": ad.get("unlabelled_ids"),
-                            "steps_done": ad.get("steps_done"),
-                            "before": ad.get("before"),
-                            "after": ad.get("after"),
-                        }
-                    )
-
-            if "skeleton" in args.methods:
-                add("skeleton", "-", "-", eval_skeleton(tgt, data))
-            if "source-only" in args.methods:
-                add("source-only", "-", "-", eval_checkpoint(ckpt, data))
-            common = {"checkpoint": ckpt, "target_domain": tgt, "threads": args.threads, "device": args.device}
-            for seed in args.seeds:
-                if "translation" in args.methods:
-                    cfg = {
-                        **common,
-                        "method": "translation",
-                        "steps": args.translation_steps,
-                        "seed": seed,
-                        "shot_seed": seed,
-                        "out": str(workdir / f"{tgt}-translation-s{seed}.safetensors"),
-                    }
-                    path, sec, ad = run_adapt(cfg, quiet)
-                    add("translation", 0, seed, eval_checkpoint(path, data), sec, ad)
-                if "oracle" in args.methods:
-                    k = args.oracle_shots
-                    cfg = {
-                        **common,
-                        "method": "finetune",
-                        "shots": k,
-                        "steps": args.oracle_steps,
-                        "seed": seed,
-                        "shot_seed": seed,
-                        "val_fraction": round(8 / (k + 8), 6),
-                        "out": str(workdir / f"{tgt}-oracle-s{seed}.safetensors"),
-                    }
-                    path, sec, ad = run_adapt(cfg, quiet)
-                    add("oracle", k, seed, eval_checkpoint(path, data), sec, ad)
-                for k in args.shots:
-                    for method in SHOT_METHODS:
-                        if method not in args.methods:
-                            continue
-                        cfg = {
-                            **common,
-                            "method": method,
-                            "shots": k,
-                            "steps": args.steps,
-                            "seed": seed,
-                            "shot_seed": seed,
-                            "out": str(workdir / f"{tgt}-{method}-k{k}-s{seed}.safetensors"),
-                        }
-                        path, sec, ad = run_adapt(cfg, quiet)
-                        add(method, k, seed, eval_checkpoint(path, data), sec, ad)
+            with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
+                futures = {pool.submit(run_job, job, workdir, args.verbose): i for i, job in enumerate(jobs)}
+                for f in as_completed(futures):
+                    done[futures[f]] = f.result()
+                    log(done[futures[f]][2])
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             log(f"checkpoints kept in {workdir}")
+    order = {m: i for i, m in enumerate(ALL_METHODS)}
+    key = lambda r: (r["pair"], order[r["method"]], str(r["K"]), str(r["seed"]))
+    results = sorted((d[0] for d in done.values()), key=key)
+    provenance = sorted((d[1] for d in done.values() if d[1] is not None), key=key)
     return results, provenance
 
 
@@ -291,7 +295,7 @@ def write_report(rows, provenance, args, command, elapsed) -> str:
         f"- Date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}; wall time {elapsed / 60:.1f} min",
         (
             f"- Machine: {os.cpu_count()} CPU cores (nproc), {cpu_name()}, Python {platform.python_version()}; "
-            f"{args.threads} torch thread(s), device {args.device}"
+            f"{args.threads} torch thread(s) per run, {args.jobs} run(s) at once, device {args.device}"
         ),
         (
             f"- Test split: target seeds {TEST_SEED0} … {TEST_SEED0 + args.n_test - 1} ({args.n_test} images, default "
@@ -356,7 +360,8 @@ def main(argv=None):
         action="store_true",
         help="small honest version: vessel pair, K 5, seed 0, 60 steps (translation 200), oracle 30 images / 150 steps, 3 test images",
     )
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1)")
+    ap.add_argument("--jobs", type=int, default=1, help="jobs run at once in worker processes (default 1)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--keep", action="store_true", help="keep the adapted checkpoints (printed folder)")
     ap.add_argument("--no-write", action="store_true", help="print only")

@@ -6,9 +6,9 @@ For each bundled 2D/3D checkpoint, predicts the raw candidate graph of validatio
 ``dedupe_radius`` (``postprocess.dedupe_nodes``), ``flat`` (shortcut pruning,
 ``postprocess.prune_shortcuts``), ``min_length`` (fragment removal) and ``spacing`` (node
 re-placement along chains, ``postprocess.resample_chains``) with the checkpoint's own thresholds.
-With ``--edge-threshold`` the edge threshold is searched too (the checkpoint's own one was chosen on
+With ``--node-threshold`` / ``--edge-threshold`` the thresholds are searched too (the checkpoint's own one was chosen on
 training-size patches, before any clean-up; hysteresis linking changes what a good one is).
-The score is (edge F1 + APLS) / 2 - 5 * SMD. Prints one table per checkpoint (best rows first), the
+The score is (edge F1 + APLS) / 2 - W * SMD (W = ``--smd-weight``, default 5). Prints one table per checkpoint (best rows first), the
 best setting per checkpoint, and the setting with the best mean score over all checkpoints
 (``postprocess.DEFAULTS``, used by checkpoints that record no settings of their own).
 
@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=8, help="validation images per checkpoint")
     p.add_argument("--checkpoints", nargs="*", default=None)
+    p.add_argument("--node-threshold", nargs="*", default=["ckpt"],
+                   help="node thresholds to try ('ckpt': the one the checkpoint records, chosen on training patches)")
     p.add_argument("--edge-threshold", nargs="*", default=["ckpt"],
                    help="edge thresholds to try ('ckpt': the one the checkpoint records, chosen on training patches)")
     p.add_argument("--link", nargs="*", default=["none", "0.1", "0.2"])
@@ -45,6 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("--dedupe", nargs="*", type=float, default=[0.0, 3.0, 4.0, 5.0])
     p.add_argument("--spacing", nargs="*", type=float, default=[0.0, 10.0, 11.0, 12.0])
     p.add_argument("--spacing-tol", type=float, default=2.0)
+    p.add_argument("--smd-weight", type=float, default=5.0, help="score = (edge F1 + APLS) / 2 - W x SMD (default 5)")
     p.add_argument("--show", type=int, default=12, help="rows per checkpoint table (best first)")
     p.add_argument("--write-checkpoints", action="store_true",
                    help="store each checkpoint's best setting in its metadata (bundled files are rewritten)")
@@ -65,9 +68,10 @@ def main(argv=None) -> int:
     if a.checkpoints:
         entries = [e for e in entries if e["name"] in a.checkpoints]
     links = [None if str(v).lower() == "none" else float(v) for v in a.link]
+    nts = [v if v == "ckpt" else float(v) for v in a.node_threshold]
     ets = [v if v == "ckpt" else float(v) for v in a.edge_threshold]
-    grid = list(itertools.product(ets, links, a.flat, a.min_length, a.dedupe, a.spacing))
-    names = ("edge_threshold", "link_threshold", "flat", "min_length", "dedupe_radius", "spacing")
+    grid = list(itertools.product(nts, ets, links, a.flat, a.min_length, a.dedupe, a.spacing))
+    names = ("node_threshold", "edge_threshold", "link_threshold", "flat", "min_length", "dedupe_radius", "spacing")
     best_of: dict = {}
     overall: dict = {g: [] for g in grid}
     lines: list[str] = []
@@ -95,27 +99,28 @@ def main(argv=None) -> int:
         rows = []
         for setting in grid:
             kw = dict(zip(names, setting))
-            e_thr = et if kw.pop("edge_threshold") == "ckpt" else float(setting[0])
+            n_thr = nt if kw.pop("node_threshold") == "ckpt" else float(setting[0])
+            e_thr = et if kw.pop("edge_threshold") == "ckpt" else float(setting[1])
             rs = []
             for raw, gt, shape in raws:
-                g = finish_graph(raw, nt, e_thr, spacing_tol=a.spacing_tol, **kw)
+                g = finish_graph(raw, n_thr, e_thr, spacing_tol=a.spacing_tol, **kw)
                 rs.append(evaluate(g, gt, radius=3.0, image_shape=shape, metrics=["prf", "smd", "betti", "apls"]))
             m = {k: float(np.nanmean([r[k] for r in rs])) for k in keys}
-            score = (m["edge_f1"] + m["apls"]) / 2 - 5 * m["smd"]
+            score = (m["edge_f1"] + m["apls"]) / 2 - a.smd_weight * m["smd"]
             overall[setting].append(score)
             rows.append((score, setting, m))
         rows.sort(key=lambda r: -r[0])
-        off = [r for r in rows if r[1] == ("ckpt", None, 1.0, 0.0, 0.0, 0.0)]
+        off = [r for r in rows if r[1] == ("ckpt", "ckpt", None, 1.0, 0.0, 0.0, 0.0)]
         out("| " + " | ".join(names) + " | score | " + " | ".join(keys) + " |")
         out("| --- " * (len(names) + 1 + len(keys)) + "|")
         for score, setting, m in rows[: a.show] + [r for r in off if r not in rows[: a.show]]:
             out("| " + " | ".join(str(v) for v in setting) + f" | {score:.4f} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |")
         best_of[entry["name"]] = rows[0]
         out(f"\n{len(grid)} settings; best for `{entry['name']}`: " + ", ".join(f"{k} {v}" for k, v in zip(names, rows[0][1])))
-    best = max([g for g in grid if g[0] == "ckpt"] or grid, key=lambda g: np.mean(overall[g]))
+    best = max([g for g in grid if g[:2] == ("ckpt", "ckpt")] or grid, key=lambda g: np.mean(overall[g]))
     out(
-        "\nbest overall at each checkpoint's own edge threshold ((edge_f1 + apls) / 2 - 5 * smd, mean over the "
-        "checkpoints; `postprocess.DEFAULTS`): " + ", ".join(f"{k} {v}" for k, v in zip(names[1:], best[1:]))
+        f"\nbest overall at each checkpoint's own thresholds ((edge_f1 + apls) / 2 - {a.smd_weight:g} * smd, mean over "
+        "the checkpoints; `postprocess.DEFAULTS`): " + ", ".join(f"{k} {v}" for k, v in zip(names[2:], best[2:]))
     )
     cmd = "python benchmarks/tune_postprocess.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if a.write_checkpoints:
@@ -125,14 +130,16 @@ def main(argv=None) -> int:
             score, setting, m = best_of[entry["name"]]
             tensors, meta = load_tensors(entry["path"])
             chosen = dict(zip(names, setting))
+            n_thr = chosen.pop("node_threshold")
             e_thr = chosen.pop("edge_threshold")
             meta["postprocess"] = {**chosen, "spacing_tol": a.spacing_tol}
-            if e_thr != "ckpt" and float(e_thr) != float((meta.get("thresholds") or {}).get("edge", 0.5)):
-                thr = dict(meta.get("thresholds") or {})
-                thr.setdefault("edge_on_patches", thr.get("edge"))
-                thr["edge"] = float(e_thr)
-                thr["edge_source"] = "benchmarks/tune_postprocess.py on whole validation images, with the clean-up"
-                meta["thresholds"] = thr
+            for kind, v in (("node", n_thr), ("edge", e_thr)):
+                if v != "ckpt" and float(v) != float((meta.get("thresholds") or {}).get(kind, 0.5)):
+                    thr = dict(meta.get("thresholds") or {})
+                    thr.setdefault(f"{kind}_on_patches", thr.get(kind))
+                    thr[kind] = float(v)
+                    thr[f"{kind}_source"] = "benchmarks/tune_postprocess.py on whole validation images, with the clean-up"
+                    meta["thresholds"] = thr
             meta["postprocess_tuning"] = {
                 "command": cmd.strip(),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -160,7 +167,7 @@ def main(argv=None) -> int:
             ),
             f"- Command: `{cmd.strip()}`",
             f"- Date: {time.strftime('%Y-%m-%dT%H:%M:%S%z')}; validation seeds only (never test seeds)",
-            "- Score: (edge F1 + APLS) / 2 - 5 x SMD; `None` = no linking; 0 = step off; the row with every step off is shown last",
+            f"- Score: (edge F1 + APLS) / 2 - {a.smd_weight:g} x SMD; `None` = no linking; 0 = step off; the row with every step off is shown last",
             f"- spacing_tol {a.spacing_tol} px; each checkpoint's best setting is stored in its metadata; the best mean over the checkpoints is `postprocess.DEFAULTS`",
             "",
         ]

@@ -181,3 +181,26 @@ def test_default_checkpoint_is_bundled():
     else:
         with pytest.raises(VesselGraphError):
             ck.resolve(None)
+
+
+def test_relation_line_model_round_trip(tmp_path):
+    """A model whose relation head samples the image travels through a checkpoint and predicts edges the same."""
+    from napari_vesselgraph.model.predictor import make_predictor
+
+    torch.manual_seed(1)
+    m = Relationformer(ModelConfig(**{**TINY, "relation_line": 4})).eval()
+    with torch.no_grad():  # confident nodes and edges, so the predictor returns some of both
+        m.class_head.bias.copy_(torch.tensor([-3.0, 3.0]))
+        m.relation_head.layers[-1].bias.fill_(3.0)
+    p = _save(m, tmp_path / "line.safetensors")
+    m2, meta = ck.load_checkpoint(p)
+    assert meta["model"]["relation_line"] == 4 and m2.line_proj is not None
+    x = np.random.default_rng(0).random((1, 1, 32, 32)).astype(np.float32)
+    a = make_predictor(p, device="cpu").predict_batch(x)[0]
+    with torch.no_grad():
+        o = m(torch.from_numpy(x))
+        ref = torch.sigmoid(m.relation_logits(o["tokens"], o["rln"], torch.tensor([0]), torch.tensor([0]),
+                                              torch.tensor([1]), o))
+    assert len(a["edges"]) > 0
+    k = [n for n, (i, j) in enumerate(a["edges"]) if (i, j) == (0, 1)]
+    assert k and abs(a["edge_score"][k[0]] - float(ref)) < 1e-5

@@ -187,3 +187,50 @@ def test_refine_positions():
     assert off <= 3 * cfg.max_offset + 1e-5
     loss, _ = SetCriterion(m)(o, collate([graph_to_target(_tiny_sample(1)[1], cfg.patch_size, cfg.stride)] * 2))
     loss.backward()
+
+
+@pytest.mark.parametrize("kw", [TINY2, TINY3])
+def test_relation_line_symmetric_and_trained(kw):
+    """The relation head that samples the image between two nodes stays symmetric in (i, j), needs the forward
+    output, and its line map receives gradient from the relation loss."""
+    cfg = ModelConfig(**{**kw, "relation_line": 6, "relation_line_channels": 4})
+    m = Relationformer(cfg)
+    o = m(torch.rand(2, 1, *cfg.patch_size))
+    assert o["line"].shape == (2, 4, *(p // 2 for p in cfg.patch_size))
+    assert all(a["line"] is o["line"] for a in o["aux"])
+    n = cfg.n_queries
+    bi = torch.tensor([0, 0, 1, 1])
+    i = torch.tensor([0, 1, 2, n - 1])
+    j = torch.tensor([n - 1, 2, 0, 1])
+    a = m.relation_logits(o["tokens"], o["rln"], bi, i, j, o)
+    b = m.relation_logits(o["tokens"], o["rln"], bi, j, i, o)
+    assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="forward output"):
+        m.relation_logits(o["tokens"], o["rln"], bi, i, j)
+    a.sum().backward()
+    assert m.line_proj.weight.grad.abs().sum() > 0
+
+
+def test_relation_line_samples_the_segment():
+    """Samples follow the segment from node i to node j in pixel units (a ramp along the last axis)."""
+    cfg = ModelConfig(**{**TINY3, "relation_line": 5})
+    m = Relationformer(cfg)
+    s = tuple(p // 2 for p in cfg.patch_size)  # the line map is at stride 2
+    line = torch.zeros(1, cfg.relation_line_channels, *s)
+    line[:, 0] = torch.arange(s[-1], dtype=torch.float32).expand(*s)  # value = x index
+    line[:, 1] = torch.arange(s[0], dtype=torch.float32).view(-1, 1, 1).expand(*s)  # value = z index
+    # normalised positions: u = (index + 0.5) / size on the stride-2 map
+    u = lambda z, x: [(z + 0.5) / s[0], 0.5, (x + 0.5) / s[2]]
+    pos = torch.tensor([[u(1, 2), u(5, 6)]])
+    samples, disp = m._line_features(line, pos, torch.tensor([0]), torch.tensor([0]), torch.tensor([1]))
+    assert samples.shape == (1, 5, cfg.relation_line_channels)
+    assert torch.allclose(samples[0, :, 0], torch.linspace(2, 6, 5), atol=1e-5)
+    assert torch.allclose(samples[0, :, 1], torch.linspace(1, 5, 5), atol=1e-5)
+    assert torch.allclose(disp, pos[0, 1] - pos[0, 0])
+
+
+def test_relation_line_config_errors():
+    with pytest.raises(VesselGraphError, match="relation_line"):
+        ModelConfig(**{**TINY2, "relation_line": 1})
+    cfg = ModelConfig(**{**TINY2, "relation_line": 4})
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg

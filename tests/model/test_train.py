@@ -96,3 +96,19 @@ def test_seeds_disjoint():
     assert T.TRAIN_SEED_MAX <= T.VAL_SEED_BASE < T.TEST_SEED_BASE
     assert T.VAL_SEED_BASE + 1000 < T.TEST_SEED_BASE
     np.testing.assert_equal(T._lr_factor(0, 0.0, T.TrainConfig(warmup_steps=10)), 0.1)
+
+
+def test_train_3d_relation_line_channels_last(tmp_path):
+    """The 3D recipe of the bundled model (relation head sampling the volume, channels-last convolutions)
+    trains, and its checkpoint predicts."""
+    from napari_vesselgraph.model.predictor import make_predictor
+
+    model = {"patch_size": [16, 16, 16], "backbone_channels": [4, 8, 16], "stride": 4, "hidden": 32, "heads": 2,
+             "ffn": 64, "query_grid": [2, 2, 2], "enc_layers": 1, "dec_layers": 1, "relation_line": 4}  # fmt: skip
+    cfg = _cfg(tmp_path, domain="vessel3d-lightsheet", model=model, image_shape=[32, 32, 32], channels_last=True,
+               loss={"near_neg_frac": 0.5, "unmatched_neg_ratio": 0.5})  # fmt: skip
+    path = T.train(cfg, log=lambda s: None)
+    m, meta = ck.load_checkpoint(path)
+    assert meta["model"]["relation_line"] == 4 and meta["training"]["config"]["channels_last"] is True
+    out = make_predictor(path, device="cpu").predict_batch(np.random.default_rng(0).random((2, 1, 16, 16, 16)))
+    assert len(out) == 2

@@ -29,7 +29,7 @@ from ..errors import VesselGraphError
 from .config import AdaptConfig
 from .data import TargetData, TargetSampler, source_sampler
 
-HEADS = ("class_head.", "pos_head.", "radius_head.", "relation_head.", "dense_head.")
+HEADS = ("class_head.", "pos_head.", "radius_head.", "relation_head.", "line_proj.", "dense_head.")
 DECODER = ("decoder.", "dec_norm.", "query_content", "rln_token", "rln_pos", "query_pos_mlp.")
 THRESHOLD_GRID = ((0.3, 0.4, 0.5, 0.6, 0.7), (0.3, 0.5, 0.7))
 EVAL_GROUPS = ["prf", "smd"]

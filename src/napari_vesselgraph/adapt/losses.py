@@ -90,9 +90,10 @@ class Projector(nn.Module):
         return self.net(x)
 
 
-def relation_hidden(model, tokens: torch.Tensor, rln: torch.Tensor, bi, i, j) -> torch.Tensor:
+def relation_hidden(model, tokens: torch.Tensor, rln: torch.Tensor, bi, i, j, out: dict | None = None) -> torch.Tensor:
     """Hidden features of the relation MLP for the pairs ``(tokens[bi, i], tokens[bi, j])`` (both orders
-    averaged): the representation the edge classifier reads."""
+    averaged): the representation the edge classifier reads. ``out``: the forward output, for models whose
+    relation head samples the image between the nodes."""
     layers = model.relation_head.layers
 
     def hidden(x):
@@ -100,8 +101,8 @@ def relation_hidden(model, tokens: torch.Tensor, rln: torch.Tensor, bi, i, j) ->
             x = F.relu(layer(x))
         return x
 
-    oi, oj, r = tokens[bi, i], tokens[bi, j], rln[bi]
-    return 0.5 * (hidden(torch.cat([oi, oj, r], -1)) + hidden(torch.cat([oj, oi, r], -1)))
+    a, b = model.relation_inputs(tokens, rln, bi, i, j, out)
+    return 0.5 * (hidden(a) + hidden(b))
 
 
 def _subsample(idx: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -204,7 +205,7 @@ class ContrastiveAlignment(nn.Module):
             edoms = [row_domain[b] for b, _, _ in epairs]
             sel = self._balanced(elabels, edoms)
             t = lambda k: torch.as_tensor([epairs[s][k] for s in sel], device=dev, dtype=torch.long)
-            h = relation_hidden(model, tokens, rln, t(0), t(1), t(2))
+            h = relation_hidden(model, tokens, rln, t(0), t(1), t(2), out)
             ze = self.edge_proj(h)
             elab = torch.as_tensor([elabels[s] for s in sel], device=dev)
             edom = torch.as_tensor([edoms[s] for s in sel], device=dev)

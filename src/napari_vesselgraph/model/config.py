@@ -36,6 +36,11 @@ class ModelConfig:
     max_radius: float = 16.0  # pixels; radius head output range (0, max_radius)
     dense_head: bool = True  # auxiliary centreline / node heat maps from the backbone
     refine: bool = False  # each decoder layer refines the previous layer's positions (queries follow them)
+    # relation head also reads the image between the two nodes: ``relation_line`` points sampled on the segment
+    # joining them from a learned ``relation_line_channels``-channel map at backbone stride 2, plus their
+    # displacement (0: off, the paper's head: [obj_i | obj_j | rln] only)
+    relation_line: int = 0
+    relation_line_channels: int = 8
 
     def __post_init__(self) -> None:
         self.ndim = int(self.ndim)
@@ -60,6 +65,12 @@ class ModelConfig:
             raise VesselGraphError(f"hidden size {self.hidden} must be divisible by the head count {self.heads}")
         if self.in_channels < 1:
             raise VesselGraphError("in_channels must be at least 1")
+        self.relation_line = int(self.relation_line)
+        self.relation_line_channels = int(self.relation_line_channels)
+        if self.relation_line < 0 or self.relation_line == 1:
+            raise VesselGraphError(f"relation_line must be 0 (off) or at least 2 samples, got {self.relation_line}")
+        if self.relation_line and len(self.backbone_channels) < 2:
+            raise VesselGraphError("relation_line needs a backbone with at least one stride-2 stage")
 
     @property
     def n_queries(self) -> int:

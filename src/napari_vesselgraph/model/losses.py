@@ -153,7 +153,7 @@ class SetCriterion:
         if not pb:
             return o["tokens"].sum() * 0.0
         to = lambda x: torch.as_tensor(np.concatenate(x), device=dev)
-        logits = self.model.relation_logits(o["tokens"], o["rln"], to(pb), to(pi), to(pj))
+        logits = self.model.relation_logits(o["tokens"], o["rln"], to(pb), to(pi), to(pj), o)
         return F.binary_cross_entropy_with_logits(logits.float(), to(lab).float())
 
     @torch.no_grad()

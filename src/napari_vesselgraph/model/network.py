@@ -5,6 +5,8 @@ image ─► CNN backbone (stride 4/8) ─► transformer encoder (sine position
 N object queries (anchored on a grid of reference points) + 1 [rln] token ──► decoder (self-attention over all N+1)
 object tokens ─► class (node / no node), position (reference + bounded offset), radius
 [obj_i ‖ obj_j ‖ rln] ─► relation MLP ─► edge logit, averaged over (i, j) and (j, i)
+  (optional, ``relation_line``: the MLP also reads K samples of a learned stride-2 feature map taken on the
+  segment from node i to node j, and the displacement j - i: whether a vessel runs between the two nodes)
 
 Coordinates inside the network are normalised to [0, 1] per axis: ``u = (pixel + 0.5) / patch_size``.
 """
@@ -100,8 +102,12 @@ class Backbone(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.out_channels = ch[-1]
 
-    def forward(self, x):
-        return self.stages(self.stem(x))
+    def forward(self, x, return_stride2: bool = False):
+        x = self.stem(x)
+        if not return_stride2:
+            return self.stages(x)
+        s2 = self.stages[0](x)
+        return self.stages[1:](s2), s2
 
 
 # ------------------------------------------------------------------ transformer
@@ -167,7 +173,12 @@ class Relationformer(nn.Module):
         self.class_head = nn.Linear(d, 2)
         self.pos_head = MLP(d, d, cfg.ndim, 3)
         self.radius_head = MLP(d, d // 2, 1, 2)
-        self.relation_head = MLP(3 * d, d, 1, 3)
+        self.line_proj = None
+        rel_in = 3 * d
+        if cfg.relation_line:
+            self.line_proj = Conv(cfg.backbone_channels[1], cfg.relation_line_channels, 1)
+            rel_in += cfg.relation_line * cfg.relation_line_channels + cfg.ndim + 1
+        self.relation_head = MLP(rel_in, d, 1, 3)
         # fixed geometry (buffers travel with .to(device) but are not saved: rebuilt from the config)
         self.register_buffer("reference", grid_centres(cfg.query_grid), persistent=False)
         self.register_buffer("cell", torch.tensor([1.0 / g for g in cfg.query_grid]), persistent=False)
@@ -191,7 +202,12 @@ class Relationformer(nn.Module):
         translator = self._modules.get("translator")  # adaptation by translation: attached by load_checkpoint
         if translator is not None:
             images = translator(images)
-        feats = self.backbone(images)
+        line = None
+        if self.line_proj is not None:
+            feats, s2 = self.backbone(images, return_stride2=True)
+            line = self.line_proj(s2)
+        else:
+            feats = self.backbone(images)
         dense = self.dense_head(feats) if self.dense_head is not None else None
         mem = self.input_proj(feats).flatten(2).transpose(1, 2)  # (B, L, d)
         mem_pos = self.memory_pos.unsqueeze(0).to(mem.dtype)
@@ -211,6 +227,7 @@ class Relationformer(nn.Module):
                 pos = torch.cat([qpos, rln_pos], dim=1).to(mem.dtype)
             x = layer(x, pos, mem, mem_pos, n)
             o = self._heads(self.dec_norm(x), n, cur)
+            o["line"] = line
             outs.append(o)
             if cfg.refine:
                 cur = o["pos"].detach()
@@ -231,12 +248,45 @@ class Relationformer(nn.Module):
             "rln": rln,  # (B, d)
         }
 
-    def relation_logits(self, tokens: torch.Tensor, rln: torch.Tensor, bi, i, j) -> torch.Tensor:
-        """Edge logits for the pairs ``(tokens[bi, i], tokens[bi, j])``; symmetric in ``i`` and ``j``."""
+    def relation_inputs(self, tokens: torch.Tensor, rln: torch.Tensor, bi, i, j, out: dict | None = None):
+        """The relation MLP's inputs for the pairs ``(i, j)`` and ``(j, i)`` of batch rows ``bi``.
+
+        ``out``: the forward output (or one decoder layer's) holding ``pos`` and ``line``; needed when the
+        model samples the segment between the nodes (``cfg.relation_line``)."""
         oi, oj, r = tokens[bi, i], tokens[bi, j], rln[bi]
-        a = self.relation_head(torch.cat([oi, oj, r], dim=-1)).squeeze(-1)
-        b = self.relation_head(torch.cat([oj, oi, r], dim=-1)).squeeze(-1)
-        return 0.5 * (a + b)
+        a, b = [oi, oj, r], [oj, oi, r]
+        if self.line_proj is not None:
+            if out is None or out.get("line") is None:
+                raise ValueError("this model's relation head samples the image: pass the forward output as `out`")
+            samples, disp = self._line_features(out["line"], out["pos"], bi, i, j)
+            length = disp.norm(dim=-1, keepdim=True)
+            a += [samples.flatten(1), disp, length]
+            b += [samples.flip(1).flatten(1), -disp, length]
+        return torch.cat(a, dim=-1), torch.cat(b, dim=-1)
+
+    def relation_logits(self, tokens: torch.Tensor, rln: torch.Tensor, bi, i, j, out: dict | None = None):
+        """Edge logits for the pairs ``(tokens[bi, i], tokens[bi, j])``; symmetric in ``i`` and ``j``."""
+        a, b = self.relation_inputs(tokens, rln, bi, i, j, out)
+        return 0.5 * (self.relation_head(a).squeeze(-1) + self.relation_head(b).squeeze(-1))
+
+    def _line_features(self, line: torch.Tensor, pos: torch.Tensor, bi, i, j):
+        """``(P, K, C)`` samples of ``line`` on the segments ``pos[bi, i] -> pos[bi, j]`` and the ``(P, D)``
+        displacements (patch-normalised; positions are not differentiated through)."""
+        k, nd = self.cfg.relation_line, self.cfg.ndim
+        pi, pj = pos[bi, i].detach(), pos[bi, j].detach()
+        t = torch.linspace(0.0, 1.0, k, device=pos.device, dtype=pos.dtype)
+        pts = pi[:, None, :] + t[None, :, None] * (pj - pi)[:, None, :]  # (P, K, D)
+        grid = (pts * 2.0 - 1.0).flip(-1).to(line.dtype)  # grid_sample wants (x, y[, z])
+        p = grid.shape[0]
+        samples = line.new_zeros((p, k, line.shape[1]))
+        if p:
+            bi_t = torch.as_tensor(bi, device=line.device)
+            for b in torch.unique(bi_t).tolist():
+                sel = torch.nonzero(bi_t == b).flatten()
+                g = grid[sel].reshape((1, len(sel), k) + (1,) * (nd - 2) + (nd,))
+                v = F.grid_sample(line[b : b + 1], g, mode="bilinear", padding_mode="border", align_corners=False)
+                samples[sel] = v.reshape(line.shape[1], len(sel), k).permute(1, 2, 0)
+        return samples, (pj - pi).to(line.dtype)
 
     def to_pixels(self, pos: torch.Tensor) -> torch.Tensor:
         size = torch.tensor(self.cfg.patch_size, dtype=pos.dtype, device=pos.device)

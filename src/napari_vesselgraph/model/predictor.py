@@ -134,9 +134,9 @@ class PatchPredictor:
                     bi = torch.full_like(iu, b)
                     if self._amp_dtype is not None:
                         with torch.autocast(device_type="cuda", dtype=self._amp_dtype):
-                            lg = model.relation_logits(o["tokens"], o["rln"], bi, keep[iu], keep[ju])
+                            lg = model.relation_logits(o["tokens"], o["rln"], bi, keep[iu], keep[ju], o)
                     else:
-                        lg = model.relation_logits(o["tokens"], o["rln"], bi, keep[iu], keep[ju])
+                        lg = model.relation_logits(o["tokens"], o["rln"], bi, keep[iu], keep[ju], o)
                     ps = torch.sigmoid(lg.float())
                     sel = ps >= edge_floor
                     res["edges"] = torch.stack([iu[sel], ju[sel]], 1).cpu().numpy().astype(np.int64)
