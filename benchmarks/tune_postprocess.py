@@ -5,7 +5,8 @@ For each bundled 2D/3D checkpoint, predicts the raw candidate graph of validatio
 ``link_threshold`` (hysteresis linking of components, ``postprocess.link_components``),
 ``dedupe_radius`` (``postprocess.dedupe_nodes``), ``flat`` (shortcut pruning,
 ``postprocess.prune_shortcuts``), ``min_length`` (fragment removal) and ``spacing`` (node
-re-placement along chains, ``postprocess.resample_chains``) with the checkpoint's own thresholds.
+re-placement along chains, ``postprocess.resample_chains``) with the checkpoint's own thresholds, and
+(``--refine on off``) node refinement on the patch intensities (``model.refine``) on or off.
 With ``--node-threshold`` / ``--edge-threshold`` the thresholds are searched too (the checkpoint's own one was chosen on
 training-size patches, before any clean-up; hysteresis linking changes what a good one is).
 The score is (edge F1 + APLS) / 2 - W * SMD (W = ``--smd-weight``, default 5). Prints one table per checkpoint (best rows first), the
@@ -47,6 +48,8 @@ def main(argv=None) -> int:
     p.add_argument("--dedupe", nargs="*", type=float, default=[0.0, 3.0, 4.0, 5.0])
     p.add_argument("--spacing", nargs="*", type=float, default=[0.0, 10.0, 11.0, 12.0])
     p.add_argument("--spacing-tol", type=float, default=2.0)
+    p.add_argument("--refine", nargs="*", default=["on"], choices=["on", "off"],
+                   help="node refinement on the patch intensities (model.refine, default settings) on / off")
     p.add_argument("--smd-weight", type=float, default=5.0, help="score = (edge F1 + APLS) / 2 - W x SMD (default 5)")
     p.add_argument("--show", type=int, default=12, help="rows per checkpoint table (best first)")
     p.add_argument("--write-checkpoints", action="store_true",
@@ -70,8 +73,9 @@ def main(argv=None) -> int:
     links = [None if str(v).lower() == "none" else float(v) for v in a.link]
     nts = [v if v == "ckpt" else float(v) for v in a.node_threshold]
     ets = [v if v == "ckpt" else float(v) for v in a.edge_threshold]
-    grid = list(itertools.product(nts, ets, links, a.flat, a.min_length, a.dedupe, a.spacing))
-    names = ("node_threshold", "edge_threshold", "link_threshold", "flat", "min_length", "dedupe_radius", "spacing")
+    grid = list(itertools.product(a.refine, nts, ets, links, a.flat, a.min_length, a.dedupe, a.spacing))
+    names = ("refine", "node_threshold", "edge_threshold", "link_threshold", "flat", "min_length", "dedupe_radius",
+             "spacing")  # fmt: skip
     best_of: dict = {}
     overall: dict = {g: [] for g in grid}
     lines: list[str] = []
@@ -85,12 +89,13 @@ def main(argv=None) -> int:
         domain = meta["domain"]
         thr = meta.get("thresholds") or {}
         nt, et = float(thr.get("node", 0.5)), float(thr.get("edge", 0.5))
-        pred = make_predictor(entry["name"], device="cpu")
         t0 = time.time()
-        raws = []
-        for i in range(a.n):
-            img, gt = synth.make_sample(domain, VAL_SEED0 + i)
-            raws.append((predict(img, predictor=pred, keep_raw=True, scale=gt.scale), gt, img.shape[: gt.ndim]))
+        raws: dict = {r: [] for r in a.refine}
+        samples = [synth.make_sample(domain, VAL_SEED0 + i) for i in range(a.n)]
+        for r in a.refine:
+            pred = make_predictor(entry["name"], device="cpu", refine=(r == "on"))
+            for img, gt in samples:
+                raws[r].append((predict(img, predictor=pred, keep_raw=True, scale=gt.scale), gt, img.shape[: gt.ndim]))
         out(
             f"\n### {entry['name']} on {domain} validation seeds {VAL_SEED0}..{VAL_SEED0 + a.n - 1} "
             f"(thresholds {nt}/{et}; prediction {time.time() - t0:.0f}s)"
@@ -99,10 +104,11 @@ def main(argv=None) -> int:
         rows = []
         for setting in grid:
             kw = dict(zip(names, setting))
-            n_thr = nt if kw.pop("node_threshold") == "ckpt" else float(setting[0])
-            e_thr = et if kw.pop("edge_threshold") == "ckpt" else float(setting[1])
+            refine = kw.pop("refine")
+            n_thr = nt if kw.pop("node_threshold") == "ckpt" else float(setting[1])
+            e_thr = et if kw.pop("edge_threshold") == "ckpt" else float(setting[2])
             rs = []
-            for raw, gt, shape in raws:
+            for raw, gt, shape in raws[refine]:
                 g = finish_graph(raw, n_thr, e_thr, spacing_tol=a.spacing_tol, **kw)
                 rs.append(evaluate(g, gt, radius=3.0, image_shape=shape, metrics=["prf", "smd", "betti", "apls"]))
             m = {k: float(np.nanmean([r[k] for r in rs])) for k in keys}
@@ -110,26 +116,29 @@ def main(argv=None) -> int:
             overall[setting].append(score)
             rows.append((score, setting, m))
         rows.sort(key=lambda r: -r[0])
-        off = [r for r in rows if r[1] == ("ckpt", "ckpt", None, 1.0, 0.0, 0.0, 0.0)]
+        off = [r for r in rows if r[1][1:] == ("ckpt", "ckpt", None, 1.0, 0.0, 0.0, 0.0)]
         out("| " + " | ".join(names) + " | score | " + " | ".join(keys) + " |")
         out("| --- " * (len(names) + 1 + len(keys)) + "|")
         for score, setting, m in rows[: a.show] + [r for r in off if r not in rows[: a.show]]:
             out("| " + " | ".join(str(v) for v in setting) + f" | {score:.4f} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + " |")
         best_of[entry["name"]] = rows[0]
         out(f"\n{len(grid)} settings; best for `{entry['name']}`: " + ", ".join(f"{k} {v}" for k, v in zip(names, rows[0][1])))
-    best = max([g for g in grid if g[:2] == ("ckpt", "ckpt")] or grid, key=lambda g: np.mean(overall[g]))
+    best = max([g for g in grid if g[1:3] == ("ckpt", "ckpt")] or grid, key=lambda g: np.mean(overall[g]))
     out(
         f"\nbest overall at each checkpoint's own thresholds ((edge_f1 + apls) / 2 - {a.smd_weight:g} * smd, mean over "
-        "the checkpoints; `postprocess.DEFAULTS`): " + ", ".join(f"{k} {v}" for k, v in zip(names[2:], best[2:]))
+        "the checkpoints; `postprocess.DEFAULTS`): " + ", ".join(f"{k} {v}" for k, v in zip(names[3:], best[3:]))
     )
     cmd = "python benchmarks/tune_postprocess.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if a.write_checkpoints:
         from napari_vesselgraph.checkpoints.store import load_tensors, save_tensors
+        from napari_vesselgraph.model.refine import RefineSettings
 
         for entry in entries:
             score, setting, m = best_of[entry["name"]]
             tensors, meta = load_tensors(entry["path"])
             chosen = dict(zip(names, setting))
+            refine = chosen.pop("refine")
+            meta["node_refinement"] = RefineSettings().to_dict() if refine == "on" else False
             n_thr = chosen.pop("node_threshold")
             e_thr = chosen.pop("edge_threshold")
             meta["postprocess"] = {**chosen, "spacing_tol": a.spacing_tol}

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import VesselGraphError
 from .preprocess import normalize_image
+from .refine import RefineSettings, refine_nodes
 
 NODE_FLOOR = 0.05
 EDGE_FLOOR = 0.05
@@ -54,7 +55,7 @@ class PatchPredictor:
     Attributes: ``ndim``, ``patch_size`` (tuple), ``channels``, ``meta``, ``device`` (torch.device), ``model``.
     """
 
-    def __init__(self, model, meta: dict[str, Any], device="cpu", batch_size: int | None = None):
+    def __init__(self, model, meta: dict[str, Any], device="cpu", batch_size: int | None = None, refine=None):
         import torch
 
         self.device = select_device(device)
@@ -74,6 +75,9 @@ class PatchPredictor:
         #: score thresholds chosen on the validation patches at training time (defaults 0.5)
         self.node_threshold = float(th.get("node", 0.5))
         self.edge_threshold = float(th.get("edge", 0.5))
+        #: node refinement on the patch intensities (:mod:`.refine`): ``refine`` if given, else the checkpoint's
+        #: ``meta["node_refinement"]`` (a dict of settings, or false), else the defaults
+        self.refine = RefineSettings.from_any(self.meta.get("node_refinement") if refine is None else refine)
         self._amp_dtype = None
         if self.device.type == "cuda":
             self._amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -93,7 +97,8 @@ class PatchPredictor:
         """Candidates for each patch of ``patches`` ``(B, C, *patch_size)`` (already normalised).
 
         Returns one dict per patch: ``nodes`` (K, D) patch pixel coordinates, ``node_score`` (K,),
-        ``radius`` (K,), ``edges`` (M, 2) indices into ``nodes``, ``edge_score`` (M,).
+        ``radius`` (K,), ``edges`` (M, 2) indices into ``nodes``, ``edge_score`` (M,). Node positions are
+        refined on the patch intensities when ``self.refine`` is enabled (edges are scored before).
         """
         patches = np.asarray(patches, dtype=np.float32)
         want = (self.channels, *self.patch_size)
@@ -141,6 +146,8 @@ class PatchPredictor:
                     sel = ps >= edge_floor
                     res["edges"] = torch.stack([iu[sel], ju[sel]], 1).cpu().numpy().astype(np.int64)
                     res["edge_score"] = ps[sel].cpu().numpy().astype(np.float64)
+                if self.refine.enabled and k:
+                    res["nodes"] = refine_nodes(patches[b], res["nodes"], res["node_score"], self.refine)
                 results.append(res)
         return results
 
@@ -189,11 +196,13 @@ def candidates_to_graph(cand: dict, node_threshold: float = 0.5, edge_threshold:
 
 
 def make_predictor(
-    checkpoint: str | Path | None = None, device="auto", batch_size: int | None = None
+    checkpoint: str | Path | None = None, device="auto", batch_size: int | None = None, refine=None
 ) -> PatchPredictor:
-    """Load a checkpoint (name, path, or ``None`` for the default bundled model) onto a device."""
+    """Load a checkpoint (name, path, or ``None`` for the default bundled model) onto a device.
+
+    ``refine``: node refinement settings (``False`` off, a dict, ``None``: the checkpoint's, else the defaults)."""
     from ..checkpoints import load_checkpoint
 
     dev = select_device(device)
     model, meta = load_checkpoint(checkpoint, device="cpu")
-    return PatchPredictor(model, meta, device=dev, batch_size=batch_size)
+    return PatchPredictor(model, meta, device=dev, batch_size=batch_size, refine=refine)
