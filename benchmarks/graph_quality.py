@@ -257,10 +257,15 @@ def bundled_checkpoint_lines() -> list[str]:
     for e in entries:
         m = e.get("meta") or {}
         tr = m.get("training") or {}
+        c = tr.get("config") or {}
+        budget = f"{c.get('max_minutes', '?')} min wall-clock budget (shared machine)"
+        if c.get("max_steps") and int(c["max_steps"]) < 100_000:  # a step budget, the minutes only a cap
+            budget = f"budget {c['max_steps']} steps (cap {c.get('max_minutes', '?')} min)"
+        val = m.get("validation") or {}
+        best = f", best at step {val['step']} ({val.get('minutes', '?')} min)" if "step" in val else ""
         out.append(
             f"  - `{e['name']}`: trained on `{m.get('domain')}` by `{m.get('command')}` (seed {m.get('seed', tr.get('seed'))}"
-            f", {(tr.get('config') or {}).get('max_minutes', '?')} min wall-clock budget (shared machine), "
-            f"{(tr.get('config') or {}).get('threads', '?')} thread(s))"
+            f", {budget}, {c.get('threads', '?')} thread(s){best})"
         )
     return out if entries else []
 

@@ -15,16 +15,14 @@ TINY = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    """A tiny grey 2D source checkpoint 'trained' on vessel2d-fluo (random weights, 64x64 source images)."""
+def _tiny_checkpoint(folder, **model_kw):
     from napari_vesselgraph.checkpoints import save_checkpoint
     from napari_vesselgraph.model.config import ModelConfig
     from napari_vesselgraph.model.network import Relationformer
     from napari_vesselgraph.model.preprocess import input_meta
 
     torch.manual_seed(0)
-    model = Relationformer(ModelConfig.from_dict({"ndim": 2, "in_channels": 1, **TINY}))
+    model = Relationformer(ModelConfig.from_dict({"ndim": 2, "in_channels": 1, **TINY, **model_kw}))
     meta = {
         "name": "tiny-fluo",
         "domain": "vessel2d-fluo",
@@ -33,7 +31,19 @@ def tiny_checkpoint(tmp_path_factory):
         "training": {"config": {"domain": "vessel2d-fluo", "image_shape": [64, 64]}},
         "validation": {"node_f1": 0.5},
     }
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-fluo.safetensors", model, meta)
+    return save_checkpoint(folder / "tiny-fluo.safetensors", model, meta)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny grey 2D source checkpoint 'trained' on vessel2d-fluo (random weights, 64x64 source images)."""
+    return _tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="session")
+def tiny_line_checkpoint(tmp_path_factory):
+    """The same, with a relation head that samples the image between two nodes (as the bundled vessel models)."""
+    return _tiny_checkpoint(tmp_path_factory.mktemp("ckpt_line"), relation_line=4)
 
 
 @pytest.fixture(scope="session")

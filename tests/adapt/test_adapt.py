@@ -61,6 +61,20 @@ def test_each_method_writes_a_loadable_checkpoint(method, tiny_checkpoint, fundu
     assert [e["adaptation"] for e in ck.list_bundled()] == ["none"] * len(ck.list_bundled())
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_adapts_a_model_whose_relation_head_samples_the_image(method, tiny_line_checkpoint, fundus_folder,
+                                                                         tmp_path):  # fmt: skip
+    path = adapt(base_config(tiny_line_checkpoint, fundus_folder, method=method, out=str(tmp_path / "a.safetensors")),
+                 log=lambda s: None)  # fmt: skip
+    model, meta = ck.load_checkpoint(path)
+    assert meta["model"]["relation_line"] == 4 and meta["adaptation"]["method"] == method
+    base, _ = ck.load_checkpoint(tiny_line_checkpoint)
+    if method != "translation":  # the relation head's line map trains with the rest
+        assert not torch.equal(model.line_proj.weight, base.line_proj.weight)
+    rec = read_dataset(fundus_folder, split="train")[0]
+    assert predict(rec.image, checkpoint=str(path), device="cpu").ndim == 2
+
+
 def test_explicit_out_and_synthetic_target(tiny_checkpoint, tmp_path):
     out = tmp_path / "sub" / "adapted"
     cfg = {

@@ -267,7 +267,10 @@ def run(
     warmup = max(1, min(20, cfg.steps // 10))
 
     feats: dict[str, torch.Tensor] = {}
-    hook = model.backbone.register_forward_hook(lambda m, i, o: feats.__setitem__("x", o))
+    # the backbone's last feature map (a model whose relation head samples the image also returns its stride-2 map)
+    hook = model.backbone.register_forward_hook(
+        lambda m, i, o: feats.__setitem__("x", o[0] if isinstance(o, tuple) else o)
+    )
 
     before = evaluate_heldout(model, meta, data.heldout, device)
     if before is not None:
