@@ -13,8 +13,8 @@
 - stops at ``max_steps`` or after ``max_minutes`` (a time budget) or when ``cancel.is_set()``: it then
   validates, saves and returns the best checkpoint (stopping early is not an error).
 
-Command line: ``python -m napari_vesselgraph.model.train --domain vessel2d-fluo --config configs/vessel2d.json
--o runs/vessel2d`` (also wired as ``vesselgraph train``).
+Command line: ``python -m napari_vesselgraph.model.train --domain vessel2d-fluo --config configs/vessel2d_line.json
+-o runs/vessel2d_line`` (also wired as ``vesselgraph train``).
 """
 
 from __future__ import annotations
