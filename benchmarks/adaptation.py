@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -133,8 +134,40 @@ def plan_jobs(args) -> list[dict]:
                         jobs.append({**base, "method": method, "K": k, "seed": seed, "steps": args.steps,
                                      "cost": 10 * args.steps})  # fmt: skip
     order = {m: i for i, m in enumerate(ALL_METHODS)}
-    jobs.sort(key=lambda j: (-j["cost"], j["pair"], order[j["method"]], str(j["K"]), str(j["seed"])))
+    pair_rank = {p: i for i, p in enumerate(args.pairs)}
+    # pair by pair (a pair's table is complete early), the longest jobs of a pair first (better packing)
+    jobs.sort(key=lambda j: (pair_rank[j["pair"]], -j["cost"], order[j["method"]], str(j["K"]), str(j["seed"])))
     return jobs
+
+
+def job_key(job: dict) -> str:
+    """What decides a job's result: the job settings and the exact bundled source checkpoint (its weights and
+    metadata hash), so a cached result is never reused for a different model or protocol."""
+    from napari_vesselgraph.checkpoints import resolve
+
+    src = resolve(bundled_for(job["source"]))
+    h = hashlib.sha256()
+    for f in sorted(src.parent.glob(src.stem + ".*")):
+        h.update(f.read_bytes())
+    fields = {k: job[k] for k in sorted(job) if k not in ("cost", "device")}
+    return json.dumps({**fields, "source_sha": h.hexdigest()[:16]}, sort_keys=True)
+
+
+def load_cache(path: str | None) -> dict[str, tuple]:
+    if not path or not Path(path).exists():
+        return {}
+    cache = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            cache[rec["key"]] = (rec["result"], rec["provenance"], rec["line"])
+    return cache
+
+
+def append_cache(path: str | None, key: str, res: tuple) -> None:
+    if path:
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"key": key, "result": res[0], "provenance": res[1], "line": res[2]}, default=float) + "\n")
 
 
 def run_job(job: dict, workdir: str, verbose: bool = False) -> tuple[dict, dict | None, str]:
@@ -181,22 +214,31 @@ def benchmark(args, log=print):
     result rows and the provenance (K sample ids) in a fixed order, whatever order the jobs finished in."""
     jobs = plan_jobs(args)
     workdir = tempfile.mkdtemp(prefix="vg-adapt-bench-")
-    log(f"{len(jobs)} jobs on {args.jobs} worker(s); pairs {args.pairs}")
-    done: dict[int, tuple] = {}
+    cache = load_cache(args.cache)
+    keys = [job_key(job) for job in jobs] if args.cache else [None] * len(jobs)
+    done: dict[int, tuple] = {i: cache[k] for i, k in enumerate(keys) if k in cache}
+    todo = [i for i in range(len(jobs)) if i not in done]
+    log(f"{len(jobs)} jobs ({len(done)} from the cache {args.cache}) on {args.jobs} worker(s); pairs {args.pairs}")
+    for i in sorted(done):
+        log(done[i][2] + " [cached]")
+
+    def finish(i, res):
+        done[i] = res
+        append_cache(args.cache, keys[i], res)
+        log(res[2])
+
     try:
         if args.jobs <= 1:
-            for i, job in enumerate(jobs):
-                done[i] = run_job(job, workdir, args.verbose)
-                log(done[i][2])
-        else:
+            for i in todo:
+                finish(i, run_job(jobs[i], workdir, args.verbose))
+        elif todo:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = {pool.submit(run_job, job, workdir, args.verbose): i for i, job in enumerate(jobs)}
+                futures = {pool.submit(run_job, jobs[i], workdir, args.verbose): i for i in todo}
                 for f in as_completed(futures):
-                    done[futures[f]] = f.result()
-                    log(done[futures[f]][2])
+                    finish(futures[f], f.result())
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -366,6 +408,13 @@ def main(argv=None):
     ap.add_argument("--keep", action="store_true", help="keep the adapted checkpoints (printed folder)")
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--json", default=None, help="also write every run (and the K sample ids) to this JSON file")
+    ap.add_argument(
+        "--cache",
+        default=None,
+        help="JSON-lines file of finished runs: each run is appended when it ends and a rerun with the same "
+        "settings and the same bundled source checkpoint reads it back instead of running it again "
+        "(an interrupted grid resumes; the grid can be run pair by pair and reported in one command)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="show the adaptation logs")
     args = ap.parse_args(argv)
     q = args.quick
