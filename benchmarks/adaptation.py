@@ -135,8 +135,9 @@ def plan_jobs(args) -> list[dict]:
                                      "cost": 10 * args.steps})  # fmt: skip
     order = {m: i for i, m in enumerate(ALL_METHODS)}
     pair_rank = {p: i for i, p in enumerate(args.pairs)}
-    # pair by pair (a pair's table is complete early), the longest jobs of a pair first (better packing)
-    jobs.sort(key=lambda j: (pair_rank[j["pair"]], -j["cost"], order[j["method"]], str(j["K"]), str(j["seed"])))
+    # pair by pair, seed by seed (an interrupted grid leaves whole seeds in the --cache), the longest first
+    seed_rank = lambda j: -1 if j["seed"] == "-" else args.seeds.index(j["seed"])
+    jobs.sort(key=lambda j: (pair_rank[j["pair"]], seed_rank(j), -j["cost"], order[j["method"]], str(j["K"])))
     return jobs
 
 
