@@ -341,7 +341,7 @@ def write_report(rows, provenance, args, command, elapsed) -> str:
 
     table = format_table(rows, columns=["pair", "method", "K", *COLUMNS, "gap", "runs"])
     lines = [
-        "## Cross-domain adaptation",
+        "## Cross-domain adaptation" + ("" if args.section == "adaptation" else f": {', '.join(args.pairs)}"),
         "",
         f"- Command: `{command}`",
         f"- Date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}; wall time {elapsed / 60:.1f} min"
@@ -394,7 +394,7 @@ def write_report(rows, provenance, args, command, elapsed) -> str:
         ids = p["shot_ids"] if p["method"] != "translation" else f"unlabelled {p['unlabelled_ids']}"
         lines.append(f"- {p['pair']} {p['method']} K={p['K']} seed={p['seed']}: {ids}; held out {p['heldout_ids']}")
     lines += ["", "</details>", ""]
-    return write_section("adaptation", "\n".join(lines))
+    return write_section(args.section, "\n".join(lines))
 
 
 def main(argv=None):
@@ -423,6 +423,12 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--keep", action="store_true", help="keep the adapted checkpoints (printed folder)")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument(
+        "--section",
+        default="adaptation",
+        help="section of docs/benchmarks.md to (re)write (default adaptation; another name for a grid run "
+        "with other settings, e.g. a smaller one for a second pair)",
+    )
     ap.add_argument("--json", default=None, help="also write every run (and the K sample ids) to this JSON file")
     ap.add_argument(
         "--cache",
