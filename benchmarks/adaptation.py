@@ -250,6 +250,7 @@ def benchmark(args, log=print):
     order = {m: i for i, m in enumerate(ALL_METHODS)}
     key = lambda r: (r["pair"], order[r["method"]], str(r["K"]), str(r["seed"]))
     results = sorted((d[0] for d in done.values()), key=key)
+    args.runs_train_s = float(sum(r["train_s"] for r in results if np.isfinite(r["train_s"])))
     provenance = sorted((d[1] for d in done.values() if d[1] is not None), key=key)
     return results, provenance
 
@@ -264,7 +265,8 @@ def summarise(results: list[dict]) -> list[dict]:
     for r in results:
         groups.setdefault((r["pair"], r["method"], str(r["K"])), []).append(r)
     rows = []
-    for (pair, method, k), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]], kv[0][2])):
+    kkey = lambda k: (0, int(k)) if k.isdigit() else (-1, 0)  # K numerically: 1, 5, 10
+    for (pair, method, k), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]], kkey(kv[0][2]))):
         src = runs if len(runs) > 1 else runs[0]["per_image"]
         agg = aggregate([{c: x[c] for c in COLUMNS if c in x} for x in src])
         if len(runs) == 1:
@@ -347,7 +349,8 @@ def write_report(rows, provenance, args, command, elapsed) -> str:
         f"- Date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}; wall time {elapsed / 60:.1f} min"
         + (
             f" ({args.runs_cached} of the {args.runs_total} runs read back from `--cache`, where each was stored "
-            "when it finished: earlier invocations of this command with the same settings and checkpoints)"
+            "when it finished: earlier invocations of this command with the same settings and checkpoints; the "
+            f"adaptations of all runs took {getattr(args, 'runs_train_s', 0.0) / 60:.0f} min in all, summed over runs)"
             if getattr(args, "runs_cached", 0)
             else ""
         ),
