@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -145,14 +146,20 @@ def plan_jobs(args) -> list[dict]:
 def job_key(job: dict) -> str:
     """What decides a job's result: the job settings and the exact bundled source checkpoint (its weights and
     metadata hash), so a cached result is never reused for a different model or protocol."""
+    fields = {k: job[k] for k in sorted(job) if k not in ("cost", "device")}
+    return json.dumps({**fields, "source_sha": source_sha(job["source"])}, sort_keys=True)
+
+
+@functools.lru_cache(maxsize=None)
+def source_sha(domain: str) -> str:
+    """Hash of the files (weights + metadata) of the checkpoint trained on ``domain``; read once per domain."""
     from napari_vesselgraph.checkpoints import resolve
 
-    src = resolve(bundled_for(job["source"]))
+    src = resolve(bundled_for(domain))
     h = hashlib.sha256()
     for f in sorted(src.parent.glob(src.stem + ".*")):
         h.update(f.read_bytes())
-    fields = {k: job[k] for k in sorted(job) if k not in ("cost", "device")}
-    return json.dumps({**fields, "source_sha": h.hexdigest()[:16]}, sort_keys=True)
+    return h.hexdigest()[:16]
 
 
 def load_cache(path: str | None) -> dict[str, tuple]:
@@ -160,15 +167,22 @@ def load_cache(path: str | None) -> dict[str, tuple]:
         return {}
     cache = {}
     for line in Path(path).read_text().splitlines():
-        if line.strip():
+        try:
             rec = json.loads(line)
-            cache[rec["key"]] = (rec["result"], rec["provenance"], rec["line"])
+        except json.JSONDecodeError:  # blank, or the half-written last line of a killed run: run that job again
+            continue
+        cache[rec["key"]] = (rec["result"], rec["provenance"], rec["line"])
     return cache
 
 
 def append_cache(path: str | None, key: str, res: tuple) -> None:
     if path:
-        with open(path, "a") as fh:
+        with open(path, "a+") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell():  # after a half-written line, start a new one
+                fh.seek(fh.tell() - 1)
+                if fh.read(1) != "\n":
+                    fh.write("\n")
             fh.write(json.dumps({"key": key, "result": res[0], "provenance": res[1], "line": res[2]}, default=float) + "\n")
 
 
@@ -325,7 +339,7 @@ def goal_lines(rows: list[dict]) -> list[str]:
             pm = f" ± {sd:.0f} s" if sd is not None and np.isfinite(sd) else ""
             out.append(
                 f"- {pair}: a K=5 contrastive adaptation took {t:.0f} s{pm} of wall time "
-                f"(goal < 300 s: {'met' if t < 300 else 'NOT met'}; one torch thread, {con[0]['runs']} run(s))"
+                f"(goal < 300 s: {'met' if t < 300 else 'NOT met'}; {con[0]['runs']} run(s))"
             )
         if tr and src:
             sc = lambda r: 0.5 * (r["node_f1"] + r["edge_f1"])
@@ -446,7 +460,8 @@ def main(argv=None):
         default=None,
         help="JSON-lines file of finished runs: each run is appended when it ends and a rerun with the same "
         "settings and the same bundled source checkpoint reads it back instead of running it again "
-        "(an interrupted grid resumes; the grid can be run pair by pair and reported in one command)",
+        "(an interrupted grid resumes; the grid can be run pair by pair and reported in one command). "
+        "Changes to the adaptation code are not detected: start a new file after changing it",
     )
     ap.add_argument("-v", "--verbose", action="store_true", help="show the adaptation logs")
     args = ap.parse_args(argv)

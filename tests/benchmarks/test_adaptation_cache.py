@@ -43,6 +43,13 @@ def test_a_cached_run_is_read_back_and_other_settings_run_again(bench, tmp_path,
     assert len(calls) == 1
     assert len(cache.read_text().splitlines()) == 2
 
+    lines = cache.read_text().splitlines()  # a run killed while writing its line: that job runs again
+    cache.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
+    assert bench.main(_argv(cache, n_test=2)) == 0
+    assert len(calls) == 2
+    assert bench.main(_argv(cache, n_test=2)) == 0  # and its new line is read back
+    assert len(calls) == 2
+
 
 def test_the_key_names_the_source_checkpoint(bench):
     job = {"pair": "a:b", "source": "vessel2d-fluo", "target": "vessel2d-fundus", "method": "skeleton", "K": "-",
