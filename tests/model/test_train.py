@@ -112,3 +112,32 @@ def test_train_3d_relation_line_channels_last(tmp_path):
     assert meta["model"]["relation_line"] == 4 and meta["training"]["config"]["channels_last"] is True
     out = make_predictor(path, device="cpu").predict_batch(np.random.default_rng(0).random((2, 1, 16, 16, 16)))
     assert len(out) == 2
+
+
+def test_ema_weights_are_validated_saved_and_resumed(tmp_path):
+    logs = []
+    path = T.train(_cfg(tmp_path, ema_decay=0.9, max_steps=4, val_every=4), log=logs.append)
+    state = tmp_path / "run" / "state.safetensors"
+    tensors, info = ck.load_tensors(state)
+    trained = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    averaged = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+    assert set(averaged) == set(trained)
+    floats = [k for k, v in trained.items() if v.dtype.is_floating_point]
+    # the average lags behind the trained weights, so some differ
+    assert any(not torch.equal(trained[k], averaged[k]) for k in floats)
+    # the best checkpoint holds the averaged weights (validated at step 4 = the last step)
+    best, _ = ck.load_tensors(path)
+    k = floats[0]
+    assert torch.equal(best[k], averaged[k]) and not all(torch.equal(best[f], trained[f]) for f in floats)
+    # resuming restores the average, not a copy of the trained weights
+    T.train(_cfg(tmp_path, ema_decay=0.9, max_steps=5, val_every=4), log=logs.append)
+    assert any("resumed" in s for s in logs)
+    with pytest.raises(Exception, match="ema_decay"):
+        T.train(_cfg(tmp_path / "bad", ema_decay=1.0), log=logs.append)
+
+
+def test_ema_update_is_a_moving_average():
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    w0, w1 = a.weight.detach().clone(), b.weight.detach().clone()
+    T._ema_update(a, b, 0.75)
+    torch.testing.assert_close(a.weight.detach(), 0.75 * w0 + 0.25 * w1)

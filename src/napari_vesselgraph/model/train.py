@@ -10,6 +10,9 @@
 - every ``val_every`` steps: :func:`metrics.evaluate` on fixed validation patches; the best model (by
   ``(node_f1 + edge_f1) / 2``) is saved to ``OUT/best.safetensors`` with its metadata; the training state
   (weights, AdamW moments, step, random states) goes to ``OUT/state.safetensors`` so a run can resume.
+- with ``ema_decay > 0`` an exponential moving average of the weights (decay ramped up as
+  ``min(ema_decay, (1 + step) / (10 + step))``) is kept beside the trained weights; it is what is validated
+  and saved (the trained weights stay in the training state).
 - stops at ``max_steps`` or after ``max_minutes`` (a time budget) or when ``cancel.is_set()``: it then
   validates, saves and returns the best checkpoint (stopping early is not an error).
 
@@ -20,6 +23,7 @@ Command line: ``python -m napari_vesselgraph.model.train --domain vessel2d-fluo 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -60,6 +64,7 @@ class TrainConfig:
     warmup_steps: int = 200
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
+    ema_decay: float = 0.0  # > 0: validate and save an exponential moving average of the weights (e.g. 0.999)
     max_steps: int = 20000
     max_minutes: float | None = None
     pool_size: int = 48  # synthetic images kept in memory
@@ -364,6 +369,11 @@ def train(
     if cfg.channels_last:
         memory_format = torch.channels_last_3d if mcfg.ndim == 3 else torch.channels_last
         model = model.to(memory_format=memory_format)
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise VesselGraphError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
+    # the averaged model that is validated and saved (the trained one itself without EMA)
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
+    shown = ema if ema is not None else model
     backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
     opt = torch.optim.AdamW(
@@ -381,6 +391,9 @@ def train(
         if info.get("model") != mcfg.to_dict():
             raise VesselGraphError(f"{state_path}: saved run has another architecture; use another -o or --no-resume")
         model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+        if ema is not None:
+            saved = {k[len("ema.") :]: v for k, v in tensors.items() if k.startswith("ema.")}
+            ema.load_state_dict(saved or model.state_dict())
         optimizer_from_tensors(opt, tensors, info["optimizer"])
         base_lrs = info.get("base_lrs", base_lrs)
         step, best_score = int(info["step"]), float(info["best_score"])
@@ -435,6 +448,8 @@ def train(
 
     def save_state():
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        if ema is not None:
+            tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
         ot, oinfo = optimizer_to_tensors(opt)
         tensors.update(ot)
         tensors["torch_rng"] = torch.get_rng_state()
@@ -457,7 +472,7 @@ def train(
     def run_validation(reason: str):
         nonlocal best_score
         tv = time.time()
-        metrics = validate(model, val_set, cfg, device)
+        metrics = validate(shown, val_set, cfg, device)
         entry = {"step": step, "minutes": round(elapsed() / 60, 2)}
         entry.update({k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()})
         history.append({"kind": "val", **entry})
@@ -467,7 +482,7 @@ def train(
             meta = base_meta()
             meta["validation"] = {**metrics, "step": step, "minutes": round(elapsed() / 60, 2)}
             meta["thresholds"] = {"node": metrics["node_threshold"], "edge": metrics["edge_threshold"]}
-            save_checkpoint(best_path, model, meta)
+            save_checkpoint(best_path, shown, meta)
         save_state()
         log(
             f"[val {reason}] step {step} node_f1 {metrics.get('node_f1', 0):.3f} edge_f1 {metrics.get('edge_f1', 0):.3f} "
@@ -509,6 +524,8 @@ def train(
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
+        if ema is not None:
+            _ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
         step += 1
         for k, v in logs.items():
             run_loss[k] = run_loss.get(k, 0.0) + v
@@ -532,9 +549,22 @@ def train(
     if not history or history[-1].get("step") != step:
         run_validation("final")
     if not best_path.exists():  # pragma: no cover - validation always saves once
-        save_checkpoint(best_path, model, base_meta())
+        save_checkpoint(best_path, shown, base_meta())
     _free(device)
     return best_path
+
+
+def _ema_update(ema, model, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * model`` for every floating-point tensor (others are copied)."""
+    import torch
+
+    with torch.no_grad():
+        mine = ema.state_dict()
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                mine[k].mul_(decay).add_(v.detach(), alpha=1.0 - decay)
+            else:
+                mine[k].copy_(v)
 
 
 def _free(device) -> None:
