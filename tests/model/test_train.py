@@ -118,7 +118,7 @@ def test_ema_weights_are_validated_saved_and_resumed(tmp_path):
     logs = []
     path = T.train(_cfg(tmp_path, ema_decay=0.9, max_steps=4, val_every=4), log=logs.append)
     state = tmp_path / "run" / "state.safetensors"
-    tensors, info = ck.load_tensors(state)
+    tensors, _info = ck.load_tensors(state)
     trained = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     averaged = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
     assert set(averaged) == set(trained)
