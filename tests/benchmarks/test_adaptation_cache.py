@@ -1,21 +1,13 @@
 """The adaptation benchmark's run cache: a finished run is read back, never reused for other settings."""
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    mod = importlib.import_module("adaptation")
-    yield mod
-    sys.modules.pop("adaptation", None)
+def bench(load_bench):
+    return load_bench("adaptation")
 
 
 def _argv(cache, n_test=1):

@@ -1,21 +1,13 @@
 """The checkpoint comparison benchmark: validation images only, a copy of the bundled model is no better."""
 
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("torch")
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    mod = importlib.import_module("compare_checkpoints")
-    yield mod
-    sys.modules.pop("compare_checkpoints", None)
+def bench(load_bench):
+    return load_bench("compare_checkpoints")
 
 
 def test_bad_input_exits_2(bench, tmp_path, capsys):
