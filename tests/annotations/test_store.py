@@ -253,3 +253,67 @@ def test_helpers():
     assert local.n_nodes == 2 and local.n_edges == 1
     assert np.allclose(local.nodes, [[0, 0], [9, 9]])
     assert set(local.node_attrs) == {"radius"}
+
+
+# ------------------------------------------------------------ paths stay inside the project folder
+def _rewrite_entry(folder, **fields):
+    mpath = folder / "manifest.json"
+    m = json.loads(mpath.read_text())
+    m["samples"][0].update(fields)
+    mpath.write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("key", ["image", "graph"])
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "not_text"])
+def test_open_refuses_paths_outside_the_folder(store, tmp_path, key, kind):
+    store.add_patch(rgb_patch(0), origin=(0, 0), graph=small_graph())
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    bad = {"absolute": str(victim), "dotdot": "../victim.txt", "not_text": 42}[kind]
+    _rewrite_entry(store.folder, **{key: bad})
+    with pytest.raises(VesselGraphError, match="inside the (project )?folder") as err:
+        AnnotationStore.open(store.folder)
+    assert "\n" not in str(err.value) and "patch_0001" in str(err.value)
+    assert victim.read_text() == "precious"
+
+
+@pytest.mark.parametrize("key", ["image", "graph"])
+def test_open_refuses_a_symlink_leading_outside(store, tmp_path, key):
+    pid = store.add_patch(rgb_patch(0), origin=(0, 0), graph=small_graph())
+    victim = tmp_path / "victim.json"
+    victim.write_text("precious")
+    target = store.folder / store.get(pid)[key]
+    target.unlink()
+    target.symlink_to(victim)
+    with pytest.raises(VesselGraphError, match="outside the project folder"):
+        AnnotationStore.open(store.folder)
+    assert victim.read_text() == "precious"
+
+
+def test_edit_and_delete_never_touch_files_outside(store, tmp_path):
+    """Defence in depth: a manifest (or a link) that turns bad after the store was opened is refused at
+    write and delete time too, and the outside files are left alone."""
+    pid = store.add_patch(rgb_patch(0), origin=(0, 0), graph=small_graph())
+    victim = tmp_path / "victim.json"
+    victim.write_text("precious")
+    victim_img = tmp_path / "victim.tif"
+    victim_img.write_text("precious too")
+    store._m["samples"][0]["graph"] = "../victim.json"
+    store._m["samples"][0]["image"] = str(victim_img)
+    with pytest.raises(VesselGraphError, match="outside the project folder"):
+        store.update_graph(pid, small_graph(1.0))
+    with pytest.raises(VesselGraphError, match="outside the project folder"):
+        store.delete_patch(pid)
+    assert victim.read_text() == "precious" and victim_img.read_text() == "precious too"
+
+    # a symlinked graph file created after opening: the write does not follow it
+    store._m["samples"][0]["graph"] = f"graphs/{pid}.json"
+    store._m["samples"][0]["image"] = f"images/{pid}.tif"
+    gpath = store.folder / "graphs" / f"{pid}.json"
+    gpath.unlink()
+    gpath.symlink_to(victim)
+    with pytest.raises(VesselGraphError, match="outside the project folder"):
+        store.update_graph(pid, small_graph(1.0))
+    with pytest.raises(VesselGraphError, match="outside the project folder"):
+        store.delete_patch(pid)
+    assert victim.read_text() == "precious" and victim.exists()

@@ -151,6 +151,9 @@ class AnnotationStore:
         m.setdefault("patch_size", None)
         ids = [s["id"] for s in m["samples"]]
         m["next_id"] = max(int(m.get("next_id") or 1), _next_number(ids))
+        for s in m["samples"]:  # every file the store will read, write or delete lies inside the folder
+            for key in ("image", "graph"):
+                _inside(folder, s[key], key, s["id"])
         for sub in ("images", "graphs"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return cls(folder, m)
@@ -355,13 +358,15 @@ class AnnotationStore:
         """Remove a patch: first from the manifest, then its files."""
         with self._lock:
             entry = copy.deepcopy(self._entry(pid))
+            for key in ("image", "graph"):  # a path leading outside is refused before anything changes
+                self._path(entry, key)
             new = copy.deepcopy(self._m)
             new["samples"] = [s for s in new["samples"] if s["id"] != pid]
             self._commit(new)
             for key in ("image", "graph"):
                 try:
-                    os.unlink(self.folder / entry[key])
-                except OSError:
+                    os.unlink(self._path(entry, key))  # checked again just before the unlink
+                except (OSError, VesselGraphError):
                     pass
 
     # ------------------------------------------------------------ reading
@@ -373,7 +378,7 @@ class AnnotationStore:
         from ..io import load_image
 
         entry = self._entry(pid)
-        img, _ = load_image(self.folder / entry["image"])
+        img, _ = load_image(self._path(entry, "image"))
         img = np.asarray(img)
         if self.channels == 1 and img.ndim == self.ndim + 1 and img.shape[-1] == 1:
             img = img[..., 0]
@@ -383,7 +388,7 @@ class AnnotationStore:
         from ..io import read_graph
 
         entry = self._entry(pid)
-        g = read_graph(self.folder / entry["graph"])
+        g = read_graph(self._path(entry, "graph"))
         if g.ndim != self.ndim:  # an empty graph written as 2D in a 3D store
             g = VesselGraph(np.zeros((0, self.ndim)), scale=self.scale, metadata=g.metadata)
         g.scale = self.scale
@@ -455,6 +460,10 @@ class AnnotationStore:
             e["modified"] = now()
             self._commit(new)
 
+    def _path(self, entry: dict, key: str) -> Path:
+        """The file ``entry[key]`` of a patch, checked (again, just before use) to lie inside the folder."""
+        return _inside(self.folder, entry[key], key, entry.get("id"))
+
     @staticmethod
     def _check_split(split: str) -> None:
         if split not in ("train", "val", "test"):
@@ -463,12 +472,12 @@ class AnnotationStore:
     def _write_image(self, entry: dict, image: np.ndarray) -> None:
         from ..io import save_tiff
 
-        save_tiff(self.folder / entry["image"], image, scale=self.scale, rgb=self.channels > 1)
+        save_tiff(self._path(entry, "image"), image, scale=self.scale, rgb=self.channels > 1)
 
     def _write_graph(self, entry: dict, graph: VesselGraph) -> None:
         from ..io import write_graph
 
-        write_graph(graph, self.folder / entry["graph"])
+        write_graph(graph, self._path(entry, "graph"))
 
     def _commit(self, new_manifest: dict) -> None:
         """Write ``new_manifest`` and adopt it only once it is on disk."""
@@ -490,6 +499,25 @@ def _find(manifest: dict, pid: str) -> dict:
         if s["id"] == pid:
             return s
     raise VesselGraphError(f"no patch {pid!r}")  # pragma: no cover
+
+
+def _inside(folder: Path, rel, what: str, pid) -> Path:
+    """``folder / rel`` when ``rel`` is a relative path that stays inside ``folder``, links followed; otherwise
+    a one-line :class:`VesselGraphError`. A hand-edited (or hostile) manifest must not make the store read,
+    write or delete files elsewhere."""
+    where = f"{Path(folder) / MANIFEST}: patch {pid!r}: {what} path {rel!r}"
+    hint = "paths must be relative and lie inside the folder"
+    if not isinstance(rel, str) or not rel.strip():
+        raise VesselGraphError(f"{where} is not a file name inside the project folder ({hint})")
+    p = Path(rel)
+    if p.is_absolute() or ".." in p.parts:
+        raise VesselGraphError(f"{where} points outside the project folder ({hint})")
+    full = Path(folder) / p
+    root = Path(folder).resolve()
+    real = full.resolve()  # follows links, also of folders on the way (images/, graphs/)
+    if root not in real.parents:
+        raise VesselGraphError(f"{where} leads outside the project folder through a link (to {real}; {hint})")
+    return full
 
 
 def _next_number(ids) -> int:
