@@ -51,6 +51,9 @@ TEST_SEED_BASE = 10_000_000
 class TrainConfig:
     domain: str = "vessel2d-fluo"
     data: str | None = None  # a dataset folder (synth.write_dataset layout) instead of on-the-fly synthesis
+    extra_data: list | str | None = None  # dataset folder(s) mixed into the synthetic stream (e.g. imported real data)
+    extra_p: float = 0.0  # probability that a training patch comes from ``extra_data`` (its train split)
+    init: str | None = None  # start from the weights of this checkpoint (name or path) when not resuming
     out: str = "runs/train"
     seed: int = 0
     model: dict = field(default_factory=dict)  # ModelConfig fields (ndim / in_channels default from domain)
@@ -165,6 +168,26 @@ class PatchSampler:
         self.calls += 1
         if self.cfg.refresh_every and self.calls % self.cfg.refresh_every == 0:
             self.refresh()
+        return [self.patch() for _ in range(n)]
+
+
+class MixedSampler:
+    """Patches from a main sampler, each replaced with probability ``p`` by one from an ``extra`` sampler."""
+
+    def __init__(self, main: PatchSampler, extra: PatchSampler, p: float, rng: np.random.Generator):
+        self.main, self.extra, self.p, self.rng = main, extra, float(p), rng
+
+    @property
+    def used_seeds(self):
+        return self.main.used_seeds
+
+    def patch(self):
+        return self.extra.patch() if self.rng.random() < self.p else self.main.patch()
+
+    def batch(self, n: int):
+        self.main.calls += 1
+        if self.main.cfg.refresh_every and self.main.calls % self.main.cfg.refresh_every == 0:
+            self.main.refresh()
         return [self.patch() for _ in range(n)]
 
 
@@ -386,6 +409,17 @@ def train(
 
     step, best_score, elapsed_before, history = 0, -1.0, 0.0, []
     state_path, best_path = out / "state.safetensors", out / "best.safetensors"
+    if cfg.init and not (cfg.resume and state_path.exists()):
+        from ..checkpoints import load_checkpoint
+
+        init_model, init_meta = load_checkpoint(cfg.init, device="cpu")
+        if init_model.cfg.to_dict() != mcfg.to_dict():
+            raise VesselGraphError(f"init checkpoint {cfg.init!r} has another architecture than this config")
+        model.load_state_dict(init_model.state_dict())
+        if ema is not None:
+            ema.load_state_dict(init_model.state_dict())
+        del init_model
+        log(f"initialised from {cfg.init} ({init_meta.get('domain')})")
     if cfg.resume and state_path.exists():
         tensors, info = load_tensors(state_path)
         if info.get("model") != mcfg.to_dict():
@@ -412,6 +446,20 @@ def train(
     t0 = time.time()
     sampler = PatchSampler(cfg, mcfg, in_meta, rng, samples)
     val_set = validation_set(cfg, mcfg, in_meta, val_samples)
+    if cfg.extra_data and cfg.extra_p > 0:
+        extra_train, extra_val = [], []
+        for folder in [cfg.extra_data] if isinstance(cfg.extra_data, str) else list(cfg.extra_data):
+            tr, va, _ = _read_folder(folder)
+            extra_train += tr
+            extra_val += va
+        if not extra_train:
+            raise VesselGraphError(f"extra_data {cfg.extra_data}: no samples in the train split")
+        if not 0.0 < cfg.extra_p <= 1.0:
+            raise VesselGraphError(f"extra_p must be in (0, 1], got {cfg.extra_p}")
+        sampler = MixedSampler(sampler, PatchSampler(cfg, mcfg, in_meta, rng, extra_train), cfg.extra_p, rng)
+        if extra_val:
+            val_set = val_set + validation_set(cfg, mcfg, in_meta, extra_val)
+        log(f"extra data: {len(extra_train)} training / {len(extra_val)} validation images, p = {cfg.extra_p}")
     stats = node_count_stats(sampler, mcfg, cfg.stats_patches)
     log(f"data: {json.dumps(stats)}; {len(val_set)} validation patches; set-up {time.time() - t0:.1f}s")
     if stats["nodes_p99"] > mcfg.n_queries:

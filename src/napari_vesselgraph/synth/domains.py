@@ -120,6 +120,16 @@ DOMAINS: dict[str, DomainSpec] = {
             illumination=0.1, blur=(1.3, 1.3), noise_gaussian=0.035, noise_speckle=0.03,
             extras={"tree_fraction": 0.12},
         ),
+        DomainSpec(
+            "vessel2d-random", "vessel2d", "random", 2, 3, (256, 256), (1.0, 1.0),
+            "domain-randomised 2D vessels (synth.randomize): either polarity, any colour, texture, blobs, "
+            "illumination, vignetting, field-of-view rims, blur, noise and vessel widths",
+        ),
+        DomainSpec(
+            "vessel3d-random", "vessel3d", "random", 3, 1, DEFAULT_SHAPES["vessel3d"], (1.0, 1.0, 1.0),
+            "domain-randomised 3D vessels (synth.randomize): either polarity, texture, blobs, illumination, "
+            "depth attenuation, anisotropic blur, noise and vessel widths",
+        ),
     ]
 }
 
@@ -305,6 +315,11 @@ def render(geometry: Geometry, domain, seed=None) -> np.ndarray:
         seed = geometry.seed
     if seed is None:
         raise VesselGraphError("render needs a seed when the geometry was made from a Generator")
+    if spec.style == "random":
+        from .randomize import render_random
+
+        rng = as_rng(seed, 1, stable_code(spec.name))
+        return render_random(geometry, rng, spec.channels)[0]
     rng = as_rng(seed, 1, stable_code(spec.name))
     geometry = with_radius_scale(geometry, spec.radius_scale)
     img = _STYLES[spec.style](geometry, spec, rng)
@@ -341,6 +356,12 @@ def make_sample(domain, seed=0, shape=None) -> tuple[np.ndarray, VesselGraph]:
     shape = tuple(int(s) for s in (shape or spec.shape))
     if len(shape) != spec.ndim:
         raise VesselGraphError(f"domain {spec.name!r} is {spec.ndim}D, got shape {shape}")
+    if spec.style == "random":
+        from .randomize import make_random_sample
+
+        if not isinstance(seed, np.random.Generator) and (not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise VesselGraphError(f"seed must be a non-negative int or a numpy Generator, got {seed!r}")
+        return make_random_sample(spec, seed, shape)
     if isinstance(seed, np.random.Generator):
         geom = make_geometry(spec.kind, seed, shape)
         image = render(geom, spec, seed)
