@@ -204,3 +204,70 @@ def test_relation_line_model_round_trip(tmp_path):
     assert len(a["edges"]) > 0
     k = [n for n, (i, j) in enumerate(a["edges"]) if (i, j) == (0, 1)]
     assert k and abs(a["edge_score"][k[0]] - float(ref)) < 1e-5
+
+
+# ------------------------------------------------------------------ crafted metadata
+def _crafted(model, tmp_path, name, **model_cfg):
+    """A checkpoint holding ``model``'s (small) tensors whose metadata claims another architecture."""
+    p = _save(model, tmp_path / "base.safetensors")
+    meta = ck.read_metadata(p)
+    meta["model"] = {**meta["model"], **model_cfg}
+    return ck.save_tensors(tmp_path / name, dict(model.state_dict()), meta, sidecar=False)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"hidden": 1024, "heads": 4, "ffn": 65536},
+        {"query_grid": [4000, 4000]},
+        {"enc_layers": 100000},
+        {"hidden": -4},
+        {"heads": 0},
+        {"hidden": 1e6},
+        {"hidden": "32"},
+    ],
+    ids=["widths", "queries", "layers", "negative", "zero_heads", "float", "text"],
+)
+def test_crafted_architecture_refused_before_allocating(model, tmp_path, cfg, monkeypatch):
+    p = _crafted(model, tmp_path, "evil.safetensors", **cfg)
+    from napari_vesselgraph.model import network
+
+    def no_model(*a, **k):
+        raise AssertionError("the model must not be built from a bad config")
+
+    monkeypatch.setattr(network.Relationformer, "__init__", no_model)
+    with pytest.raises(VesselGraphError, match="invalid architecture config") as err:
+        ck.load_checkpoint(p)
+    assert "\n" not in str(err.value)
+
+
+def test_shapes_checked_against_the_header_before_loading(model, tmp_path, monkeypatch):
+    """Weights that do not fit the architecture are refused from the header alone: no tensor is read and no
+    real model is allocated."""
+    p = _crafted(model, tmp_path, "other.safetensors", hidden=64, heads=2)
+    import safetensors.torch
+
+    def no_read(*a, **k):
+        raise AssertionError("tensors must not be read before the shapes are checked")
+
+    monkeypatch.setattr(safetensors.torch, "load_file", no_read)
+    with pytest.raises(VesselGraphError, match="do not match") as err:
+        ck.load_checkpoint(p)
+    assert "\n" not in str(err.value) and "shape mismatch" in str(err.value)
+
+
+def test_crafted_translator_refused(model, tmp_path):
+    p = _save(model, tmp_path / "base.safetensors")
+    meta = ck.read_metadata(p)
+    meta["adaptation"] = {"method": "translation"}
+    for bad in (
+        {"ndim": 2, "channels": 1, "features": 100000, "blocks": 3},
+        {"ndim": 2, "channels": 1, "features": 16, "blocks": 10**6, "arch": "unet"},
+        {"ndim": 3, "channels": 1, "features": 16, "blocks": 3},
+        {"ndim": 2, "channels": "x", "features": 16, "blocks": 3},
+    ):
+        meta["translator"] = bad
+        q = ck.save_tensors(tmp_path / "t.safetensors", dict(model.state_dict()), meta, sidecar=False)
+        with pytest.raises(VesselGraphError, match="translator") as err:
+            ck.load_checkpoint(q)
+        assert "\n" not in str(err.value)

@@ -180,7 +180,16 @@ class PatchDiscriminator(nn.Module):
 
 def build_translator(config: dict) -> Translator:
     """A translator from ``meta["translator"]`` (``ndim``, ``channels``, ``features``, ``blocks``, ``residual``,
-    ``arch``)."""
+    ``arch``). The dict may come from a checkpoint file, so its sizes are bounded before anything is built."""
+    if not isinstance(config, dict):
+        raise VesselGraphError(f"invalid translator config {config!r}: not an object")
+    bounds = {"ndim": (2, 3), "channels": (1, 4), "features": (1, 256), "blocks": (0, 16)}
+    for key, (lo, hi) in bounds.items():
+        v = config.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise VesselGraphError(
+                f"invalid translator config: {key} must be a whole number from {lo} to {hi}, got {v!r}"
+            )
     try:
         return Translator(
             **{k: config[k] for k in ("ndim", "channels", "features", "blocks")},

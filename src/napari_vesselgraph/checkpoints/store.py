@@ -8,6 +8,7 @@ Reading the metadata needs no torch (the safetensors header is parsed here), so 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -110,7 +111,10 @@ def read_header(path: str | Path) -> dict[str, Any]:
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The checkpoint's metadata (from inside the safetensors file; no torch needed)."""
-    header = read_header(path)
+    return _metadata(path, read_header(path))
+
+
+def _metadata(path, header: dict) -> dict[str, Any]:
     raw = (header.get("__metadata__") or {}).get(META_KEY)
     if raw is None:
         raise VesselGraphError(f"{path}: a safetensors file without napari-vesselgraph metadata (not a checkpoint)")
@@ -229,37 +233,53 @@ def load_checkpoint(name_or_path, device="cpu"):
     from ..model.network import Relationformer
 
     path = resolve(name_or_path)
-    tensors, meta = load_tensors(path, device="cpu")
-    check_metadata(meta, str(path))
+    # Everything in the file is untrusted: the metadata is checked, the architecture it describes is bounded
+    # (ModelConfig) and built on the "meta" device (no memory), and the tensor names and shapes in the header are
+    # compared with it before a single tensor is read or the real model is allocated.
+    header = read_header(path)
+    meta = _metadata(path, header)
+    try:
+        check_metadata(meta, str(path))
+    except VesselGraphError:
+        raise
+    except (TypeError, ValueError, AttributeError) as e:  # e.g. "ndim": "two" in a hand-made file
+        raise VesselGraphError(f"{path}: invalid checkpoint metadata ({e})") from None
     try:
         cfg = ModelConfig.from_dict(meta["model"])
     except (TypeError, VesselGraphError) as e:
         raise VesselGraphError(f"{path}: invalid architecture config: {e}") from None
-    model = Relationformer(cfg)
     translator = meta.get("translator")
     if (meta.get("adaptation") or {}).get("method") == "translation" or translator:
         if not isinstance(translator, dict):
             raise VesselGraphError(f"{path}: a translation-adapted checkpoint without its translator config")
         from ..adapt.translate import attach_translator, build_translator
 
-        attach_translator(model, build_translator(translator))  # runs on every patch before the model
+        if (
+            translator.get("ndim", cfg.ndim) != cfg.ndim
+            or translator.get("channels", cfg.in_channels) != cfg.in_channels
+        ):
+            raise VesselGraphError(
+                f"{path}: invalid translator config: it is for {translator.get('ndim')}D, "
+                f"{translator.get('channels')} channel(s) but the model is {cfg.ndim}D, {cfg.in_channels} channel(s)"
+            )
+
+    def build(device=None):
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            m = Relationformer(cfg)
+            if translator is not None:
+                try:
+                    attach_translator(m, build_translator(translator))  # runs on every patch before the model
+                except VesselGraphError as e:
+                    raise VesselGraphError(f"{path}: {e}") from None
+        return m
+
+    expected = {k: tuple(v.shape) for k, v in build("meta").state_dict().items()}
+    in_file = {k: tuple(int(n) for n in info["shape"]) for k, info in header.items() if k != "__metadata__"}
+    _check_shapes(path, in_file, expected)
+    tensors, _ = load_tensors(path, device="cpu")
+    model = build()
     own = model.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    unexpected = sorted(set(tensors) - set(own))
-    bad = [
-        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in tensors and tensors[k].shape != own[k].shape
-    ]
-    if missing or unexpected or bad:
-        parts = []
-        if missing:
-            parts.append(f"missing weights {missing[:5]}{'…' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected weights {unexpected[:5]}{'…' if len(unexpected) > 5 else ''}")
-        if bad:
-            parts.append(f"shape mismatch {bad[:3]}{'…' if len(bad) > 3 else ''}")
-        raise VesselGraphError(f"{path}: weights do not match the architecture in its metadata: " + "; ".join(parts))
+    _check_shapes(path, {k: tuple(v.shape) for k, v in tensors.items()}, {k: tuple(v.shape) for k, v in own.items()})
     for k, v in tensors.items():
         if v.dtype != own[k].dtype and v.is_floating_point():
             tensors[k] = v.to(own[k].dtype)
@@ -269,6 +289,22 @@ def load_checkpoint(name_or_path, device="cpu"):
     model.to(device).eval()
     meta["path"] = str(path)
     return model, meta
+
+
+def _check_shapes(path, tensors: dict[str, tuple], own: dict[str, tuple]) -> None:
+    """One line naming what differs between the tensors of a file and those the architecture needs."""
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    bad = [f"{k}: file {tensors[k]} vs model {own[k]}" for k in own if k in tensors and tensors[k] != own[k]]
+    if missing or unexpected or bad:
+        parts = []
+        if missing:
+            parts.append(f"missing weights {missing[:5]}{'…' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected weights {unexpected[:5]}{'…' if len(unexpected) > 5 else ''}")
+        if bad:
+            parts.append(f"shape mismatch {bad[:3]}{'…' if len(bad) > 3 else ''}")
+        raise VesselGraphError(f"{path}: weights do not match the architecture in its metadata: " + "; ".join(parts))
 
 
 # ------------------------------------------------------------------ registry
