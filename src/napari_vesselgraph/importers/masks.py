@@ -60,6 +60,30 @@ def _sample(arr: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return arr[tuple(idx.T)]
 
 
+def _boundary_distance(mask: np.ndarray, pts: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """Distance from each point to the mask's outline, with the outline taken halfway between a vessel
+    pixel and its background neighbour (so a vessel drawn ``w`` pixels wide has radius ``w / 2`` on its
+    centre line, for odd and even ``w``). The image border is not an outline: vessels go on beyond it.
+    Distances in pixels of the last axis (``rel``: pixel size per axis relative to the last)."""
+    from scipy.spatial import cKDTree
+
+    if len(pts) == 0:
+        return np.zeros(0)
+    out = []
+    for ax in range(mask.ndim):
+        lo = [slice(None)] * mask.ndim
+        hi = [slice(None)] * mask.ndim
+        lo[ax], hi[ax] = slice(None, -1), slice(1, None)
+        where = np.argwhere(mask[tuple(lo)] != mask[tuple(hi)]).astype(float)
+        where[:, ax] += 0.5
+        out.append(where)
+    edge = np.concatenate(out)
+    if len(edge) == 0:
+        return np.full(len(pts), float(max(mask.shape)))
+    d, _ = cKDTree(edge * rel).query(np.asarray(pts, float) * rel)
+    return d
+
+
 def mask_to_graph(
     mask,
     scale=None,
@@ -109,7 +133,6 @@ def mask_to_graph(
     from scipy import ndimage as ndi
     from skimage.morphology import skeletonize
 
-    from ..baseline.pipeline import _extend_ends
     from ..baseline.skeleton import merge_close_junctions, pixel_graph, prune, segment_graph, to_node_edge_graph
     from ..graph.core import VesselGraph
 
@@ -152,20 +175,105 @@ def mask_to_graph(
         prune(sg, 1.0, lambda p: 1.5 * radius_at(p), min_loop_length)
     else:
         prune(sg, float(prune_length), lambda p: 0.0, min_loop_length)
+    _centre_paths(sg, edt)
     if extend_ends:
-        _extend_ends(sg, edt, np.array(m.shape), "radius")
+        _straighten_ends(sg, m, edt)
     nodes, edges, _, _ = to_node_edge_graph(sg, _MAX_EDGE_FACTOR * spacing, float(simplify_tol))
-    rad = _sample(edt, nodes).astype(float) if len(nodes) else np.zeros(0)
-    off = rad <= 0
-    if off.any() and len(coords):
-        from scipy.spatial import cKDTree
-
-        _, nn = cKDTree(coords).query(nodes[off])
-        rad[off] = edt[tuple(coords[nn].T)]
-    # the distance transform counts to the centre of the first background pixel: the outline is half a
-    # pixel closer, so a vessel drawn 2w + 1 pixels wide gets radius w + 0.5
-    rad = np.maximum(rad - 0.5, 0.5)
+    rad = np.maximum(_boundary_distance(m, nodes, rel), 0.5)
     return VesselGraph(nodes, edges, {"radius": rad}, {}, scale_t, meta)
+
+
+def _normals(t: np.ndarray) -> list[np.ndarray]:
+    """Unit vectors perpendicular to the unit tangents ``t`` (N, D): one in 2D, two in 3D."""
+    if t.shape[1] == 2:
+        return [np.stack([t[:, 1], -t[:, 0]], 1)]
+    e = np.zeros_like(t)
+    e[np.arange(len(t)), np.abs(t).argmin(1)] = 1.0  # the axis least along the tangent
+    u = np.cross(t, e)
+    u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
+    return [u, np.cross(t, u)]
+
+
+def _centre_paths(sg, edt: np.ndarray) -> None:
+    """Move path pixels across the vessel, by at most half a pixel, onto the distance transform's ridge.
+
+    A skeleton of a vessel an even number of pixels wide runs along one of the two middle rows, half a
+    pixel off the centre; a parabola through the distance transform at -1, 0, +1 pixel across the path
+    finds the ridge between them.
+    """
+    from scipy.ndimage import map_coordinates
+
+    live = [s for s in sg.live() if len(sg.seg_path[s]) > 0]
+    if not live:
+        return
+    fulls = [sg.full_path(s) for s in live]
+    P = np.concatenate([f[1:-1] for f in fulls])
+    t = np.concatenate([f[2:] - f[:-2] for f in fulls])
+    t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    for nrm in _normals(t):
+        f = [map_coordinates(edt, (P + k * nrm).T, order=1, mode="nearest") for k in (-1, 0, 1)]
+        curv = f[0] - 2 * f[1] + f[2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.where(curv < 0, (f[0] - f[2]) / (2 * curv), 0.0)
+        P = P + np.clip(np.nan_to_num(d), -0.5, 0.5)[:, None] * nrm
+    o = 0
+    for s, full in zip(live, fulls):
+        k = len(full) - 2
+        sg.seg_path[s] = P[o : o + k]
+        sg.seg_inner[s] = float(np.sqrt((np.diff(P[o : o + k], axis=0) ** 2).sum(axis=1)).sum())
+        o += k
+
+
+def _straighten_ends(sg, mask: np.ndarray, edt: np.ndarray) -> None:
+    """Redraw the last stretch of every free end along the vessel's direction, out to the vessel's end.
+
+    A skeleton stops about one radius short of a vessel's end and often bends towards a corner there
+    (the skeleton of a square end forks to both corners; pruning keeps one). The last ``ceil(R)`` pixels
+    of the path (``R``: the largest radius near the end) are dropped, the direction of the next stretch
+    is extended, and the end point is put on the last pixel inside the mask along it.
+    """
+    shape = np.array(mask.shape)
+    inc = sg.incidence()
+    for v, segs in enumerate(inc):
+        if len(segs) != 1 or sg.junction[v]:
+            continue
+        s = segs[0]
+        if sg.seg_a[s] == sg.seg_b[s]:
+            continue
+        at_a = sg.seg_a[s] == v
+        full = sg.full_path(s)
+        if not at_a:
+            full = full[::-1]
+        n = len(full)
+        near = full[: min(n, 15)]
+        R = float(_sample(edt, near).max())
+        t = max(int(np.ceil(R)), 1)
+        k = max(3, int(np.ceil(R)))
+        if n < t + k + 2:
+            continue
+        other = sg.seg_b[s] if at_a else sg.seg_a[s]
+        if len(inc[other]) == 1 and n < 2 * (t + k + 2):
+            continue  # a short isolated piece: both ends would be redrawn from the same stretch
+        anchor, back = full[t], full[t + k]
+        direction = anchor - back
+        nrm = float(np.linalg.norm(direction))
+        if nrm <= 0:
+            continue
+        direction /= nrm
+        step, q = 0.5, anchor.copy()
+        for _ in range(int(4 * (R + 2) / step)):
+            nxt = q + step * direction
+            idx = np.rint(nxt).astype(np.int64)
+            if np.any(idx < 0) or np.any(idx >= shape) or not mask[tuple(idx)]:
+                break
+            q = nxt
+        gap = float(np.linalg.norm(q - anchor))
+        fill = anchor[None] + (q - anchor)[None] * np.linspace(1, 0, max(int(gap), 0) + 2)[1:-1, None]
+        new_path = np.vstack([fill, full[t:-1]])  # from just after the new end to just before the other node
+        sg.pos[v] = q
+        interior = new_path if at_a else new_path[::-1]
+        sg.seg_path[s] = interior
+        sg.seg_inner[s] = float(np.sqrt((np.diff(interior, axis=0) ** 2).sum(axis=1)).sum()) if len(interior) > 1 else 0.0
 
 
 # --------------------------------------------------------------------------- folders of files
