@@ -141,3 +141,27 @@ def test_ema_update_is_a_moving_average():
     w0, w1 = a.weight.detach().clone(), b.weight.detach().clone()
     T._ema_update(a, b, 0.75)
     torch.testing.assert_close(a.weight.detach(), 0.75 * w0 + 0.25 * w1)
+
+
+def test_extra_data_is_mixed_in_and_init_loads_weights(tmp_path):
+    from napari_vesselgraph.synth import write_dataset
+
+    extra = tmp_path / "extra"
+    write_dataset(extra, "vessel2d-fundus", 3, seed=0, split="train:2,val:1", shape=(64, 64))
+    first = T.train(_cfg(tmp_path, out=str(tmp_path / "a"), max_steps=2), log=lambda s: None)
+    logs = []
+    cfg = _cfg(tmp_path, out=str(tmp_path / "b"), max_steps=1, extra_data=[str(extra)], extra_p=1.0,
+               init=str(first), lr=0.0, input={"method": "local"})
+    T.train(cfg, log=logs.append)
+    assert any("extra data: 2 training / 1 validation images" in s for s in logs)
+    assert any("initialised from" in s for s in logs)
+    # the mixed sampler draws from the extra images only when p = 1 (fundus images are RGB, 64x64)
+    mcfg = T.ModelConfig.from_dict({"ndim": 2, "in_channels": 1, **TINY})
+    c = T.TrainConfig.from_dict(cfg)
+    rng = np.random.default_rng(0)
+    tr, _, _ = T._read_folder(str(extra))
+    meta = T.make_input_meta(2, 1, method="local")
+    mixed = T.MixedSampler(T.PatchSampler(c, mcfg, meta, rng), T.PatchSampler(c, mcfg, meta, rng, tr), 1.0, rng)
+    assert len(mixed.batch(3)) == 3
+    with pytest.raises(Exception, match="extra_p"):
+        T.train(_cfg(tmp_path, out=str(tmp_path / "c"), extra_data=[str(extra)], extra_p=1.5), log=lambda s: None)

@@ -161,7 +161,9 @@ def local_contrast(x: np.ndarray, meta: dict[str, Any] | None = None) -> np.ndar
 
     ``(x - local mean) / sqrt(local variance + (floor * typical std)^2)``, both over a Gaussian window of
     ``sigma`` px (default 12: wider than the widest vessels the models know), mapped by ``0.5 + z * gain``
-    (gain 0.125) and clipped. Illumination, vignetting and colour casts go; so does the dark surround of a
+    (gain 0.125) and clipped. The typical std is the median (``floor_stat="median"``) or the mean
+    (``"mean"``: sparse images, e.g. neurons on black, whose median local std is the noise) of the local
+    std, at least ``min_std``. Illumination, vignetting and colour casts go; so does the dark surround of a
     fundus photo (detected, left out of the local statistics and set to 0.5), whose rim would otherwise
     look like a vessel. Vessels keep their polarity (the models are trained on both).
     """
@@ -188,7 +190,9 @@ def local_contrast(x: np.ndarray, meta: dict[str, Any] | None = None) -> np.ndar
         d = (x - mean) * w
         var = _smooth(d * d, sigma) / ws
     inside = var if fov is None else var[fov]
-    typical = float(np.sqrt(np.median(inside))) if inside.size else 0.0
+    stat = np.mean if m.get("floor_stat", "median") == "mean" else np.median
+    typical = float(np.sqrt(stat(inside))) if inside.size else 0.0
+    typical = max(typical, float(m.get("min_std", 0.0)))
     z = d / np.sqrt(var + (floor * typical) ** 2 + 1e-8)
     out = 0.5 + gain * z
     if fov is not None:

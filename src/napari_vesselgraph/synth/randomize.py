@@ -39,7 +39,7 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
 def random_params(kind: str, rng: np.random.Generator):
     """Vessel-grower parameters with a random radius scale and density."""
     base = VESSEL2D if kind == "vessel2d" else VESSEL3D
-    s = _log_uniform(rng, 0.55, 1.9)
+    s = _log_uniform(rng, 0.55, 1.9) if kind == "vessel2d" else _log_uniform(rng, 0.4, 1.6)
     density = base.density * _log_uniform(rng, 0.45, 1.5) / max(s, 0.8)
     return replace(
         base,
@@ -104,7 +104,7 @@ def render_random(geometry, rng: np.random.Generator, channels: int = 1) -> tupl
         back += _blobs(shape, rng, int(rng.poisson(0.002 * float(np.prod(shape[-2:])))), big=False)
     back = np.clip(back, 0.05, None)
 
-    dark = rng.random() < 0.5
+    dark = rng.random() < (0.5 if nd == 2 else 0.2)  # 3D stacks are mostly fluorescence
     n_ch = 3 if channels == 3 else 1
     grey = n_ch == 1 or rng.random() < 0.3
     if grey:
@@ -158,6 +158,21 @@ def render_random(geometry, rng: np.random.Generator, channels: int = 1) -> tupl
     return img, fov
 
 
+def _squash_z(img: np.ndarray, g: VesselGraph, depth: int, factor: float) -> tuple[np.ndarray, VesselGraph]:
+    """Resample an isotropic volume to ``depth`` slices ``factor`` pixels apart (slab average); graph z scaled."""
+    from scipy import ndimage as ndi
+
+    img = ndi.gaussian_filter1d(img, max(factor / 2.5, 0.5), axis=0, mode="nearest", truncate=3.0)
+    z = (np.arange(depth, dtype=np.float32) + 0.5) * factor - 0.5
+    coords = np.meshgrid(z, np.arange(img.shape[1]), np.arange(img.shape[2]), indexing="ij", sparse=True)
+    out = ndi.map_coordinates(img, np.broadcast_arrays(*coords), order=1, mode="nearest").astype(np.float32)
+    nodes = g.nodes.copy()
+    nodes[:, 0] = (nodes[:, 0] + 0.5) / factor - 0.5
+    g = VesselGraph(nodes, g.edges, g.node_attrs, g.edge_attrs, g.scale, g.metadata)
+    inside = (nodes[:, 0] >= -0.5) & (nodes[:, 0] <= depth - 0.5)
+    return out, g.subgraph(inside)
+
+
 def make_random_sample(spec, seed, shape=None) -> tuple[np.ndarray, VesselGraph]:
     """One domain-randomised ``(image, graph)`` of the random domain ``spec`` (a ``DomainSpec``)."""
     shape = tuple(int(s) for s in (shape or spec.shape))
@@ -170,9 +185,16 @@ def make_random_sample(spec, seed, shape=None) -> tuple[np.ndarray, VesselGraph]
         geom_seed = int(seed)
         seed_value = int(seed)
     params, s = random_params(spec.kind, prng)
-    geom = make_geometry(spec.kind, geom_seed, shape, params=params)
+    aniso = 1.0
+    gshape = shape
+    if len(shape) == 3 and prng.random() < 0.65:  # anisotropic voxels: z steps 1.5-5x the x/y pixel size
+        aniso = float(prng.uniform(1.5, 5.0))
+        gshape = (int(round(shape[0] * aniso)),) + shape[1:]
+    geom = make_geometry(spec.kind, geom_seed, gshape, params=params)
     img, fov = render_random(geom, prng, spec.channels)
     g = geom.graph.copy()
+    if aniso != 1.0:
+        img, g = _squash_z(img, g, shape[0], aniso)
     if fov is not None and g.n_nodes:
         idx = np.clip(np.rint(g.nodes).astype(int), 0, np.asarray(shape) - 1)
         g = g.subgraph(fov[tuple(idx.T)] > 0.5).remove_isolated()
@@ -186,6 +208,7 @@ def make_random_sample(spec, seed, shape=None) -> tuple[np.ndarray, VesselGraph]
             "seed": seed_value,
             "shape": list(shape),
             "radius_scale": s,
+            "z_anisotropy": aniso,
         }
     )
     return img, g
