@@ -10,5 +10,6 @@ Nothing heavy is imported at module level.
 """
 
 from .masks import import_masks, mask_to_graph
+from .swc import import_swc, read_swc_graph
 
-__all__ = ["import_masks", "mask_to_graph"]
+__all__ = ["import_masks", "import_swc", "mask_to_graph", "read_swc_graph"]
