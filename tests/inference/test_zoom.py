@@ -1,0 +1,48 @@
+"""predict(zoom=...): resample the image so structures have the width the model knows, graph mapped back."""
+
+import numpy as np
+import pytest
+
+from napari_vesselgraph.errors import VesselGraphError
+from napari_vesselgraph.graph import VesselGraph
+from napari_vesselgraph.inference import predict
+
+
+def _line_image(width=400, half=6.0):
+    yy, xx = np.mgrid[:width, :width].astype(np.float32)
+    img = np.clip(half + 0.5 - np.abs(yy - 200.0), 0, 1) * (xx > 40) * (xx < 360)
+    return img.astype(np.float32)
+
+
+def test_zoom_maps_the_graph_back_to_original_pixels():
+    img = _line_image()
+    g = predict(img, method="skeleton", zoom=0.5, scale=(2.0, 2.0))
+    assert g.metadata["zoom_factor"] == [0.5, 0.5]
+    assert g.scale == (2.0, 2.0)
+    assert g.n_nodes >= 2
+    # nodes on the line y = 200, spanning most of it, in full-resolution pixels
+    inner = (g.nodes[:, 1] > 80) & (g.nodes[:, 1] < 320)
+    assert inner.sum() >= 3 and np.all(np.abs(g.nodes[inner, 0] - 200) < 2.5)
+    assert g.nodes[:, 1].max() - g.nodes[:, 1].min() > 250
+
+
+def test_zoom_with_region_keeps_full_image_coordinates():
+    img = _line_image()
+    g = predict(img, method="skeleton", zoom=0.5, region=(slice(150, 250), slice(0, 400)))
+    inner = (g.nodes[:, 1] > 80) & (g.nodes[:, 1] < 320)
+    assert inner.sum() >= 3 and np.all(np.abs(g.nodes[inner, 0] - 200) < 2.5)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 20, float("nan"), (1.0, 1.0, 1.0)])
+def test_bad_zoom_is_one_clear_error(bad):
+    with pytest.raises(VesselGraphError, match="zoom"):
+        predict(_line_image(), method="skeleton", zoom=bad)
+
+
+def test_zoom_radius_is_in_original_pixels():
+    img = _line_image(half=8.0)
+    g = predict(img, method="skeleton", zoom=0.5)
+    if "radius" in g.node_attrs:
+        inner = (g.nodes[:, 1] > 100) & (g.nodes[:, 1] < 300)
+        assert abs(float(np.median(g.node_attrs["radius"][inner])) - 8.0) < 2.5
+    assert isinstance(g, VesselGraph)
