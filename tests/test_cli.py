@@ -104,3 +104,80 @@ def test_unknown_checkpoint_is_one_line_error(tmp_path, capsys):
     assert main(["predict", str(img), "-o", str(tmp_path / "o.json"), "--checkpoint", "no-such-model"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("vesselgraph: error:") and "no-such-model" in err
+
+
+# --------------------------------------------------------------------------- outputs checked before the work
+@pytest.fixture
+def no_work(monkeypatch):
+    """Make the expensive step fail loudly: the output must be refused before it runs."""
+    from napari_vesselgraph import inference, synth
+
+    def boom(*a, **k):
+        raise AssertionError("the work ran although its output cannot be written")
+
+    monkeypatch.setattr(inference, "predict", boom)
+    monkeypatch.setattr(synth, "write_dataset", boom)
+
+
+def _bad_outputs(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    return {
+        "suffix": tmp_path / "out.txt",
+        "no_folder": tmp_path / "nonexistent" / "dir" / "x.graphml",
+        "parent_is_file": tmp_path / "afile" / "x.graphml",
+        "long_name": tmp_path / ("n" * 242 + ".graphml"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["suffix", "no_folder", "parent_is_file", "long_name"])
+def test_predict_refuses_an_unwritable_output_before_predicting(tmp_path, kind, no_work, capsys):
+    img = tmp_path / "img.npy"
+    np.save(img, np.zeros((32, 32), np.float32))
+    out = _bad_outputs(tmp_path)[kind]
+    assert main(["predict", str(img), "-o", str(out), "--method", "skeleton"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vesselgraph: error:") and "\n" not in err
+
+
+def test_predict_refuses_a_read_only_folder(tmp_path, no_work, monkeypatch, capsys):
+    import os
+
+    real = os.access
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    monkeypatch.setattr(os, "access", lambda p, m, *a, **k: False if os.fspath(p) == str(ro) else real(p, m))
+    img = tmp_path / "img.npy"
+    np.save(img, np.zeros((32, 32), np.float32))
+    assert main(["predict", str(img), "-o", str(ro / "x.json"), "--method", "skeleton"]) == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_convert_checks_the_output_first(graph_file, tmp_path, capsys):
+    _, path = graph_file
+    assert main(["convert", str(path), str(_bad_outputs(tmp_path)["no_folder"])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not exist" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("command", ["synth", "demo"])
+def test_synth_and_demo_refuse_an_unwritable_folder(tmp_path, command, no_work, monkeypatch, capsys):
+    from napari_vesselgraph import demo
+
+    monkeypatch.setattr(demo, "load_sample", lambda *a, **k: pytest.fail("demo ran"), raising=False)
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "sub"
+    argv = ["synth", "--domain", "vessel2d-fluo", "-n", "1", "-o", str(out)] if command == "synth" else [
+        "demo", "-o", str(out), "--method", "skeleton"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vesselgraph: error:") and "not a folder" in err and "\n" not in err
+
+
+def test_train_refuses_an_unwritable_run_folder_before_training(tmp_path, capsys, monkeypatch):
+    from napari_vesselgraph.model import train
+
+    monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("training started"))
+    (tmp_path / "afile").write_text("x")
+    rc = main(["train", "--domain", "vessel2d-fluo", "-o", str(tmp_path / "afile" / "run"), "--max-steps", "1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "not a folder" in err and "\n" not in err

@@ -42,8 +42,9 @@ class TextProgress:
 # --------------------------------------------------------------------------- commands
 def _cmd_predict(args) -> int:
     from .inference import predict
-    from .io import write_graph
+    from .io import check_graph_output, write_graph
 
+    check_graph_output(args.output)  # a bad -o is refused before the prediction, not after it
     # the path goes to predict as it is: Zarr/OME-Zarr (and large TIFFs) are read lazily, tile by tile, and
     # dask workers open the file themselves; the file's voxel size is the default scale
     distributed = {}
@@ -52,6 +53,8 @@ def _cmd_predict(args) -> int:
             raise VesselGraphError("--scheduler / --dask-workers run the model; the skeleton method runs in-process")
         distributed = {"scheduler": args.scheduler or None, "dask_workers": args.dask_workers}
     extra = {"tile_size": args.tile_size} if args.tile_size and args.method == "model" else {}
+    if getattr(args, "zoom", None) is not None:
+        extra["zoom"] = args.zoom[0] if len(args.zoom) == 1 else tuple(args.zoom)
     graph = predict(
         args.image,
         checkpoint=args.checkpoint,
@@ -158,8 +161,9 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_convert(args) -> int:
-    from .io import read_graph, write_graph
+    from .io import check_graph_output, read_graph, write_graph
 
+    check_graph_output(args.output)
     g = read_graph(args.input)
     paths = write_graph(g, args.output)
     print(f"{g.n_nodes} nodes, {g.n_edges} edges -> {', '.join(paths)}")
@@ -167,16 +171,40 @@ def _cmd_convert(args) -> int:
 
 
 def _cmd_synth(args) -> int:
+    from .io import check_writable
     from .synth import write_dataset
 
+    check_writable(args.output, folder=True)
     out = write_dataset(args.output, args.domain, args.n, seed=args.seed, split=args.split)
     print(f"wrote {args.n} {args.domain} samples to {out}")
     return 0
 
 
+def _train_output(rest: list[str]) -> str | None:
+    """The run folder ``vesselgraph train`` would write to (``-o`` or the config's ``out``), or None when the
+    arguments are wrong: train itself reports that."""
+    import contextlib
+    import io
+
+    from .model.train import build_parser, config_from_args
+
+    if any(a in ("-h", "--help") for a in rest):
+        return None
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            ns = build_parser().parse_args(rest)
+            return str(config_from_args(ns, rest).out)
+    except (SystemExit, VesselGraphError, TypeError, ValueError):
+        return None
+
+
 def _cmd_train(args, rest) -> int:
+    from .io import check_writable
     from .model.train import main as train_main
 
+    out = _train_output(rest)
+    if out is not None:
+        check_writable(out, folder=True)  # before hours of training, not after
     return int(train_main(rest) or 0)
 
 
@@ -221,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--channel", type=int, default=None, help="channel of a multichannel image to use")
     pr.add_argument("--scale", type=float, nargs="+", default=None, help="pixel size per axis (overrides file)")
     pr.add_argument("--batch-size", type=int, default=8, help="patches per model call")
+    pr.add_argument("--zoom", type=float, nargs="+", default=None,
+                    help="resample the image by this factor first (e.g. 0.25 for roads 25 px wide); graph in "
+                         "the image's own pixels")  # fmt: skip
     pr.add_argument(
         "--tile-size", type=int, default=None, help="pixels per axis read at once / per cluster task (default 1024 2D, 192 3D)"
     )

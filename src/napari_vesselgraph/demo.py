@@ -66,10 +66,11 @@ def render_overlay(image, graph, path, title: str = "", max_size: int = 1400) ->
 
 def run_demo(output, sample=None, method=None, device="auto", progress=None) -> dict:
     from .inference import predict
-    from .io import write_graph
+    from .io import check_writable, write_graph
     from .samples import load_sample
 
     out = Path(output)
+    check_writable(out, folder=True)
     out.mkdir(parents=True, exist_ok=True)
     bundled = _bundled_default()
     if method is None:

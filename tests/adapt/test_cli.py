@@ -131,3 +131,40 @@ def test_checkpoints_command_shows_adaptation(tiny_checkpoint, fundus_folder, ho
     mine = [s for s in lines if "tiny-fluo-finetune-fundus-k1" in s]
     assert len(mine) == 1 and "adaptation=finetune -> vessel2d-fundus  user" in mine[0]
     assert any("vessel2d-fluo" in s and "adaptation=none  bundled" in s for s in lines)
+
+
+def _argv(ckpt, target, out):
+    return ["--method", "finetune", "--checkpoint", str(ckpt), "--target", str(target), "--shots", "2",
+            "--steps", "2", "--batch-size", "2", "--device", "cpu", "-q", "-o", str(out)]  # fmt: skip
+
+
+def test_unwritable_output_refused_before_the_run(tiny_checkpoint, fundus_folder, tmp_path, capsys, monkeypatch):
+    from napari_vesselgraph.adapt import loop
+
+    monkeypatch.setattr(loop, "run", lambda *a, **k: pytest.fail("the run started"))
+    (tmp_path / "afile").write_text("x")
+    assert main(_argv(tiny_checkpoint, fundus_folder, tmp_path / "afile" / "out.safetensors")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a folder" in err
+
+
+def test_final_write_failing_rescues_the_weights(tiny_checkpoint, fundus_folder, tmp_path, home, capsys, monkeypatch):
+    from napari_vesselgraph.checkpoints import load_checkpoint, store
+
+    out = tmp_path / "out.safetensors"
+    real = store._atomic_write_bytes
+
+    def disk_full(path, data):
+        if path == out:
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(store, "_atomic_write_bytes", disk_full)
+    assert main(_argv(tiny_checkpoint, fundus_folder, out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    err = err[err.index("vesselgraph adapt: error:"):]  # after the progress bar
+    assert "No space left" in err and "saved to" in err
+    rescued = list((home / "rescued").glob("*.safetensors"))
+    assert len(rescued) == 1 and str(rescued[0]) in err
+    _, meta = load_checkpoint(rescued[0])
+    assert meta["adaptation"]["method"] == "finetune"

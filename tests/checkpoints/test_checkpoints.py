@@ -271,3 +271,19 @@ def test_crafted_translator_refused(model, tmp_path):
         with pytest.raises(VesselGraphError, match="translator") as err:
             ck.load_checkpoint(q)
         assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------ weights are never lost to a failed write
+def test_failed_checkpoint_write_rescues_the_weights(model, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    target = tmp_path / "afile" / "run" / "best.safetensors"  # its folder cannot be made
+    with pytest.raises(VesselGraphError, match="saved to") as err:
+        _save(model, target)
+    msg = str(err.value)
+    assert "\n" not in msg and str(target) in msg
+    rescued = ck.rescue_dir() / msg.split("saved to ")[1].split(" instead")[0].split("/")[-1]
+    assert rescued.is_file() and str(rescued) in msg
+    again, meta = ck.load_checkpoint(rescued)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k])
+    assert meta["domain"] == "vessel2d-fluo"

@@ -53,6 +53,9 @@ def adapt(
     model, meta = load_checkpoint(cfg.checkpoint, device="cpu")
     data = load_target(cfg, model.cfg.ndim, log=log)
     out = loop.output_path(cfg, meta, data)
+    from ..io import check_writable
+
+    check_writable(out, suffixes=(".safetensors",), parents=True)  # before the run, not after it
     try:
         runner = translate.run if cfg.method == "translation" else loop.run
         path = runner(cfg, model, meta, data, out, device, progress=progress, cancel=cancel, log=log)

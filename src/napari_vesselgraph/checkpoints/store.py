@@ -135,10 +135,46 @@ def save_tensors(path: str | Path, tensors: dict, meta: dict[str, Any], sidecar:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     text = to_json(meta)
     data = save(tensors, metadata={META_KEY: text})
-    _atomic_write_bytes(path, data)
+    try:
+        _atomic_write_bytes(path, data)
+    except OSError as e:  # a full disk or a folder gone at the end of a long run: keep the weights somewhere
+        rescued = _rescue(path, data)
+        where = (
+            f"the weights were saved to {rescued} instead"
+            if rescued
+            else "they could not be saved anywhere else either"
+        )
+        raise VesselGraphError(f"cannot write checkpoint {path} ({e.strerror or e}); {where}") from None
     if sidecar:
-        _atomic_write_bytes(path.with_suffix(".json"), (json.dumps(json.loads(text), indent=2) + "\n").encode())
+        side = path.with_suffix(".json")
+        try:
+            _atomic_write_bytes(side, (json.dumps(json.loads(text), indent=2) + "\n").encode())
+        except OSError as e:
+            raise VesselGraphError(
+                f"wrote checkpoint {path} (complete, it carries its metadata) but not its sidecar {side.name} "
+                f"({e.strerror or e})"
+            ) from None
     return path
+
+
+def rescue_dir() -> Path:
+    """Where weights go when their own file cannot be written: ``$NAPARI_VESSELGRAPH_HOME/rescued``."""
+    return user_home() / "rescued"
+
+
+def _rescue(path: Path, data: bytes) -> Path | None:
+    """Write ``data`` under :func:`rescue_dir` (else the temporary folder); the new path, or None."""
+    import tempfile
+
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"{Path(path).stem[:100]}-{stamp}-{os.getpid()}{SUFFIX}"
+    for folder in (rescue_dir(), Path(tempfile.gettempdir()) / "napari-vesselgraph-rescued"):
+        try:
+            _atomic_write_bytes(folder / name, data)
+            return folder / name
+        except OSError:
+            continue
+    return None
 
 
 def load_tensors(path: str | Path, device="cpu") -> tuple[dict, dict[str, Any]]:

@@ -4,13 +4,15 @@ Nothing heavy is imported here: tifffile, imageio, zarr and dask are imported in
 that need them, so that napari starts fast.
 """
 
-from .atomic import atomic_write
-from .graphfiles import FORMATS, csv_paths, graph_format, read_graph, write_graph
+from .atomic import atomic_write, check_writable
+from .graphfiles import FORMATS, check_graph_output, csv_paths, graph_format, read_graph, write_graph
 from .images import load_image, save_tiff
 
 __all__ = [
     "FORMATS",
     "atomic_write",
+    "check_graph_output",
+    "check_writable",
     "csv_paths",
     "graph_format",
     "load_image",

@@ -13,7 +13,10 @@ import secrets
 from contextlib import contextmanager
 from typing import IO, Iterator
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "check_writable"]
+
+#: what :func:`atomic_write` adds to a file name for its temporary file: ``"." + name + ".1234abcd.tmp"``
+TEMP_EXTRA = len(".") + len(".12345678.tmp")
 
 _ALLOWED_MODES = {"w", "wt", "wb", "w+", "w+b", "wb+", "w+t", "wt+"}
 
@@ -111,3 +114,78 @@ def _fsync_folder(folder: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# ------------------------------------------------------------------ checking an output before the work
+def _name_max(folder: str) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - e.g. Windows
+        return 255
+
+
+def check_writable(path, suffixes=None, folder: bool = False, parents: bool = False):
+    """Check, before any long work, that ``path`` can be written; raise a one-line
+    :class:`~napari_vesselgraph.errors.VesselGraphError` saying why not. Returns ``path`` unchanged.
+
+    - ``suffixes``: the accepted file suffixes (lower case, with the dot), when the suffix chooses the format;
+    - ``folder=True``: ``path`` is a folder the work creates if needed (with its parents) and writes into;
+    - ``parents=True``: missing folders above ``path`` are created by the work (as for ``mkdir -p``).
+
+    The nearest existing folder must be a folder, be writable (a temporary file is created and removed there,
+    which also catches read-only file systems), and every name to be created, including the temporary name
+    :func:`atomic_write` uses (``.NAME.1234abcd.tmp``), must fit the file system's name limit.
+    """
+    from ..errors import VesselGraphError
+
+    p = os.fspath(path)
+    full = os.path.abspath(os.path.expanduser(p))
+
+    def fail(why: str):
+        raise VesselGraphError(f"cannot write {p}: {why}")
+
+    if suffixes is not None and not folder:
+        suffix = os.path.splitext(full)[1].lower()
+        if suffix not in tuple(suffixes):
+            what = f"suffix {suffix!r}" if suffix else "no suffix"
+            fail(f"unknown {what}; use one of {', '.join(suffixes)}")
+    if os.path.isdir(full) and not folder:
+        fail("is a folder; give a file name")
+    if folder and os.path.exists(full) and not os.path.isdir(full):
+        fail("exists and is not a folder")
+    # the folders that must exist or be created, and the names to be made in them
+    to_make: list[str] = []
+    cur = full if folder else os.path.dirname(full)
+    while not os.path.isdir(cur):
+        if os.path.lexists(cur) and not os.path.isdir(cur):
+            fail(f"{cur} exists and is not a folder")
+        parent = os.path.dirname(cur)
+        if parent == cur:  # pragma: no cover - a missing root
+            fail(f"{cur} does not exist")
+        to_make.append(os.path.basename(cur))
+        cur = parent
+    if not folder and to_make and not parents:
+        fail(f"the folder {os.path.dirname(full)} does not exist")
+    name_max = _name_max(cur)
+    for n in reversed(to_make):
+        if len(os.fsencode(n)) > name_max:
+            fail(f"the folder name {n[:40]!r}... is too long ({len(os.fsencode(n))} bytes; at most {name_max} here)")
+    if not folder:
+        n = os.path.basename(full)
+        size = len(os.fsencode(n)) + TEMP_EXTRA
+        if size > name_max:
+            fail(
+                f"the file name is too long ({len(os.fsencode(n))} bytes; at most {name_max - TEMP_EXTRA} here, "
+                f"as the safe write uses a temporary name {TEMP_EXTRA} bytes longer)"
+            )
+    if not os.access(cur, os.W_OK | os.X_OK):
+        fail(f"the folder {cur} is not writable")
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".vesselgraph-probe-", dir=cur)
+    except OSError as e:
+        fail(f"the folder {cur} is not writable ({e.strerror or e})")
+    os.close(fd)
+    _remove_quietly(probe)
+    return path

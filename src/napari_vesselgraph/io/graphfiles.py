@@ -71,7 +71,7 @@ from ..graph.core import (
 )
 from .atomic import atomic_write
 
-__all__ = ["FORMATS", "read_graph", "write_graph", "graph_format", "csv_paths"]
+__all__ = ["FORMATS", "read_graph", "write_graph", "graph_format", "csv_paths", "check_graph_output"]
 
 #: file suffix -> format name
 FORMATS: dict[str, str] = {
@@ -171,6 +171,18 @@ def write_graph(graph: VesselGraph, path, format: str | None = None) -> list[str
         return _WRITERS[fmt](graph, path)
     except OSError as e:
         raise GraphFileError(path, f"cannot write: {e.strerror or e}") from None
+
+
+def check_graph_output(path, format: str | None = None) -> str:
+    """Check before the work that :func:`write_graph` will be able to write ``path`` (format known, folder there
+    and writable, names not too long; the CSV format's three files too). Returns the format name; raises a
+    one-line :class:`VesselGraphError` otherwise."""
+    from .atomic import check_writable
+
+    fmt = graph_format(path, format)
+    for p in csv_paths(path) if fmt == "csv" else (os.fspath(path),):
+        check_writable(p)
+    return fmt
 
 
 def _check_readable(path: str) -> None:
