@@ -448,10 +448,14 @@ def train(
     val_set = validation_set(cfg, mcfg, in_meta, val_samples)
     if cfg.extra_data and cfg.extra_p > 0:
         extra_train, extra_val = [], []
+        from .. import synth
+
         for folder in [cfg.extra_data] if isinstance(cfg.extra_data, str) else list(cfg.extra_data):
-            tr, va, _ = _read_folder(folder)
-            extra_train += tr
-            extra_val += va
+            for r in synth.read_dataset(folder):  # a folder may hold only validation images
+                if r["split"] == "train":
+                    extra_train.append((r["image"], r["graph"]))
+                elif r["split"] in ("val", "validation"):
+                    extra_val.append((r["image"], r["graph"]))
         if not extra_train:
             raise VesselGraphError(f"extra_data {cfg.extra_data}: no samples in the train split")
         if not 0.0 < cfg.extra_p <= 1.0:
