@@ -181,3 +181,37 @@ def test_train_refuses_an_unwritable_run_folder_before_training(tmp_path, capsys
     rc = main(["train", "--domain", "vessel2d-fluo", "-o", str(tmp_path / "afile" / "run"), "--max-steps", "1"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "not a folder" in err and "\n" not in err
+
+
+# --------------------------------------------------------------------------- damaged or absurd images
+def test_predict_on_a_tiff_declaring_absurd_size_is_one_line(tmp_path, capsys):
+    import os
+    import time
+
+    import tifffile
+
+    bomb = tmp_path / "bomb.tif"
+    tifffile.imwrite(bomb, shape=(100000, 100000), dtype=np.uint8)
+    os.truncate(bomb, 1024)
+    t0 = time.perf_counter()
+    assert main(["predict", str(bomb), "-o", str(tmp_path / "o.json"), "--method", "skeleton"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vesselgraph: error:") and "bomb.tif" in err and "\n" not in err
+    assert time.perf_counter() - t0 < 5
+
+
+def test_predict_missing_zarr_chunk_needs_the_flag(tmp_path, capsys):
+    import os
+
+    import zarr
+
+    rng = np.random.default_rng(0)
+    z = zarr.create_array(str(tmp_path / "img.zarr"), shape=(64, 64), chunks=(32, 32), dtype="f4", zarr_format=2)
+    z[:] = rng.random((64, 64), dtype=np.float32) + 0.1
+    (tmp_path / "img.zarr" / "1.1").unlink()
+    argv = ["predict", str(tmp_path / "img.zarr"), "-o", str(tmp_path / "o.json"), "--method", "skeleton"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "missing" in err and "--allow-missing-chunks" in err
+    assert main([*argv, "--allow-missing-chunks"]) == 0
+    assert "NAPARI_VESSELGRAPH_ALLOW_MISSING_CHUNKS" not in os.environ  # restored after the command

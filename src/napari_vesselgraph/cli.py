@@ -55,25 +55,53 @@ def _cmd_predict(args) -> int:
     extra = {"tile_size": args.tile_size} if args.tile_size and args.method == "model" else {}
     if getattr(args, "zoom", None) is not None:
         extra["zoom"] = args.zoom[0] if len(args.zoom) == 1 else tuple(args.zoom)
-    graph = predict(
-        args.image,
-        checkpoint=args.checkpoint,
-        method=args.method,
-        device=args.device,
-        scale=tuple(args.scale) if args.scale else None,
-        node_threshold=args.node_threshold,
-        edge_threshold=args.edge_threshold,
-        overlap=args.overlap,
-        channel=args.channel,
-        batch_size=args.batch_size,
-        progress=TextProgress("predict"),
-        **distributed,
-        **extra,
-    )
+    with _image_options(args):
+        graph = predict(
+            args.image,
+            checkpoint=args.checkpoint,
+            method=args.method,
+            device=args.device,
+            scale=tuple(args.scale) if args.scale else None,
+            node_threshold=args.node_threshold,
+            edge_threshold=args.edge_threshold,
+            overlap=args.overlap,
+            channel=args.channel,
+            batch_size=args.batch_size,
+            progress=TextProgress("predict"),
+            **distributed,
+            **extra,
+        )
     graph.metadata["source_image"] = str(args.image)
     paths = write_graph(graph, args.output)
     print(f"{graph.n_nodes} nodes, {graph.n_edges} edges -> {', '.join(paths)}")
     return 0
+
+
+def _image_options(args):
+    """``--allow-large-image`` / ``--allow-missing-chunks`` for the image reads of one command, set in the
+    environment (local dask workers started by the command inherit them) and restored afterwards."""
+    import contextlib
+    import os
+
+    from .io.images import ALLOW_LARGE_ENV, ALLOW_MISSING_ENV
+
+    wanted = [k for k, flag in ((ALLOW_LARGE_ENV, "allow_large_image"), (ALLOW_MISSING_ENV, "allow_missing_chunks"))
+              if getattr(args, flag, False)]  # fmt: skip
+
+    @contextlib.contextmanager
+    def scope():
+        old = {k: os.environ.get(k) for k in wanted}
+        os.environ.update({k: "1" for k in wanted})
+        try:
+            yield
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    return scope()
 
 
 def _cmd_demo(args) -> int:
@@ -262,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--scheduler", default=None, metavar="tcp://HOST:PORT",
         help="run the tiles on an existing dask.distributed cluster (workers need napari-vesselgraph and the file)",
+    )  # fmt: skip
+    pr.add_argument(
+        "--allow-large-image", action="store_true",
+        help="read a TIFF that declares far more pixels than its file size holds, or more than the free memory",
+    )  # fmt: skip
+    pr.add_argument(
+        "--allow-missing-chunks", action="store_true",
+        help="read chunks missing from a Zarr store as its fill value (writers may skip empty chunks)",
     )  # fmt: skip
     pr.set_defaults(func=_cmd_predict)
 

@@ -91,3 +91,19 @@ def test_channel_selection_reads_one_channel():
     src = ImageSource(img, 2, False, channel=1)
     assert src.shape == (40, 50)
     assert np.array_equal(src.read(((5, 7), (10, 12))), img[5:7, 10:12, 1])
+
+
+def test_failing_lazy_read_is_one_line_error():
+    """A lazy array whose pixels cannot be read (a broken chunk) ends in a clear error, not a traceback."""
+    import dask.array as da
+
+    from napari_vesselgraph.errors import VesselGraphError
+
+    def broken(block):
+        raise OSError(5, "Input/output error")
+
+    arr = da.zeros((64, 64), chunks=32, dtype="f4").map_blocks(broken, dtype="f4")
+    src = ImageSource(arr, 2, False)
+    with pytest.raises(VesselGraphError, match="Input/output error") as err:
+        src.read(((0, 40), (0, 40)))
+    assert "\n" not in str(err.value)

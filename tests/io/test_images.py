@@ -166,3 +166,123 @@ def test_missing_and_non_zarr_folder(tmp_path):
     os.mkdir(tmp_path / "empty.zarr")
     with pytest.raises(VesselGraphError, match="empty.zarr"):
         load_image(tmp_path / "empty.zarr")
+
+
+# ------------------------------------------------------------------ broken, absurd or incomplete files
+def _read_all(path, **kw):
+    arr, _ = load_image(path, **kw)
+    return np.asarray(arr)
+
+
+def _one_line(err, path) -> str:
+    msg = str(err.value)
+    assert "\n" not in msg and os.path.basename(os.fspath(path)) in msg
+    return msg
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_truncated_tiff_is_one_line_error_eager_and_lazy(tmp_path, compression, lazy):
+    import tifffile
+
+    img = (np.random.default_rng(0).random((512, 512)) * 255).astype(np.uint8)
+    kw = {"tile": (128, 128), "compression": compression} if compression else {}
+    tifffile.imwrite(tmp_path / "full.tif", img, **kw)
+    data = (tmp_path / "full.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) // 2])
+    with pytest.raises(VesselGraphError) as err:
+        _read_all(tmp_path / "cut.tif", lazy=lazy)
+    _one_line(err, "cut.tif")
+
+
+def test_tiff_declaring_absurd_size_is_refused_quickly(tmp_path):
+    import time
+
+    import tifffile
+
+    p = tmp_path / "bomb.tif"
+    tifffile.imwrite(p, shape=(100000, 100000), dtype=np.uint8)  # written sparse, then cut to 1 KB
+    os.truncate(p, 1024)
+    for lazy in (None, True, False):
+        t0 = time.perf_counter()
+        with pytest.raises(VesselGraphError) as err:
+            _read_all(p, lazy=lazy)
+        _one_line(err, p)
+        assert time.perf_counter() - t0 < 3
+
+
+def _zeros_tiff(path, shape=(4096, 4096)):
+    import tifffile
+
+    tifffile.imwrite(path, np.zeros(shape, np.uint8), tile=(512, 512), compression="zstd")
+    return path
+
+
+def test_highly_compressed_tiff_needs_allow_large(tmp_path, monkeypatch):
+    from napari_vesselgraph.io import images
+
+    monkeypatch.setattr(images, "BOMB_MIN_BYTES", 1 << 20)
+    p = _zeros_tiff(tmp_path / "zeros.tif")
+    assert os.path.getsize(p) * 1000 < 4096 * 4096
+    with pytest.raises(VesselGraphError, match="allow-large-image") as err:
+        load_image(p)
+    assert "compress" in _one_line(err, p)
+    arr, _ = load_image(p, allow_large=True)
+    assert arr.shape == (4096, 4096) and not np.asarray(arr).any()
+    monkeypatch.setenv("NAPARI_VESSELGRAPH_ALLOW_LARGE_IMAGE", "1")  # what the CLI flag sets
+    assert load_image(p)[0].shape == (4096, 4096)
+
+
+def test_eager_read_larger_than_memory_is_refused(tmp_path, monkeypatch):
+    from napari_vesselgraph.io import images
+
+    p = tmp_path / "img.tif"
+    save_tiff(p, np.ones((512, 512), np.uint16))
+    monkeypatch.setattr(images, "available_memory", lambda: 100_000)
+    with pytest.raises(VesselGraphError, match="memory") as err:
+        load_image(p, lazy=False)
+    _one_line(err, p)
+    assert load_image(p, lazy=True)[0].shape == (512, 512)  # lazily it reads a window at a time
+    assert load_image(p, lazy=False, allow_large=True)[0].shape == (512, 512)
+
+
+def _plain_zarr(path, zarr_format):
+    import zarr
+
+    z = zarr.create_array(str(path), shape=(20, 30), chunks=(10, 10), dtype="u2", zarr_format=zarr_format)
+    data = np.arange(1, 601, dtype=np.uint16).reshape(20, 30)  # no chunk equals the fill value: all written
+    z[:] = data
+    return data
+
+
+def _chunk_file(path, zarr_format, i, j):
+    return path / (f"{i}.{j}" if zarr_format == 2 else os.path.join("c", str(i), str(j)))
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_corrupt_zarr_chunk_is_one_line_error(tmp_path, zarr_format):
+    p = tmp_path / "img.zarr"
+    _plain_zarr(p, zarr_format)
+    _chunk_file(p, zarr_format, 1, 2).write_bytes(b"\x00garbage" * 3)
+    arr, _ = load_image(p)
+    np.asarray(arr[:10])  # the intact chunks read
+    with pytest.raises(VesselGraphError, match="cannot read") as err:
+        np.asarray(arr)
+    _one_line(err, p)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_missing_zarr_chunk_is_reported_not_read_as_zeros(tmp_path, zarr_format):
+    p = tmp_path / "img.zarr"
+    data = _plain_zarr(p, zarr_format)
+    _chunk_file(p, zarr_format, 1, 2).unlink()
+    arr, _ = load_image(p)
+    np.testing.assert_array_equal(np.asarray(arr[:10]), data[:10])
+    with pytest.raises(VesselGraphError, match="missing") as err:
+        np.asarray(arr[5:15, 15:25])
+    msg = _one_line(err, p)
+    assert "allow-missing-chunks" in msg
+    # the user opts into the fill value
+    arr, _ = load_image(p, allow_missing_chunks=True)
+    got = np.asarray(arr)
+    assert (got[10:, 20:] == 0).all() and (got[:10] == data[:10]).all()

@@ -80,12 +80,21 @@ class ImageSource:
             box = tuple((0, n) for n in self.shape)
         step = step or (1,) * self.spatial_ndim
         sl = tuple(slice(lo, hi, s) for (lo, hi), s in zip(box, step))
-        out = self.array[self._index(sl)]
-        if _is_dask(out):
-            # a few chunks: computed right here (also inside a dask worker, and whatever the default
-            # scheduler is: a distributed Client would otherwise ship the pixels through the cluster)
-            out = out.compute(scheduler="synchronous")
-        return np.asarray(out)
+        try:
+            out = self.array[self._index(sl)]
+            if _is_dask(out):
+                # a few chunks: computed right here (also inside a dask worker, and whatever the default
+                # scheduler is: a distributed Client would otherwise ship the pixels through the cluster)
+                out = out.compute(scheduler="synchronous")
+            return np.asarray(out)
+        except (VesselGraphError, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - a chunk that cannot be read or decoded: one line, no traceback
+            text = (str(e).strip().splitlines() or [""])[0][:200]
+            where = ", ".join(f"{lo}:{hi}" for lo, hi in box)
+            raise VesselGraphError(
+                f"cannot read the image pixels [{where}] ({type(e).__name__}: {text}); the file may be damaged"
+            ) from None
 
 
 def _strided_sample(source: ImageSource, budget: int = STATS_SAMPLE) -> np.ndarray:

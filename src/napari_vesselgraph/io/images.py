@@ -15,6 +15,19 @@
   tifffile's Zarr view of the tiles/strips (level 0 of a pyramid). ``.npy`` files are memory-mapped
   with ``lazy=True``.
 
+Damaged, absurd or incomplete files end in one clear :class:`~napari_vesselgraph.errors.VesselGraphError`
+naming the file, for lazy reads too (a chunk or tile that cannot be decoded is reported when it is read):
+
+* a TIFF whose pixel data would end past the end of the file is *truncated* and refused when it is opened;
+* a TIFF that declares far more pixels than its size can hold (over :data:`BOMB_RATIO` times its size in
+  bytes, and over :data:`BOMB_MIN_BYTES`: a crafted or broken "decompression bomb"), and an eager read that
+  needs more memory than the machine has available, are refused unless ``allow_large=True`` (CLI
+  ``--allow-large-image``; environment ``NAPARI_VESSELGRAPH_ALLOW_LARGE_IMAGE=1``);
+* a Zarr chunk missing from the store is an error when the region holding it is read, not zeros, unless
+  ``allow_missing_chunks=True`` (CLI ``--allow-missing-chunks``; environment
+  ``NAPARI_VESSELGRAPH_ALLOW_MISSING_CHUNKS=1``): Zarr writers may skip chunks that hold only the fill value,
+  and such stores need the option.
+
 Arrays come back as stored (no intensity normalisation) in napari axis order, with singleton axes
 removed and a channel axis moved last, so a 2D image is ``(Y, X)`` or ``(Y, X, C)`` and a volume is
 ``(Z, Y, X)``. ``scale`` has one entry per *spatial* axis (2 for an RGB ``(Y, X, 3)`` image) and is in
@@ -37,6 +50,10 @@ __all__ = ["load_image", "save_tiff", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy", ".zarr")
 LAZY_TIFF_BYTES = 2**30  # TIFFs above this many bytes of pixels are not read into memory by default
+BOMB_RATIO = 1000  # declared pixel bytes per byte of file above which a TIFF is refused ...
+BOMB_MIN_BYTES = 64 * 2**20  # ... when it also declares more than this
+ALLOW_LARGE_ENV = "NAPARI_VESSELGRAPH_ALLOW_LARGE_IMAGE"
+ALLOW_MISSING_ENV = "NAPARI_VESSELGRAPH_ALLOW_MISSING_CHUNKS"
 _TIFF = (".tif", ".tiff")
 _IMAGEIO = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -70,6 +87,36 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (None when unknown)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - psutil missing or unsupported platform: /proc/meminfo
+        psutil = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _human(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PB"  # pragma: no cover
+
+
 def _is_zarr(path: str) -> bool:
     if path.rstrip("/\\").lower().endswith(".zarr"):
         return True
@@ -79,11 +126,18 @@ def _is_zarr(path: str) -> bool:
 
 
 # ================================================================ loading
-def load_image(path, lazy: bool | None = None) -> tuple[np.ndarray, tuple[float, ...]]:
+def load_image(
+    path, lazy: bool | None = None, allow_large: bool | None = None, allow_missing_chunks: bool | None = None
+) -> tuple[np.ndarray, tuple[float, ...]]:
     """Load an image file and its voxel size.
 
     ``lazy``: ``True`` opens TIFF and ``.npy`` files without reading their pixels (memory map or dask
     array); ``None`` (default) does so for TIFFs above :data:`LAZY_TIFF_BYTES`; Zarr is always lazy.
+
+    ``allow_large``: accept a TIFF that declares far more pixels than its file size can hold, and an eager
+    read larger than the memory available (default: the ``NAPARI_VESSELGRAPH_ALLOW_LARGE_IMAGE`` environment
+    variable, else refused). ``allow_missing_chunks``: read chunks missing from a Zarr store as its fill value
+    (default: ``NAPARI_VESSELGRAPH_ALLOW_MISSING_CHUNKS``, else reading them is an error).
 
     Returns
     -------
@@ -99,17 +153,21 @@ def load_image(path, lazy: bool | None = None) -> tuple[np.ndarray, tuple[float,
     path = os.fspath(path)
     if not os.path.exists(path):
         raise _broken(path, "file not found")
+    if allow_large is None:
+        allow_large = _env_flag(ALLOW_LARGE_ENV)
+    if allow_missing_chunks is None:
+        allow_missing_chunks = _env_flag(ALLOW_MISSING_ENV)
     low = path.rstrip("/\\").lower()
     suffix = os.path.splitext(low)[1]
     try:
         if _is_zarr(path):
-            return _load_zarr(path)
+            return _load_zarr(path, bool(allow_missing_chunks))
         if os.path.isdir(path):
             raise _broken(path, "is a folder but not a Zarr store")
         if os.path.getsize(path) == 0:
             raise _broken(path, "file is empty")
         if suffix in _TIFF:
-            return _load_tiff(path, lazy)
+            return _load_tiff(path, lazy, bool(allow_large))
         if suffix in _IMAGEIO:
             return _load_imageio(path)
         if suffix == ".npy":
@@ -246,14 +304,56 @@ def _lazy_tiff(tif, series, path: str):
             return tifffile.memmap(path, series=0, mode="r")
         except (ValueError, OSError):  # not memory-mappable after all
             pass
-    import dask.array as da
     import zarr
 
     store = series.aszarr(level=0)
-    return da.from_zarr(zarr.open(store, mode="r"))
+    return guarded_dask(zarr.open(store, mode="r"), path, check_missing=False)
 
 
-def _load_tiff(path: str, lazy: bool | None = None):
+def _tiff_data_end(series) -> int | None:
+    """The byte just past the last pixel data of ``series`` (first and last page), or None if unknown."""
+    if series.dataoffset is not None:
+        return int(series.dataoffset) + int(series.nbytes)
+    end = 0
+    try:
+        pages = series.pages
+        for page in (pages[0], pages[-1]) if len(pages) > 1 else (pages[0],):
+            for off, count in zip(page.dataoffsets, page.databytecounts):
+                if count:
+                    end = max(end, int(off) + int(count))
+    except Exception:  # noqa: BLE001 - pages of unusual kinds: no check
+        return None
+    return end or None
+
+
+def _check_tiff_size(path: str, series, lazy: bool, allow_large: bool) -> None:
+    """Refuse a truncated TIFF, one that declares absurdly many pixels for its size, and an eager read larger
+    than the memory available (the last two unless ``allow_large``)."""
+    size = os.path.getsize(path)
+    nbytes = int(series.nbytes)
+    end = _tiff_data_end(series)
+    if end is not None and end > size:
+        raise _broken(
+            path,
+            f"the file is truncated: its pixel data runs to byte {end} but the file has {size} bytes "
+            "(copy or download it again)",
+        )
+    what = f"declares {'x'.join(str(n) for n in series.shape)} {series.dtype} pixels ({_human(nbytes)})"
+    hint = "if the file is genuine, pass --allow-large-image (Python: allow_large=True)"
+    if allow_large:
+        return
+    if nbytes > BOMB_MIN_BYTES and nbytes > BOMB_RATIO * size:
+        raise _broken(
+            path,
+            f"{what} in a {_human(size)} file, over {BOMB_RATIO}x compression: a damaged or crafted file? {hint}",
+        )
+    if not lazy:
+        avail = available_memory()
+        if avail is not None and nbytes > avail:
+            raise _broken(path, f"{what}, more than the {_human(avail)} of memory available; {hint}")
+
+
+def _load_tiff(path: str, lazy: bool | None = None, allow_large: bool = False):
     import tifffile
 
     tif = tifffile.TiffFile(path)
@@ -265,6 +365,7 @@ def _load_tiff(path: str, lazy: bool | None = None):
         axes = series.axes.upper()
         if lazy is None:
             lazy = int(series.nbytes) > LAZY_TIFF_BYTES
+        _check_tiff_size(path, series, bool(lazy), allow_large)
         if lazy:
             arr = _lazy_tiff(tif, series, path)
             keep_open = not isinstance(arr, np.ndarray)
@@ -297,17 +398,153 @@ def _load_tiff(path: str, lazy: bool | None = None):
     return _finish(arr, scale, channels)
 
 
+# ------------------------------------------------------------------ lazy reads with clear errors
+def _region(key) -> str:
+    if not isinstance(key, tuple):
+        key = (key,)
+    parts = []
+    for k in key:
+        if isinstance(k, slice):
+            parts.append(f"{'' if k.start is None else k.start}:{'' if k.stop is None else k.stop}")
+        else:
+            parts.append(str(k))
+    return "[" + ", ".join(parts) + "]"
+
+
+class GuardedChunks:
+    """A Zarr array (a store's, or tifffile's view of a TIFF) seen by dask: reading a region first checks that
+    its chunks exist in the store (``check_missing``), and a chunk that cannot be read or decoded becomes one
+    :class:`VesselGraphError` naming the file instead of a decoder traceback."""
+
+    def __init__(self, array, path: str, check_missing: bool = True):
+        self.array = array
+        self.path = os.fspath(path)
+        self.check_missing = check_missing
+        self.shape = tuple(int(n) for n in array.shape)
+        self.dtype = np.dtype(array.dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        if self.check_missing:
+            self._check_chunks(key)
+        try:
+            return np.asarray(self.array[key])
+        except (VesselGraphError, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - decoders raise all sorts of things on broken chunks
+            raise _broken(
+                self.path,
+                f"cannot read the pixels {_region(key)} ({type(e).__name__}: {_first_line(e)[:200]}); "
+                "the file may be damaged",
+            ) from None
+
+    # -------------------------------------------------- missing chunks
+    def _grid(self) -> tuple[int, ...] | None:
+        shards = getattr(self.array, "shards", None)  # a shard is the unit stored under one key
+        grid = shards or getattr(self.array, "chunks", None)
+        return tuple(int(c) for c in grid) if grid else None
+
+    def _chunk_key(self, coords: tuple[int, ...]) -> str | None:
+        meta = getattr(self.array, "metadata", None)
+        if meta is not None and hasattr(meta, "encode_chunk_key"):  # zarr-python 3 (formats 2 and 3)
+            key = meta.encode_chunk_key(coords)
+        elif hasattr(self.array, "_chunk_key"):  # zarr-python 2
+            return self.array._chunk_key(coords)
+        else:
+            return None
+        prefix = getattr(self.array, "path", "") or ""
+        return f"{prefix}/{key}" if prefix else key
+
+    def _exists(self, key: str) -> bool | None:
+        store = getattr(self.array, "store", None)
+        root = getattr(store, "root", None)
+        if root is not None:  # a local folder: one stat per chunk
+            return os.path.exists(os.path.join(os.fspath(root), *key.split("/")))
+        if hasattr(store, "exists"):
+            try:
+                from zarr.core.sync import sync
+
+                return bool(sync(store.exists(key)))
+            except Exception:  # noqa: BLE001 - cannot tell: no check
+                return None
+        try:  # zarr-python 2: a mapping
+            chunk_store = getattr(self.array, "chunk_store", None) or store
+            return key in chunk_store
+        except Exception:  # noqa: BLE001 - cannot tell: no check
+            return None
+
+    def _check_chunks(self, key) -> None:
+        import itertools
+
+        grid = self._grid()
+        if grid is None or len(grid) != self.ndim:
+            return
+        if not isinstance(key, tuple):
+            key = (key,)
+        ranges = []
+        for i, (n, c) in enumerate(zip(self.shape, grid)):
+            k = key[i] if i < len(key) else slice(None)
+            if isinstance(k, slice):
+                lo, hi, _ = k.indices(n)
+            else:
+                lo = int(k) % n if n else 0
+                hi = lo + 1
+            if hi <= lo:
+                return
+            ranges.append(range(lo // c, (hi - 1) // c + 1))
+        missing, total = [], 0
+        for coords in itertools.product(*ranges):
+            total += 1
+            ck = self._chunk_key(tuple(coords))
+            if ck is None:
+                return
+            found = self._exists(ck)
+            if found is None:
+                return
+            if not found:
+                missing.append(ck)
+        if missing:
+            fill = getattr(self.array, "fill_value", 0)
+            raise _broken(
+                self.path,
+                f"{len(missing)} of the {total} chunk(s) holding the pixels {_region(key)} are missing from the "
+                f"Zarr store (first: {missing[0]!r}): an incomplete copy? Writers may also skip chunks that hold "
+                f"only the fill value ({fill}); if so, pass --allow-missing-chunks (Python: "
+                "allow_missing_chunks=True) to read them as that value",
+            )
+
+
+def guarded_dask(array, path: str, check_missing: bool = True):
+    """A dask array over the Zarr ``array`` (its chunks) whose reads go through :class:`GuardedChunks`."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    guard = GuardedChunks(array, path, check_missing)
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError:  # pragma: no cover
+        stamp = 0
+    name = "vesselgraph-image-" + tokenize(os.path.abspath(path), stamp, guard.shape, str(guard.dtype),
+                                           getattr(array, "path", ""), check_missing)  # fmt: skip
+    return da.from_array(
+        guard, chunks=tuple(int(c) for c in array.chunks), name=name, fancy=False,
+        meta=np.empty((0,) * guard.ndim, guard.dtype),
+    )  # fmt: skip
+
+
 # ------------------------------------------------------------------ zarr
-def _load_zarr(path: str):
+def _load_zarr(path: str, allow_missing_chunks: bool = False):
     import dask.array as da
     import zarr
+
+    check = not allow_missing_chunks
 
     try:
         node = zarr.open(path, mode="r")
     except Exception as e:
         raise _broken(path, f"not a readable Zarr store ({type(e).__name__}: {_first_line(e)})") from None
     if isinstance(node, zarr.Array):
-        arr = da.from_zarr(node)
+        arr = guarded_dask(node, path, check)
         return _finish(arr, None, _channels_last_guess(arr.shape))
     attrs = dict(node.attrs)
     ome = attrs.get("ome") if isinstance(attrs.get("ome"), dict) else attrs
@@ -319,7 +556,7 @@ def _load_zarr(path: str):
         name = "0" if "0" in arrays else arrays[0] if len(arrays) == 1 else None
         if name is None:
             raise _broken(path, f"the Zarr group holds several arrays ({', '.join(arrays)}); open one of them")
-        arr = da.from_zarr(node[name])
+        arr = guarded_dask(node[name], path, check)
         return _finish(arr, None, _channels_last_guess(arr.shape))
     try:
         ms = multiscales[0]
@@ -327,7 +564,7 @@ def _load_zarr(path: str):
         zarr_arr = node[ds["path"]]
     except (KeyError, IndexError, TypeError) as e:
         raise _broken(path, f"malformed OME-Zarr 'multiscales' metadata ({e})") from None
-    arr = da.from_zarr(zarr_arr)
+    arr = guarded_dask(zarr_arr, path, check)
     ndim = arr.ndim
     names, types, units = _ome_axes(ms.get("axes"), ndim)
     scale = np.ones(ndim)
