@@ -53,3 +53,11 @@ def test_random_3d_anisotropic_graph_stays_inside_the_volume():
 def test_random_domain_rejects_bad_seed():
     with pytest.raises(Exception, match="seed"):
         synth.make_sample("vessel2d-random", -3)
+
+
+def test_random_roads_have_clutter_and_no_fundus_rim():
+    for seed in range(4):
+        img, g = synth.make_sample("road-random", seed)
+        assert img.shape == (256, 256, 3)
+        assert g.n_nodes > 10 and g.metadata["kind"] == "road2d"
+        assert np.mean(img.max(-1) < 0.02) < 0.1  # no dark field-of-view surround

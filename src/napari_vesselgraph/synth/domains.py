@@ -126,6 +126,11 @@ DOMAINS: dict[str, DomainSpec] = {
             "illumination, vignetting, field-of-view rims, blur, noise and vessel widths",
         ),
         DomainSpec(
+            "road-random", "road2d", "random", 2, 3, (256, 256), (1.0, 1.0),
+            "domain-randomised roads (synth.randomize): grey or colour satellite/aerial tiles, roads brighter or "
+            "darker than their surroundings, houses, trees and lots beside them, illumination, blur and noise",
+        ),
+        DomainSpec(
             "vessel3d-random", "vessel3d", "random", 3, 1, DEFAULT_SHAPES["vessel3d"], (1.0, 1.0, 1.0),
             "domain-randomised 3D vessels (synth.randomize): either polarity, texture, blobs, illumination, "
             "depth attenuation, anisotropic blur, noise and vessel widths",

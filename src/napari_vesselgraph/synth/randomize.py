@@ -26,7 +26,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..graph.core import VesselGraph
-from .geometry import VESSEL2D, VESSEL3D, as_rng, make_geometry, stable_code
+from .geometry import ROAD2D, VESSEL2D, VESSEL3D, as_rng, make_geometry, stable_code
 from .render import blur, radial, rasterize_tubes, smooth_field
 
 RANDOM_VERSION = 1
@@ -37,7 +37,19 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 
 def random_params(kind: str, rng: np.random.Generator):
-    """Vessel-grower parameters with a random radius scale and density."""
+    """Grower parameters with a random radius scale and density (vessels) or width and block size (roads)."""
+    if kind == "road2d":
+        s = _log_uniform(rng, 0.7, 1.7)
+        b = ROAD2D
+        return replace(
+            b,
+            spacing=tuple(v * max(1.0, s) * rng.uniform(0.8, 1.4) for v in b.spacing),
+            street_radius=tuple(v * s for v in b.street_radius),
+            avenue_radius=tuple(v * s for v in b.avenue_radius),
+            curved_radius=tuple(v * s for v in b.curved_radius),
+            drop_p=float(rng.uniform(0.05, 0.35)),
+            gap=b.gap * max(1.0, s),
+        ), s
     base = VESSEL2D if kind == "vessel2d" else VESSEL3D
     s = _log_uniform(rng, 0.55, 1.9) if kind == "vessel2d" else _log_uniform(rng, 0.4, 1.6)
     density = base.density * _log_uniform(rng, 0.45, 1.5) / max(s, 0.8)
@@ -61,6 +73,32 @@ def _blobs(shape, rng: np.random.Generator, n: int, big: bool) -> np.ndarray:
         amp = rng.uniform(0.1, 0.4) * (1 if rng.random() < 0.6 else -1)
         out += amp * np.exp(-radial(shape, c, (r,) * len(shape)) / 2)
     return out
+
+
+def _urban(shape, cov: np.ndarray, rng: np.random.Generator, back: np.ndarray) -> np.ndarray:
+    """Satellite clutter off the roads: houses (bright or dark rectangles with shadows), trees, lots."""
+    from scipy import ndimage as ndi
+
+    h, w = shape
+    out = back.copy()
+    road = ndi.binary_dilation(cov > 0.3, iterations=2)
+    lots = np.zeros(shape, np.float32)
+    n = int(rng.poisson(rng.uniform(0.0, 1.6) * h * w / 1000.0))
+    for _ in range(n):
+        sy, sx = rng.uniform(3, 14, 2)
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        a = rng.uniform(0, np.pi)
+        yy, xx = np.ogrid[:h, :w]
+        u = (yy - cy) * np.cos(a) + (xx - cx) * np.sin(a)
+        v = -(yy - cy) * np.sin(a) + (xx - cx) * np.cos(a)
+        box = (np.abs(u) < sy) & (np.abs(v) < sx)
+        lots[box & ~road] = rng.uniform(-0.6, 0.8)
+    out = out + lots
+    if rng.random() < 0.7:  # trees: dark clumps, also over road edges
+        f = smooth_field(shape, rng.uniform(1.5, 3.0), rng)
+        thr = rng.uniform(1.0, 2.2)
+        out = out * (1 - 0.6 * np.clip(f - thr, 0, 1))
+    return np.clip(out, 0.05, None)
 
 
 def _fov(shape, rng: np.random.Generator) -> np.ndarray:
@@ -104,6 +142,8 @@ def render_random(geometry, rng: np.random.Generator, channels: int = 1) -> tupl
         back += _blobs(shape, rng, int(rng.poisson(0.002 * float(np.prod(shape[-2:])))), big=False)
     back = np.clip(back, 0.05, None)
 
+    if geometry.kind == "road2d":
+        back = _urban(shape, cov, rng, back)
     dark = rng.random() < (0.5 if nd == 2 else 0.2)  # 3D stacks are mostly fluorescence
     n_ch = 3 if channels == 3 else 1
     grey = n_ch == 1 or rng.random() < 0.3
@@ -133,7 +173,7 @@ def render_random(geometry, rng: np.random.Generator, channels: int = 1) -> tupl
     img = img * np.clip(light, 0.05, None)[..., None]
 
     fov = None
-    if nd == 2 and rng.random() < 0.3:
+    if nd == 2 and geometry.kind != "road2d" and rng.random() < 0.3:
         fov = _fov(shape, rng)
         img = img * fov[..., None] + (1 - fov[..., None]) * rng.uniform(0, 0.04)
 
