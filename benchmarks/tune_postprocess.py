@@ -55,6 +55,9 @@ def main(argv=None) -> int:
     p.add_argument("--write-checkpoints", action="store_true",
                    help="store each checkpoint's best setting in its metadata (bundled files are rewritten)")
     p.add_argument("--no-write", action="store_true", help="print only; do not update docs/benchmarks.md")
+    p.add_argument("--val-data", nargs="*", default=[],
+                   help="dataset folders whose 'val' split (e.g. imported real images of a shot split, never a test "
+                        "split) is scored too, beside the synthetic validation seeds")  # fmt: skip
     a = p.parse_args(argv)
 
     import torch
@@ -92,12 +95,15 @@ def main(argv=None) -> int:
         t0 = time.time()
         raws: dict = {r: [] for r in a.refine}
         samples = [synth.make_sample(domain, VAL_SEED0 + i) for i in range(a.n)]
+        for folder in a.val_data:
+            samples += [(r["image"], r["graph"]) for r in synth.read_dataset(folder, split="val")]
         for r in a.refine:
             pred = make_predictor(entry["name"], device="cpu", refine=(r == "on"))
             for img, gt in samples:
                 raws[r].append((predict(img, predictor=pred, keep_raw=True, scale=gt.scale), gt, img.shape[: gt.ndim]))
         out(
-            f"\n### {entry['name']} on {domain} validation seeds {VAL_SEED0}..{VAL_SEED0 + a.n - 1} "
+            f"\n### {entry['name']} on {domain} validation seeds {VAL_SEED0}..{VAL_SEED0 + a.n - 1}"
+            f"{' + the val split of ' + ', '.join(a.val_data) if a.val_data else ''} "
             f"(thresholds {nt}/{et}; prediction {time.time() - t0:.0f}s)"
         )
         keys = ("smd", "node_f1", "edge_f1", "apls", "betti0_error", "betti1_error")
@@ -153,6 +159,7 @@ def main(argv=None) -> int:
                 "command": cmd.strip(),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "validation_seeds": [VAL_SEED0, VAL_SEED0 + a.n - 1],
+                "validation_data": list(a.val_data),
                 "score": round(score, 4),
                 "metrics": {k: round(v, 4) for k, v in m.items()},
             }
