@@ -46,3 +46,39 @@ def test_zoom_radius_is_in_original_pixels():
         inner = (g.nodes[:, 1] > 100) & (g.nodes[:, 1] < 300)
         assert abs(float(np.median(g.node_attrs["radius"][inner])) - 8.0) < 2.5
     assert isinstance(g, VesselGraph)
+
+
+def _grid_image(half):
+    img = np.zeros((400, 400), np.float32)
+    yy, xx = np.mgrid[:400, :400]
+    for c in (80, 200, 320):
+        img = np.maximum(img, np.clip(half + 0.5 - np.abs(yy - c), 0, 1))
+        img = np.maximum(img, np.clip(half + 0.5 - np.abs(xx - c), 0, 1))
+    return img
+
+
+def test_estimate_zoom_shrinks_wide_structures_only():
+    from napari_vesselgraph.inference.autozoom import estimate_zoom
+
+    wide = estimate_zoom(_grid_image(9.0), reference_radius=3.0)
+    thin = estimate_zoom(_grid_image(2.5), reference_radius=3.0)
+    assert 0.25 <= wide < 0.6
+    assert thin == 1.0
+    assert estimate_zoom(np.zeros((8, 40, 40), np.float32), reference_radius=3.0) == 1.0  # 3D: never
+
+
+def test_auto_zoom_uses_the_checkpoint_reference():
+    from napari_vesselgraph.inference.predict import _auto_zoom
+
+    class P:
+        meta = {"scale_reference": {"radius_p90": 3.0}}
+
+    assert _auto_zoom(_grid_image(9.0), None, "model", P(), None, None, explicit=False) < 0.6
+    assert _auto_zoom(_grid_image(9.0), None, "skeleton", P(), None, None, explicit=False) is None
+
+    class Q:
+        meta = {}
+
+    assert _auto_zoom(_grid_image(9.0), None, "model", Q(), None, None, explicit=False) is None
+    with pytest.raises(VesselGraphError, match="auto"):
+        _auto_zoom(_grid_image(9.0), None, "model", Q(), None, None, explicit=True)

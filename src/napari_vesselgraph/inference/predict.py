@@ -286,6 +286,10 @@ def predict(
     zoom : resample the image by this factor (one number, or one per spatial axis) before predicting and map
         the graph back to the image's pixels (``zoom_factor`` in the metadata): e.g. ``0.25`` for roads 25 px
         wide in a 30 cm satellite tile when the model knows roads a few pixels wide. The image is read whole.
+        ``None`` (default) or ``"auto"``: for a 2D image and a checkpoint that records the width of the
+        structures it knows best (``meta["scale_reference"]["radius_p90"]``), the image is shrunk when its
+        structures are wider (:func:`napari_vesselgraph.inference.autozoom.estimate_zoom`); never enlarged.
+        ``1``: never resample.
 
     Windows are read a tile (a block of neighbouring windows) at a time and each window's graph is merged
     into a :class:`~napari_vesselgraph.inference.stitch.StreamingStitcher` as soon as it is predicted, so
@@ -298,7 +302,9 @@ def predict(
     where an edge crosses a patch/region border) and edge attribute ``confidence``; ``metadata`` records
     the method, checkpoint, thresholds, patch size, overlap, image shape, region and device.
     """
-    if zoom is not None:
+    if zoom is None or (isinstance(zoom, str) and zoom == "auto"):
+        zoom = _auto_zoom(image, checkpoint, method, predictor, channel, region, explicit=zoom is not None)
+    if zoom is not None and not (np.ndim(zoom) == 0 and not isinstance(zoom, str) and float(zoom) == 1.0):
         return _predict_zoomed(
             image, zoom, checkpoint=checkpoint, method=method, device=device, scale=scale,
             node_threshold=node_threshold, edge_threshold=edge_threshold, overlap=overlap, batch_size=batch_size,
@@ -622,7 +628,7 @@ def _predict_zoomed(image, zoom, region=None, channel=None, scale=None, **kw) ->
         img = ndi.gaussian_filter(img, sig, mode="nearest")
     small = ndi.zoom(img, factors, order=1, mode="nearest", grid_mode=True)
     zscale = None if scale is None else tuple(float(s) / f for s, f in zip(_check_scale(scale, snd), real))
-    g = predict(small, scale=zscale, **kw)
+    g = predict(small, scale=zscale, zoom=1.0, **kw)
     lo = np.asarray([lo for lo, _ in reg], float)
     nodes = (g.nodes + 0.5) / real - 0.5 + lo
     attrs = dict(g.node_attrs)
@@ -635,3 +641,33 @@ def _predict_zoomed(image, zoom, region=None, channel=None, scale=None, **kw) ->
     if path:
         out.metadata["source_image"] = path
     return out
+
+
+def _auto_zoom(image, checkpoint, method, predictor, channel, region, explicit: bool):
+    """The zoom ``predict`` uses when none is given (``None``: no resampling)."""
+    if str(method).lower() != "model":
+        return None
+    meta = getattr(predictor, "meta", None) if predictor is not None else None
+    if meta is None:
+        try:
+            from ..checkpoints import read_metadata, resolve
+
+            arr0, _, _ = open_image(image)
+            shape0 = tuple(int(n) for n in _as_array(arr0).shape)
+            ckpt = checkpoint if checkpoint is not None else _default_checkpoint(shape0, channel)
+            meta = read_metadata(resolve(ckpt))
+        except (OSError, ValueError, TypeError, KeyError, VesselGraphError):
+            return None  # predict itself reports a bad checkpoint or image
+    ref = ((meta or {}).get("scale_reference") or {}).get("radius_p90")
+    if not ref:
+        if explicit:
+            raise VesselGraphError("zoom='auto' needs a checkpoint that records its scale reference; give a factor")
+        return None
+    from .autozoom import estimate_zoom
+
+    arr, _, _ = open_image(image)
+    arr = _as_array(arr)
+    snd, has_ch, sel = _layout(tuple(int(n) for n in arr.shape), None, channel)
+    source = ImageSource(arr, snd, has_ch, int(channel) if sel else None)
+    z = estimate_zoom(source, float(ref))
+    return None if z >= 1.0 else z
