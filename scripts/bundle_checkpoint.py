@@ -1,0 +1,92 @@
+"""Copy a trained checkpoint into the package's bundled checkpoints, saying what it is for.
+
+    python scripts/bundle_checkpoint.py runs/vessel2d_robust_s0/best.safetensors --name vessel2d-random \
+        --images "2D vessel images of any kind: fundus photos, ..." --kinds fundus fluorescence \
+        --polarity any --rgb any --reference-data runs/data/drive-shots
+
+- keeps the weights and every metadata entry the training wrote (command, seed, config, validation figures);
+- adds ``name``, ``description`` and ``suits`` (what images the model suits: ``ndim``, ``images`` text,
+  ``kinds``, ``polarity``, ``rgb``), read by the widgets and ``vesselgraph predict`` to pick a model for an
+  image and to warn on a mismatch;
+- with ``--reference-data``, records ``scale_reference.radius_p90``: the median over that dataset folder's
+  train images of :func:`napari_vesselgraph.inference.autozoom.structure_radius` (the width of the structures
+  the model does best on), which ``predict`` uses to shrink images with wider structures (automatic zoom).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("source", help="a trained checkpoint (e.g. runs/NAME/best.safetensors)")
+    p.add_argument("--name", required=True, help="bundled name (file stem)")
+    p.add_argument("--images", required=True, help="plain-language text: the images this model suits")
+    p.add_argument("--kinds", nargs="*", default=[], help="image kinds, e.g. fundus fluorescence two-photon aerial")
+    p.add_argument("--polarity", choices=["bright", "dark", "any"], default="any")
+    p.add_argument("--rgb", choices=["yes", "no", "any"], default="any")
+    p.add_argument("--structures", default="vessels", help="vessels | neurites | roads | ...")
+    p.add_argument("--reference-data", default=None, help="dataset folder: the scale reference is measured on it")
+    p.add_argument("--reference-radius", type=float, default=None, help="or give the scale reference (px) directly")
+    a = p.parse_args(argv)
+
+    from napari_vesselgraph.checkpoints import bundled_dir
+    from napari_vesselgraph.checkpoints.store import load_tensors, save_tensors
+    from napari_vesselgraph.errors import VesselGraphError
+
+    try:
+        tensors, meta = load_tensors(a.source)
+    except VesselGraphError as e:
+        print(f"bundle_checkpoint: {e}", file=sys.stderr)
+        return 2
+    ndim = int(meta.get("ndim") or (meta.get("model") or {}).get("ndim") or 2)
+    meta["name"] = a.name
+    meta["suits"] = {
+        "ndim": ndim,
+        "images": a.images,
+        "kinds": list(a.kinds),
+        "polarity": a.polarity,
+        "rgb": {"yes": True, "no": False, "any": None}[a.rgb],
+        "structures": a.structures,
+    }
+    meta["description"] = a.images
+    ref = a.reference_radius
+    if a.reference_data:
+        from napari_vesselgraph import synth
+        from napari_vesselgraph.inference.autozoom import structure_radius
+
+        radii = []
+        for r in synth.read_dataset(a.reference_data, split="train"):
+            v = structure_radius(np.asarray(r["image"], dtype=np.float32)) if r["image"].ndim - (
+                1 if r["image"].shape[-1] in (3, 4) else 0) == 2 else None  # fmt: skip
+            if v is not None:
+                radii.append(v)
+        if radii:
+            ref = float(np.median(radii))
+            print(f"scale reference: median radius_p90 {ref:.2f} px over {len(radii)} images of {a.reference_data}")
+    if ref:
+        meta["scale_reference"] = {
+            "radius_p90": round(float(ref), 3),
+            "measured_on": a.reference_data or "given",
+            "how": "napari_vesselgraph.inference.autozoom.structure_radius",
+        }
+    meta["bundled"] = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "from": str(a.source),
+                       "command": "python scripts/bundle_checkpoint.py " + " ".join(argv or sys.argv[1:])}  # fmt: skip
+    out = bundled_dir() / f"{a.name}.safetensors"
+    save_tensors(out, tensors, meta)
+    print(f"wrote {out} (+ {out.with_suffix('.json').name})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
