@@ -163,8 +163,8 @@ class TargetSampler:
         self.rng, self.augment, self.empty_p = rng, augment, empty_p
 
     def patch(self):
+        from ..model.data import cut_patch, with_nodes
         from ..model.targets import augment
-        from ..model.train import _with_nodes, cut_patch
 
         for _ in range(20):
             img, g = self.items[int(self.rng.integers(len(self.items)))]
@@ -177,7 +177,7 @@ class TargetSampler:
                 break
         if self.augment:
             pimg, nodes = augment(pimg, pg.nodes, self.rng)
-            pg = _with_nodes(pg, nodes)
+            pg = with_nodes(pg, nodes)
         return pimg, pg
 
     def _aug_image(self, pimg: np.ndarray) -> np.ndarray:
@@ -195,13 +195,13 @@ def source_sampler(cfg: AdaptConfig, meta: dict, mcfg, in_meta: dict, rng: np.ra
     """``(PatchSampler over the source data, source name)``: the checkpoint's training domain (synthetic, its
     training image shape) unless ``cfg.source`` names another domain or a dataset folder."""
     from .. import synth
-    from ..model.train import PatchSampler, TrainConfig, _read_folder
+    from ..model.data import PatchSampler, SamplerSettings, read_folder
 
     tcfg = (meta.get("training") or {}).get("config") or {}
     source = cfg.source or meta.get("domain")
     samples = None
     if source and Path(str(source)).expanduser().is_dir():
-        samples, _, _ = _read_folder(str(Path(str(source)).expanduser()))
+        samples, _, _ = read_folder(str(Path(str(source)).expanduser()))
         if samples[0][1].ndim != mcfg.ndim:
             raise VesselGraphError(
                 f"source dataset {source} is {samples[0][1].ndim}D but the checkpoint is {mcfg.ndim}D"
@@ -215,7 +215,7 @@ def source_sampler(cfg: AdaptConfig, meta: dict, mcfg, in_meta: dict, rng: np.ra
             )
     elif meta.get("data") and Path(str(meta["data"])).is_dir() and not cfg.source:
         source = str(meta["data"])
-        samples, _, _ = _read_folder(source)
+        samples, _, _ = read_folder(source)
         domain = "vessel2d-fluo"
     else:
         raise VesselGraphError(
@@ -223,7 +223,7 @@ def source_sampler(cfg: AdaptConfig, meta: dict, mcfg, in_meta: dict, rng: np.ra
             "give source= (a domain name or a dataset folder)"
         )
     shape = tcfg.get("image_shape") if source == tcfg.get("domain") else None
-    tc = TrainConfig(
+    tc = SamplerSettings(
         domain=domain,
         image_shape=shape,
         pool_size=SOURCE_POOL,

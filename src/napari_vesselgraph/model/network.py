@@ -193,6 +193,59 @@ class Relationformer(nn.Module):
         with torch.no_grad():
             self.class_head.bias.copy_(torch.tensor([1.0, -1.0]))
 
+    # ------------------------------------------------------------------ parameter groups
+    def module_groups(self) -> dict[str, list]:
+        """The model's parts by stage, as module / parameter references (not names):
+
+        ``backbone`` (the CNN), ``input_proj``, ``encoder`` (layers and final norm), ``decoder`` (layers, final
+        norm, query contents, the [rln] token and its position, the query-position MLP), ``heads`` (node class,
+        position, radius, relation, the relation head's line map, the dense head) and, when a translator is
+        attached (adaptation by translation), ``translator``. Absent optional parts are left out.
+        """
+        groups = {
+            "backbone": [self.backbone],
+            "input_proj": [self.input_proj],
+            "encoder": [self.encoder, self.enc_norm],
+            "decoder": [
+                self.decoder, self.dec_norm, self.query_content, self.rln_token, self.rln_pos, self.query_pos_mlp,
+            ],
+            "heads": [
+                self.class_head, self.pos_head, self.radius_head, self.relation_head, self.line_proj, self.dense_head,
+            ],
+        }  # fmt: skip
+        translator = self._modules.get("translator")
+        if translator is not None:
+            groups["translator"] = [translator]
+        return {k: [m for m in v if m is not None] for k, v in groups.items()}
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The parameters of each group of :meth:`module_groups`, each list in ``self.parameters()`` order.
+
+        Raises ``RuntimeError`` when a parameter is in no group or in two, or a group has no parameters, so that
+        a new or renamed layer cannot silently change what a stage (training's backbone learning rate,
+        adaptation's ``train_layers``) covers.
+        """
+        owner: dict[int, str] = {}
+        for name, parts in self.module_groups().items():
+            for part in parts:
+                for p in [part] if isinstance(part, nn.Parameter) else part.parameters():
+                    if id(p) in owner and owner[id(p)] != name:
+                        raise RuntimeError(f"a parameter is in two groups: {owner[id(p)]} and {name}")
+                    owner[id(p)] = name
+        out: dict[str, list[nn.Parameter]] = {name: [] for name in self.module_groups()}
+        missing = []
+        for pname, p in self.named_parameters():
+            if id(p) in owner:
+                out[owner[id(p)]].append(p)
+            else:
+                missing.append(pname)
+        if missing:
+            raise RuntimeError(f"parameters in no group of Relationformer.module_groups: {missing}")
+        empty = [k for k, v in out.items() if not v]
+        if empty:
+            raise RuntimeError(f"empty parameter group(s): {empty}")
+        return out
+
     # ------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> dict:
         """``images``: ``(B, C, *patch_size)``. Returns the last decoder layer's outputs plus ``aux`` (a list,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import os
 import shlex
 import sys
@@ -39,12 +38,28 @@ import numpy as np
 
 from ..errors import Cancelled, VesselGraphError
 from .config import ModelConfig
+from .data import (  # noqa: F401 - PatchSampler ... make_synthetic: also importable from here (old names)
+    TEST_SEED_BASE,
+    TRAIN_SEED_MAX,
+    VAL_SEED_BASE,
+    MixedSampler,
+    PatchSampler,
+    cut_patch,
+    make_synthetic,
+    node_count_stats,
+    read_folder,
+    read_splits,
+    validation_set,
+    with_nodes,
+)
+from .loop import StepOutput, TrainingLoop, warmup_cosine
 from .preprocess import input_meta as make_input_meta
-from .preprocess import normalize_image
 
-TRAIN_SEED_MAX = 9_000_000
-VAL_SEED_BASE = 9_000_000
-TEST_SEED_BASE = 10_000_000
+# the old private names, kept importable for one release (benchmarks and tests of older versions use them)
+_read_folder = read_folder
+_with_nodes = with_nodes
+
+__all__ = ["TrainConfig", "build_parser", "config_from_args", "main", "train", "validate"]
 
 
 @dataclass
@@ -112,161 +127,11 @@ def domain_defaults(domain: str) -> tuple[int, int]:
             ch = spec.get("channels")
         if ch is not None:
             return ndim, int(ch)
-    except Exception:  # noqa: BLE001 - fall back to the naming convention
+    except Exception:  # noqa: BLE001, S110 - fall back to the naming convention
         pass
     ndim = 3 if domain.startswith("vessel3d") else 2
     ch = 3 if domain in ("vessel2d-fundus", "road-clean", "road-hazy") else 1
     return ndim, ch
-
-
-# ------------------------------------------------------------------ data
-class PatchSampler:
-    """Random training patches from a pool of normalised images (synthetic on the fly, or a dataset)."""
-
-    def __init__(self, cfg: TrainConfig, mcfg: ModelConfig, in_meta: dict, rng: np.random.Generator, samples=None):
-        self.cfg, self.mcfg, self.in_meta, self.rng = cfg, mcfg, in_meta, rng
-        self.fixed = samples  # list of (image, graph) when training from a folder
-        self.pool: list[tuple[np.ndarray, Any]] = []
-        self.used_seeds: list[int] = []
-        n = cfg.pool_size if samples is None else len(samples)
-        for k in range(n):
-            self.pool.append(self._new_image(k))
-        self.calls = 0
-
-    def _new_image(self, k: int):
-        if self.fixed is not None:
-            img, g = self.fixed[k % len(self.fixed)]
-        else:
-            seed = int(self.rng.integers(0, TRAIN_SEED_MAX))
-            self.used_seeds.append(seed)
-            img, g = make_synthetic(self.cfg.domain, seed, self.cfg.image_shape)
-        return normalize_image(img, self.in_meta), g
-
-    def refresh(self) -> None:
-        if self.fixed is None:
-            k = int(self.rng.integers(len(self.pool)))
-            self.pool[k] = self._new_image(k)
-
-    def patch(self):
-        size = self.mcfg.patch_size
-        for _ in range(20):
-            img, g = self.pool[int(self.rng.integers(len(self.pool)))]
-            spatial = img.shape[1:]
-            if any(s < p for s, p in zip(spatial, size)):
-                raise VesselGraphError(f"training image {spatial} smaller than the patch size {size}")
-            origin = tuple(int(self.rng.integers(0, s - p + 1)) for s, p in zip(spatial, size))
-            pimg, pg = cut_patch(img, g, origin, size)
-            if pg.n_nodes or self.rng.random() < self.cfg.empty_patch_p:
-                break
-        nodes = pg.nodes
-        if self.cfg.augment:
-            pimg, nodes = _augment(pimg, nodes, self.rng)
-        pg = _with_nodes(pg, nodes)
-        return pimg, pg
-
-    def batch(self, n: int):
-        self.calls += 1
-        if self.cfg.refresh_every and self.calls % self.cfg.refresh_every == 0:
-            self.refresh()
-        return [self.patch() for _ in range(n)]
-
-
-class MixedSampler:
-    """Patches from a main sampler, each replaced with probability ``p`` by one from an ``extra`` sampler."""
-
-    def __init__(self, main: PatchSampler, extra: PatchSampler, p: float, rng: np.random.Generator):
-        self.main, self.extra, self.p, self.rng = main, extra, float(p), rng
-
-    @property
-    def used_seeds(self):
-        return self.main.used_seeds
-
-    def patch(self):
-        return self.extra.patch() if self.rng.random() < self.p else self.main.patch()
-
-    def batch(self, n: int):
-        self.main.calls += 1
-        if self.main.cfg.refresh_every and self.main.calls % self.main.cfg.refresh_every == 0:
-            self.main.refresh()
-        return [self.patch() for _ in range(n)]
-
-
-def _augment(pimg, nodes, rng):
-    from .targets import augment
-
-    return augment(pimg, nodes, rng)
-
-
-def _with_nodes(g, nodes):
-    from ..graph import VesselGraph
-
-    return VesselGraph(nodes, g.edges, g.node_attrs, g.edge_attrs, g.scale, g.metadata)
-
-
-def make_synthetic(domain: str, seed: int, shape=None):
-    from .. import synth
-
-    if shape is None:
-        return synth.make_sample(domain, seed)
-    return synth.make_sample(domain, seed, shape=tuple(shape))
-
-
-def cut_patch(norm_image: np.ndarray, graph, origin, size):
-    """Crop a normalised ``(C, *S)`` image and its graph (border nodes inserted by ``synth.crop_patch``)."""
-    from .. import synth
-
-    sl = tuple(slice(o, o + p) for o, p in zip(origin, size))
-    patch = np.ascontiguousarray(norm_image[(slice(None),) + sl])
-    crop = getattr(synth, "crop_patch", None)
-    if crop is not None:
-        _, pg = crop(norm_image[0], graph, tuple(origin), tuple(size))
-    else:
-        from .targets import crop_graph
-
-        pg = crop_graph(graph, origin, size)
-    return patch, pg
-
-
-def validation_set(cfg: TrainConfig, mcfg: ModelConfig, in_meta: dict, samples=None):
-    """Fixed validation patches from held-out images (seeds ``9_000_000 + k``)."""
-    rng = np.random.default_rng(VAL_SEED_BASE)
-    out = []
-    if samples is None:
-        images = [make_synthetic(cfg.domain, VAL_SEED_BASE + k, cfg.image_shape) for k in range(cfg.val_images)]
-    else:
-        images = samples
-    images = [(normalize_image(i, in_meta), g) for i, g in images]
-    per = max(1, math.ceil(cfg.val_patches / max(1, len(images))))
-    for img, g in images:
-        spatial = img.shape[1:]
-        for _ in range(per):
-            for _ in range(20):
-                origin = tuple(int(rng.integers(0, s - p + 1)) for s, p in zip(spatial, mcfg.patch_size))
-                p, pg = cut_patch(img, g, origin, mcfg.patch_size)
-                if pg.n_nodes:
-                    break
-            out.append((p, pg))
-    return out[: cfg.val_patches]
-
-
-def node_count_stats(sampler: PatchSampler, mcfg: ModelConfig, n: int = 400) -> dict:
-    """Nodes per patch and per query cell: checks that ``n_queries`` covers the data."""
-    counts, per_cell = [], []
-    cell = np.asarray(mcfg.patch_size) / np.asarray(mcfg.query_grid)
-    for _ in range(n):
-        _, g = sampler.patch()
-        counts.append(g.n_nodes)
-        if g.n_nodes:
-            c = np.clip(np.floor(g.nodes / cell).astype(int), 0, np.asarray(mcfg.query_grid) - 1)
-            per_cell.append(int(np.unique(c, axis=0, return_counts=True)[1].max()))
-    counts = np.asarray(counts)
-    return {
-        "nodes_p50": float(np.percentile(counts, 50)),
-        "nodes_p99": float(np.percentile(counts, 99)),
-        "nodes_max": int(counts.max()),
-        "max_nodes_per_cell_p99": float(np.percentile(per_cell, 99)) if per_cell else 0.0,
-        "n_queries": mcfg.n_queries,
-    }
 
 
 # ------------------------------------------------------------------ optimiser state <-> tensors
@@ -344,10 +209,8 @@ def validate(model, val_set, cfg: TrainConfig, device, sweep: bool = True) -> di
 
 # ------------------------------------------------------------------ the loop
 def _lr_factor(step: int, frac: float, cfg: TrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    frac = min(max(frac, 0.0), 1.0)
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+    """The learning-rate factor of training at ``step`` (see :func:`.loop.warmup_cosine`)."""
+    return warmup_cosine(cfg.warmup_steps, cfg.min_lr_ratio)(step, frac)
 
 
 def train(
@@ -377,7 +240,7 @@ def train(
 
     samples = val_samples = data_domain = None
     if cfg.data:
-        samples, val_samples, data_domain = _read_folder(cfg.data)
+        samples, val_samples, data_domain = read_folder(cfg.data)
     ndim, _channels = domain_defaults(data_domain or cfg.domain)
     if samples:
         ndim = samples[0][1].ndim
@@ -397,8 +260,11 @@ def train(
     # the averaged model that is validated and saved (the trained one itself without EMA)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
     shown = ema if ema is not None else model
-    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    # two learning rates: the CNN backbone's, and the rest's (each list in model.parameters() order, which the
+    # optimiser state of a saved run relies on)
+    backbone = model.param_groups()["backbone"]
+    in_backbone = {id(p) for p in backbone}
+    rest = [p for p in model.parameters() if id(p) not in in_backbone]
     opt = torch.optim.AdamW(
         [{"params": rest, "lr": cfg.lr}, {"params": backbone, "lr": cfg.backbone_lr or cfg.lr}],
         lr=cfg.lr,
@@ -447,15 +313,7 @@ def train(
     sampler = PatchSampler(cfg, mcfg, in_meta, rng, samples)
     val_set = validation_set(cfg, mcfg, in_meta, val_samples)
     if cfg.extra_data and cfg.extra_p > 0:
-        extra_train, extra_val = [], []
-        from .. import synth
-
-        for folder in [cfg.extra_data] if isinstance(cfg.extra_data, str) else list(cfg.extra_data):
-            for r in synth.read_dataset(folder):  # a folder may hold only validation images
-                if r["split"] == "train":
-                    extra_train.append((r["image"], r["graph"]))
-                elif r["split"] in ("val", "validation"):
-                    extra_val.append((r["image"], r["graph"]))
+        extra_train, extra_val = read_splits(cfg.extra_data)  # a folder may hold only validation images
         if not extra_train:
             raise VesselGraphError(f"extra_data {cfg.extra_data}: no samples in the train split")
         if not 0.0 < cfg.extra_p <= 1.0:
@@ -468,18 +326,6 @@ def train(
     log(f"data: {json.dumps(stats)}; {len(val_set)} validation patches; set-up {time.time() - t0:.1f}s")
     if stats["nodes_p99"] > mcfg.n_queries:
         log(f"WARNING: 99th percentile of nodes per patch ({stats['nodes_p99']}) exceeds the {mcfg.n_queries} queries")
-
-    budget = cfg.max_minutes * 60.0 if cfg.max_minutes else None
-    t_start = time.time()
-
-    def elapsed() -> float:
-        return elapsed_before + time.time() - t_start
-
-    def frac() -> float:
-        f = step / max(1, cfg.max_steps)
-        if budget:
-            f = max(f, elapsed() / budget)
-        return f
 
     def base_meta() -> dict:
         return {
@@ -498,7 +344,7 @@ def train(
             },
         }
 
-    def save_state():
+    def save_state(loop: TrainingLoop) -> None:
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
         if ema is not None:
             tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
@@ -511,9 +357,9 @@ def train(
             "model": mcfg.to_dict(),
             "optimizer": oinfo,
             "base_lrs": base_lrs,
-            "step": step,
+            "step": loop.step,
             "best_score": best_score,
-            "elapsed": elapsed(),
+            "elapsed": loop.elapsed(),
             "rng": rng.bit_generator.state,
             "history": history[-200:],
             "command": command,
@@ -521,21 +367,22 @@ def train(
         }
         save_tensors(state_path, tensors, info, sidecar=False)
 
-    def run_validation(reason: str):
+    def run_validation(loop: TrainingLoop, reason: str) -> dict:
+        """Validate the shown model; save it if best, and the training state always."""
         nonlocal best_score
-        tv = time.time()
+        step, tv = loop.step, time.time()
         metrics = validate(shown, val_set, cfg, device)
-        entry = {"step": step, "minutes": round(elapsed() / 60, 2)}
+        entry = {"step": step, "minutes": round(loop.elapsed() / 60, 2)}
         entry.update({k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()})
         history.append({"kind": "val", **entry})
         improved = metrics["score"] > best_score
         if improved:
             best_score = metrics["score"]
             meta = base_meta()
-            meta["validation"] = {**metrics, "step": step, "minutes": round(elapsed() / 60, 2)}
+            meta["validation"] = {**metrics, "step": step, "minutes": round(loop.elapsed() / 60, 2)}
             meta["thresholds"] = {"node": metrics["node_threshold"], "edge": metrics["edge_threshold"]}
             save_checkpoint(best_path, shown, meta)
-        save_state()
+        save_state(loop)
         log(
             f"[val {reason}] step {step} node_f1 {metrics.get('node_f1', 0):.3f} edge_f1 {metrics.get('edge_f1', 0):.3f} "
             f"smd {metrics.get('smd', float('nan')):.4f} score {metrics['score']:.3f} "
@@ -544,65 +391,75 @@ def train(
         )
         with open(out / "history.jsonl", "a") as f:
             f.write(json.dumps({"kind": "val", **entry}) + "\n")
+        return metrics
 
-    model.train()
-    run_loss: dict[str, float] = {}
-    t_log = time.time()
-    stop_reason = "max_steps"
-    while step < cfg.max_steps:
-        if cancel is not None and cancel.is_set():
-            stop_reason = "cancelled"
-            break
-        if budget and elapsed() >= budget:
-            stop_reason = "time budget"
-            break
+    def step_fn(loop: TrainingLoop) -> StepOutput:
         batch = sampler.batch(cfg.batch_size)
         x = torch.from_numpy(np.stack([p for p, _ in batch])).to(device)
         if memory_format is not None:
             x = x.contiguous(memory_format=memory_format)
         targets = collate([graph_to_target(g, mcfg.patch_size, mcfg.stride) for _, g in batch], device=device)
-        f = _lr_factor(step, frac(), cfg)
-        for g, lr0 in zip(opt.param_groups, base_lrs):
-            g["lr"] = lr0 * f
-        o = model(x)
-        loss, logs = crit(o, targets)
-        if not torch.isfinite(loss):
-            log(f"step {step}: non-finite loss, batch skipped")
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            continue
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        if ema is not None:
-            _ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
-        step += 1
+        loss, logs = crit(model(x), targets)
+        return StepOutput(logs=logs, loss=loss)
+
+    def update_ema(loop: TrainingLoop) -> None:
+        _ema_update(ema, model, min(cfg.ema_decay, (1 + loop.step) / (10 + loop.step)))
+
+    run_loss: dict[str, float] = {}
+    t_log = [time.time()]
+
+    def on_step(loop: TrainingLoop, logs: dict, skipped: bool) -> None:
+        nonlocal run_loss
+        if skipped:  # a non-finite loss: neither averaged nor logged
+            return
         for k, v in logs.items():
             run_loss[k] = run_loss.get(k, 0.0) + v
-        if step % cfg.log_every == 0:
+        if loop.step % cfg.log_every == 0:
             n = cfg.log_every
             avg = {k: v / n for k, v in run_loss.items()}
-            dt = (time.time() - t_log) / n
+            dt = (time.time() - t_log[0]) / n
             log(
-                f"step {step} "
+                f"step {loop.step} "
                 + " ".join(f"{k} {v:.4f}" for k, v in avg.items())
-                + f" lr {opt.param_groups[0]['lr']:.2e} {dt:.2f}s/step {elapsed() / 60:.1f}min"
+                + f" lr {loop.lr():.2e} {dt:.2f}s/step {loop.elapsed() / 60:.1f}min"
             )
             with open(out / "history.jsonl", "a") as fh:
-                fh.write(json.dumps({"kind": "train", "step": step, "minutes": round(elapsed() / 60, 2), **avg}) + "\n")
-            run_loss, t_log = {}, time.time()
-        if progress is not None:
-            progress(step, cfg.max_steps, {"loss": logs["loss"], "elapsed": elapsed(), "step": step})
-        if step % cfg.val_every == 0:
-            run_validation("periodic")
-    log(f"stopping at step {step}: {stop_reason} ({elapsed() / 60:.1f} min)")
-    if not history or history[-1].get("step") != step:
-        run_validation("final")
+                fh.write(
+                    json.dumps({"kind": "train", "step": loop.step, "minutes": round(loop.elapsed() / 60, 2), **avg})
+                    + "\n"
+                )
+            run_loss, t_log[0] = {}, time.time()
+
+    def on_stop(loop: TrainingLoop, reason: str) -> None:
+        log(f"stopping at step {loop.step}: {reason} ({loop.elapsed() / 60:.1f} min)")
+
+    loop = TrainingLoop(
+        max_steps=cfg.max_steps,
+        step=step,
+        budget_s=cfg.max_minutes * 60.0 if cfg.max_minutes else None,
+        elapsed_before=elapsed_before,
+        cancel=cancel,
+        progress=progress,
+        progress_keys=("loss",),
+        log=log,
+        optimizer=opt,
+        params=model.parameters(),  # clipped together, in model order
+        grad_clip=cfg.grad_clip,
+        lr_schedule=warmup_cosine(cfg.warmup_steps, cfg.min_lr_ratio),
+        base_lrs=base_lrs,
+        after_update=update_ema if ema is not None else None,
+        on_step=on_step,
+        on_stop=on_stop,
+        validate=run_validation,
+        validate_every=cfg.val_every,
+        last_validated=int(history[-1].get("step", -1)) if history else -1,
+        final_validation="always",
+        device=device,
+    )
+    model.train()
+    loop.run(step_fn)
     if not best_path.exists():  # pragma: no cover - validation always saves once
         save_checkpoint(best_path, shown, base_meta())
-    _free(device)
     return best_path
 
 
@@ -617,35 +474,6 @@ def _ema_update(ema, model, decay: float) -> None:
                 mine[k].mul_(decay).add_(v.detach(), alpha=1.0 - decay)
             else:
                 mine[k].copy_(v)
-
-
-def _free(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def _read_folder(folder: str):
-    """``(train_samples, val_samples)`` lists of ``(image, graph)`` from ``synth.read_dataset``."""
-    from .. import synth
-
-    records = synth.read_dataset(folder)
-    train, val = [], []
-    for r in records:
-        split = r["split"] if not isinstance(r, (tuple, list)) else "train"
-        sample = (r[0], r[1]) if isinstance(r, (tuple, list)) else (r["image"], r["graph"])
-        if split in ("val", "validation"):
-            val.append(sample)
-        elif split == "train":
-            train.append(sample)
-    if not train:
-        raise VesselGraphError(f"{folder}: no training samples found")
-    if not val:
-        k = max(1, len(train) // 10)
-        train, val = train[k:] or train, train[:k]
-    domains = {getattr(r, "domain", None) for r in records} - {None}
-    return train, val, (domains.pop() if len(domains) == 1 else None)
 
 
 # ------------------------------------------------------------------ command line
