@@ -56,9 +56,12 @@ def _cmd_predict(args) -> int:
     if getattr(args, "zoom", None) is not None:
         extra["zoom"] = args.zoom[0] if len(args.zoom) == 1 else tuple(args.zoom)
     with _image_options(args):
+        checkpoint = args.checkpoint
+        if checkpoint is None and args.method == "model":
+            checkpoint = _pick_checkpoint(args)
         graph = predict(
             args.image,
-            checkpoint=args.checkpoint,
+            checkpoint=checkpoint,
             method=args.method,
             device=args.device,
             scale=tuple(args.scale) if args.scale else None,
@@ -75,6 +78,26 @@ def _cmd_predict(args) -> int:
     paths = write_graph(graph, args.output)
     print(f"{graph.n_nodes} nodes, {graph.n_edges} edges -> {', '.join(paths)}")
     return 0
+
+
+def _pick_checkpoint(args):
+    """The installed checkpoint that suits the image best (``checkpoints.suits``); says which on stderr, with a
+    warning line for each mismatch. None (predict's own default) when no checkpoint is installed."""
+    from .checkpoints.suits import rank_checkpoints
+    from .io import load_image
+
+    arr, _ = load_image(args.image, lazy=True)  # only small crops of it are read
+    rgb = None
+    if args.channel is not None and 0 <= args.channel < arr.shape[-1]:
+        arr, rgb = arr[..., args.channel], False
+    ranked = rank_checkpoints(arr, rgb=rgb)
+    if not ranked:
+        return None
+    best = ranked[0]
+    print(f"vesselgraph: no --checkpoint given; using '{best['name']}' for this image", file=sys.stderr)
+    for line in best["warnings"]:
+        print(f"vesselgraph: warning: {line}", file=sys.stderr)
+    return best["entry"].get("path") or best["name"]
 
 
 def _image_options(args):

@@ -1,0 +1,571 @@
+"""What a checkpoint is for, what an image looks like, and which checkpoint suits an image best.
+
+No Qt, no torch: the widgets and ``vesselgraph predict`` call these to choose a default model for an image and
+to say in plain words when the chosen model does not fit it.
+
+* :func:`model_purpose` reads a checkpoint's metadata: its optional ``"suits"`` entry (written by
+  ``scripts/bundle_checkpoint.py``)::
+
+      "suits": {"ndim": 2, "images": "RGB fundus photographs", "rgb": true, "polarity": "dark",
+                "kinds": ["fundus"], "structures": "vessels"}
+
+  and, for whatever it leaves out, what every checkpoint already records: ``ndim``, ``input.channels``,
+  ``domain`` (a :data:`napari_vesselgraph.synth.DOMAINS` name: its style, polarity and description), the
+  adaptation it carries (``target_domain``), and as a last resort words in the domain and the name
+  (``fundus``, ``road``, ``random``, ...).
+* :func:`image_traits` looks at a few small pieces of an image (a central crop, a strided overview of an
+  in-memory array, corner crops of a lazy one; never a whole dask/Zarr array): 2D or 3D, RGB or grey, whether
+  thin structures are brighter or darker than their surroundings, a black surround like a fundus photo.
+* :func:`suitability` scores one checkpoint for those traits and returns plain-language warnings on a
+  mismatch (a 2D model on a 3D stack, a road model on a fundus photo, a bright-vessel model on dark vessels).
+* :func:`rank_checkpoints` / :func:`pick_checkpoint` order the installed checkpoints by that score. The score
+  comes only from the metadata, so a checkpoint bundled later slots in by what it says it suits.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+#: score of a checkpoint that cannot run on the image at all (wrong dimensionality)
+CANNOT_RUN = -100.0
+#: image kinds recognised in a domain name / model name when the metadata says nothing else
+_KIND_WORDS = {
+    "fundus": "fundus",
+    "retina": "fundus",
+    "fluo": "fluorescence",
+    "fluorescence": "fluorescence",
+    "lightsheet": "light-sheet",
+    "light-sheet": "light-sheet",
+    "twophoton": "two-photon",
+    "two-photon": "two-photon",
+    "2p": "two-photon",
+    "confocal": "confocal",
+    "aerial": "aerial",
+    "satellite": "satellite",
+    "ct": "ct",
+    "mra": "mra",
+    "brightfield": "bright-field",
+}
+#: kinds that are all fluorescence microscopy (a grey image with bright structures looks like any of them)
+FLUORESCENCE_KINDS = {"fluorescence", "light-sheet", "two-photon", "confocal"}
+#: kinds of colour photographs taken from above
+AERIAL_KINDS = {"aerial", "satellite"}
+_STRUCTURE_WORDS = {"vessel": "vessels", "road": "roads", "neuron": "neurites", "neurite": "neurites"}
+_STYLE_KINDS = {"fluorescence": ["fluorescence"], "fundus": ["fundus"], "aerial": ["aerial", "satellite"]}
+_GEOMETRY_STRUCTURES = {"vessel2d": "vessels", "vessel3d": "vessels", "road2d": "roads"}
+
+
+# ---------------------------------------------------------------------------------------------- models
+def _int_or_none(value) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _words(*texts) -> list[str]:
+    out = []
+    for t in texts:
+        if t:
+            out += [w for w in re.split(r"[^a-z0-9]+", str(t).lower()) if w]
+    return out
+
+
+def _domain_spec(name):
+    if not name:
+        return None
+    try:
+        from ..synth import DOMAINS
+    except ImportError:  # pragma: no cover
+        return None
+    return DOMAINS.get(str(name))
+
+
+def _from_domain(spec) -> dict[str, Any]:
+    """Purpose fields of a synthetic domain."""
+    random = spec.style == "random"
+    out: dict[str, Any] = {
+        "ndim": spec.ndim,
+        "images": spec.description,
+        "polarity": "any" if random else spec.polarity,
+        "rgb": None if random else spec.channels == 3,
+        "structures": _GEOMETRY_STRUCTURES.get(spec.kind),
+    }
+    kinds = list(_STYLE_KINDS.get(spec.style, []))
+    for w in _words(spec.name):
+        if _KIND_WORDS.get(w) and _KIND_WORDS[w] not in kinds:
+            kinds.append(_KIND_WORDS[w])
+    out["kinds"] = ["any"] if random else kinds
+    return out
+
+
+def _from_words(*texts) -> dict[str, Any]:
+    """Purpose fields guessed from words of a domain or checkpoint name (``road-satellite``, ``vessel2d-random``)."""
+    words = _words(*texts)
+    out: dict[str, Any] = {}
+    kinds = []
+    for w in words:
+        k = _KIND_WORDS.get(w)
+        if k and k not in kinds:
+            kinds.append(k)
+        for stem, structure in _STRUCTURE_WORDS.items():
+            if w.startswith(stem):
+                out.setdefault("structures", structure)
+    if any(w in ("random", "robust", "any") for w in words):
+        out["polarity"] = "any"
+        out["rgb"] = None
+        kinds = kinds or ["any"]
+    elif "fundus" in kinds:
+        out["polarity"] = "dark"
+    elif FLUORESCENCE_KINDS & set(kinds):
+        out["polarity"] = "bright"
+    if kinds:
+        out["kinds"] = kinds
+    return out
+
+
+def model_purpose(meta: dict | None) -> dict[str, Any]:
+    """What images a checkpoint suits, from its metadata.
+
+    Returns ``{"name", "ndim", "rgb", "polarity", "kinds", "structures", "images", "adapted", "adaptation",
+    "target", "from", "text"}``:
+
+    * ``ndim``: 2 or 3 (None: unknown); ``rgb``: True (colour images), False (grey images), None (either);
+    * ``polarity``: ``"bright"`` (structures brighter than their surroundings), ``"dark"``, ``"any"``, or None
+      (unknown); ``kinds``: image kinds (``"fundus"``, ``"fluorescence"``, ``"aerial"``, ``"any"``, ...);
+      ``structures``: ``"vessels"``, ``"roads"``, ``"neurites"`` or None;
+    * ``images``: plain-language text of the images it suits; ``text``: one line for a widget;
+    * ``adapted``: whether it carries an adaptation; ``target``: what it was adapted to;
+    * ``from``: where the answer came from (``"suits"``, ``"domain"``, ``"target domain"``, ``"name"``,
+      ``"unknown"``).
+    """
+    meta = meta if isinstance(meta, dict) else {}
+    inp = meta.get("input") if isinstance(meta.get("input"), dict) else {}
+    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    ndim = _int_or_none(meta.get("ndim"))
+    if ndim is None:
+        ndim = _int_or_none(model.get("ndim")) or _int_or_none(inp.get("ndim"))
+    channels = _int_or_none(inp.get("channels")) or _int_or_none(meta.get("channels"))
+    ad = meta.get("adaptation")
+    method = str(ad.get("method", "none")) if isinstance(ad, dict) else str(ad or "none")
+    adapted = method not in ("none", "None", "")
+    target = None
+    if adapted:
+        target = meta.get("target_domain") or (ad.get("target_domain") if isinstance(ad, dict) else None)
+        target = target or (ad.get("target") if isinstance(ad, dict) else None)
+
+    purpose: dict[str, Any] = {
+        "name": meta.get("name"),
+        "ndim": ndim,
+        "rgb": None if channels is None else channels == 3,
+        "polarity": None,
+        "kinds": [],
+        "structures": None,
+        "images": None,
+        "adapted": adapted,
+        "adaptation": method,
+        "target": target,
+        "from": "unknown",
+    }
+    domain = meta.get("domain")
+    spec = _domain_spec(domain)
+    target_spec = _domain_spec(target) if adapted else None
+    if target_spec is not None:  # adapted to a synthetic domain: it now suits that domain's images
+        purpose.update(_from_domain(target_spec))
+        purpose["from"] = "target domain"
+    elif adapted and target:  # adapted to a folder of images: their look is not recorded
+        if spec is not None:
+            purpose["structures"] = _GEOMETRY_STRUCTURES.get(spec.kind)
+            purpose["ndim"] = purpose["ndim"] or spec.ndim
+        purpose["images"] = f"images like those in {target}"
+        purpose["from"] = "adaptation"
+    elif spec is not None:
+        purpose.update(_from_domain(spec))
+        purpose["from"] = "domain"
+    else:
+        guessed = _from_words(domain, meta.get("name"))
+        if guessed:
+            purpose.update(guessed)
+            purpose["from"] = "name"
+    if ndim is not None:  # the architecture has the last word on dimensionality
+        purpose["ndim"] = ndim
+
+    suits = meta.get("suits")
+    if isinstance(suits, dict):
+        purpose["from"] = "suits"
+        if _int_or_none(suits.get("ndim")) in (2, 3):
+            purpose["ndim"] = int(suits["ndim"])
+        if "rgb" in suits:
+            rgb = suits["rgb"]
+            purpose["rgb"] = None if rgb in (None, "any") else bool(rgb) if not isinstance(rgb, str) else rgb == "yes"
+        if suits.get("polarity") in ("bright", "dark", "any"):
+            purpose["polarity"] = suits["polarity"]
+        if isinstance(suits.get("kinds"), (list, tuple)):
+            purpose["kinds"] = [str(k).lower() for k in suits["kinds"]]
+        if suits.get("structures"):
+            purpose["structures"] = str(suits["structures"]).lower()
+        if suits.get("images"):
+            purpose["images"] = str(suits["images"])
+    if not purpose["images"] and meta.get("description"):
+        purpose["images"] = str(meta["description"])
+    purpose["text"] = _purpose_text(purpose, domain)
+    return purpose
+
+
+def _purpose_text(p: dict, domain) -> str:
+    parts = []
+    if p["images"]:
+        parts.append(f"For {p['images'][0].lower() + p['images'][1:]}")
+    elif domain:
+        parts.append(f"Trained on '{domain}' images; what else it suits is not recorded")
+    else:
+        parts.append("What images it suits is not recorded")
+    facts = []
+    if p["ndim"]:
+        facts.append(f"{p['ndim']}D")
+    if p["rgb"] is True:
+        facts.append("colour")
+    elif p["rgb"] is False:
+        facts.append("grey")
+    if p["polarity"] == "bright":
+        facts.append("bright structures")
+    elif p["polarity"] == "dark":
+        facts.append("dark structures")
+    elif p["polarity"] == "any":
+        facts.append("bright or dark structures")
+    text = parts[0] + (f" ({', '.join(facts)})" if facts else "")
+    if p["adapted"]:
+        text += f". Adapted ({p['adaptation']})" + (f" to {p['target']}" if p["target"] else "")
+    return text + "."
+
+
+# ---------------------------------------------------------------------------------------------- images
+def _looks_rgb(shape) -> bool:
+    return len(shape) == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4
+
+
+def _is_lazy(arr) -> bool:
+    return not isinstance(arr, np.ndarray) or isinstance(arr, np.memmap)
+
+
+def _pick_level(image):
+    """A multiscale image (list of levels): the smallest level that still has 512 px per side, else level 0."""
+    if isinstance(image, (list, tuple)) or type(image).__name__ == "MultiScaleData":
+        levels = list(image)
+        for lvl in reversed(levels):
+            if max(int(n) for n in lvl.shape) >= 512:
+                return lvl
+        return levels[0]
+    return image
+
+
+def _read(arr, index) -> np.ndarray:
+    out = arr[index]
+    if hasattr(out, "compute") and not isinstance(out, np.ndarray):
+        out = out.compute()
+    return np.asarray(out)
+
+
+def _central(shape, size) -> tuple[slice, ...]:
+    return tuple(slice(max(0, (n - s) // 2), max(0, (n - s) // 2) + min(n, s)) for n, s in zip(shape, size))
+
+
+def image_traits(image, rgb: bool | None = None, ndim: int | None = None) -> dict[str, Any]:
+    """Cheap facts about an image that decide which checkpoint suits it.
+
+    ``image``: a numpy, dask or Zarr array (or a multiscale list of them), channels last for colour;
+    ``rgb``: whether the last axis holds colour (None: guessed from the shape); ``ndim``: its spatial
+    dimensionality when known (None: 3 for a grey array of three or more axes, else 2). Only a central crop
+    (384 px, 96³ voxels), a strided overview of an in-memory 2D array and four corner crops of a lazy one are
+    read.
+
+    Returns ``{"ndim", "rgb", "shape", "polarity", "polarity_ratio", "red_dominant", "black_surround",
+    "dark_background", "kinds", "structures", "mean_rgb"}``: ``polarity`` is ``"bright"``/``"dark"`` when
+    thin structures are clearly brighter/darker than their surroundings, else None; ``kinds`` is a guess
+    (``"fundus"`` for a red colour photo, ``"fluorescence"`` for a grey image of bright structures on a dark
+    background, ``"photo"`` for other colour images).
+    """
+    arr = _pick_level(image)
+    shape = tuple(int(n) for n in arr.shape)
+    rgb = _looks_rgb(shape) if rgb is None else bool(rgb)
+    if rgb and (len(shape) < 3 or shape[-1] not in (3, 4)):
+        rgb = False
+    grey_axes = len(shape) - (1 if rgb else 0)
+    if ndim is None:
+        ndim = 2 if rgb or grey_axes <= 2 else 3
+    ndim = int(min(max(ndim, 2), max(grey_axes, 2)))
+    lead = grey_axes - ndim
+    spatial = shape[lead : lead + ndim]
+    traits: dict[str, Any] = {
+        "ndim": ndim,
+        "rgb": rgb,
+        "shape": spatial,
+        "polarity": None,
+        "polarity_ratio": None,
+        "red_dominant": False,
+        "black_surround": False,
+        "dark_background": None,
+        "kinds": [],
+        "structures": None,
+        "mean_rgb": None,
+    }
+    if min(spatial or (0,)) < 4:
+        return traits
+    lead_idx = tuple(n // 2 for n in shape[:lead])  # a time point / channel slider: the middle one
+    size = (96,) * 3 if ndim == 3 else (384, 384)
+    crop = _read(arr, lead_idx + _central(spatial, size))
+    crop = np.nan_to_num(crop.astype(np.float32, copy=False))
+    if rgb:
+        crop = crop[..., :3]
+    overview = None
+    if ndim == 2 and not _is_lazy(arr):
+        step = max(1, int(np.ceil(max(spatial) / 512)))
+        overview = np.asarray(arr[lead_idx + (slice(None, None, step), slice(None, None, step))], dtype=np.float32)
+        if rgb:
+            overview = overview[..., :3]
+
+    # colour
+    if rgb:
+        look = overview if overview is not None else crop
+        pix = look.reshape(-1, 3)
+        level = pix.max(axis=1)
+        hi = float(np.percentile(level, 99)) if level.size else 0.0
+        inside = pix[level > 0.1 * hi] if hi > 0 else pix
+        mean = inside.mean(axis=0) if len(inside) else pix.mean(axis=0)
+        scale = max(float(np.percentile(pix, 99.5)), 1e-12)
+        traits["mean_rgb"] = [float(v) for v in np.clip(mean / scale, 0, 1)]
+        r, g, b = (float(v) for v in mean)
+        traits["red_dominant"] = r > 1.5 * g + 1e-12 and r > 1.5 * b + 1e-12
+
+    # a black surround (fundus camera aperture)
+    if ndim == 2:
+        traits["black_surround"] = _black_surround(arr, overview, spatial, lead_idx, rgb)
+
+    # polarity of thin structures
+    grey = _grey(crop, rgb)
+    if grey is not None:
+        traits["polarity"], traits["polarity_ratio"] = _polarity(grey)
+        lo, med, hi = np.percentile(grey, [1, 50, 99])
+        traits["dark_background"] = bool(hi > lo and (med - lo) / (hi - lo) < 0.3)
+
+    kinds = []
+    if rgb and traits["red_dominant"]:
+        kinds.append("fundus")
+        traits["structures"] = "vessels"
+    elif rgb:
+        kinds.append("photo")
+    elif traits["polarity"] == "bright" and traits["dark_background"]:
+        kinds.append("fluorescence")
+    traits["kinds"] = kinds
+    return traits
+
+
+def _grey(crop: np.ndarray, rgb: bool) -> np.ndarray | None:
+    from ..baseline.vesselness import to_grey
+
+    try:
+        grey, _ = to_grey(crop, "auto", rgb=rgb)
+    except Exception:  # noqa: BLE001 - an odd dtype or shape: no polarity, not an error
+        return None
+    return grey if np.ptp(grey) > 0 else None
+
+
+def _polarity(grey: np.ndarray) -> tuple[str | None, float | None]:
+    """``(polarity, bright/dark ratio)`` of the thin structures of a small grey crop; None when it is unclear."""
+    from ..baseline.vesselness import choose_polarity, vesselness
+
+    sigmas = (1.0, 2.0) if grey.ndim == 3 else (1.0, 2.0, 3.0)
+    try:
+        _, _, ev = vesselness(grey, sigmas, evidence=True)
+        polarity, ratio = choose_polarity(*ev)
+    except (ValueError, MemoryError):  # pragma: no cover
+        return None, None
+    if not np.isfinite(ratio) or ratio <= 0:  # nothing of one polarity at all
+        return polarity, None
+    if 1 / 1.15 < ratio < 1.15:  # about as much of either: edges, noise, flat
+        return None, float(ratio)
+    return polarity, float(ratio)
+
+
+def _black_surround(arr, overview, spatial, lead_idx, rgb) -> bool:
+    """A bright aperture in a black surround: the whole overview for an in-memory array, else corner crops."""
+    if overview is not None:
+        try:
+            from ..baseline.pipeline import field_of_view
+
+            return field_of_view(overview, overview.shape[:2], margin=0.0) is not None
+        except ImportError:  # pragma: no cover
+            return False
+    h, w = spatial
+    k = max(4, min(32, h // 10, w // 10))
+    corners = []
+    for y in (slice(0, k), slice(h - k, h)):
+        for x in (slice(0, k), slice(w - k, w)):
+            c = _read(arr, lead_idx + (y, x)).astype(np.float32)
+            corners.append(c.max(axis=-1) if rgb else c)
+    centre = _read(arr, lead_idx + _central(spatial, (128, 128))).astype(np.float32)
+    centre = centre.max(axis=-1) if rgb else centre
+    hi = float(np.percentile(centre, 99))
+    return hi > 0 and all(float(np.median(c)) <= 0.04 * hi for c in corners) and float(np.median(centre)) > 0.1 * hi
+
+
+# ---------------------------------------------------------------------------------------------- matching
+def _label(purpose: dict, name: str | None) -> str:
+    return f"'{name or purpose.get('name') or 'this model'}'"
+
+
+def _kind_text(kinds) -> str:
+    names = {"fundus": "fundus photographs", "fluorescence": "fluorescence images", "aerial": "aerial images",
+             "satellite": "satellite images", "light-sheet": "light-sheet volumes", "two-photon": "two-photon images",
+             "confocal": "confocal images", "photo": "colour photographs"}  # fmt: skip
+    out = [names.get(k, f"{k} images") for k in kinds if k != "any"]
+    return " or ".join(out[:2]) if out else "other images"
+
+
+def _image_kind_text(kinds) -> str:
+    names = {"fundus": "a fundus photograph", "fluorescence": "a fluorescence image", "photo": "a colour photograph"}
+    out = [names.get(k, f"a {k} image") for k in kinds]
+    return out[0] if out else "something else"
+
+
+def _overlap(model_kinds, image_kinds) -> bool:
+    m, i = set(model_kinds), set(image_kinds)
+    if m & i:
+        return True
+    if "fluorescence" in i and m & FLUORESCENCE_KINDS:
+        return True
+    return "photo" in i and bool(m & AERIAL_KINDS)
+
+
+def suitability(meta: dict | None, traits: dict, name: str | None = None) -> tuple[float, list[str]]:
+    """``(score, warnings)``: how well a checkpoint (its metadata) suits an image (its :func:`image_traits`).
+
+    Higher is better; :data:`CANNOT_RUN` or less means it cannot run on the image at all. ``warnings`` are plain
+    sentences for each real mismatch (none when the model fits as far as can be told).
+    """
+    p = model_purpose(meta)
+    label = _label(p, name)
+    score, warnings = 0.0, []
+    nd = traits.get("ndim")
+    if p["ndim"] is not None and nd is not None:
+        if p["ndim"] != nd:
+            score += CANNOT_RUN
+            if p["ndim"] == 2:
+                warnings.append(
+                    f"{label} is a 2D model but this image is a 3D stack: it cannot predict the whole stack. "
+                    "Choose a 3D model, or predict one 2D slice at a time."
+                )
+            else:
+                warnings.append(f"{label} is a 3D model but this image is 2D: choose a 2D model.")
+            return score, warnings
+        score += 10.0
+
+    # what the image shows (a road model on a fundus photo)
+    image_kinds = [k for k in traits.get("kinds") or []]
+    structures = traits.get("structures")
+    model_kinds = p["kinds"] or []
+    if structures and p["structures"] and p["structures"] != structures:
+        score -= 6.0
+        warnings.append(
+            f"{label} was made to trace {p['structures']} in {_kind_text(model_kinds)}, but this image looks like "
+            f"{_image_kind_text(image_kinds)} of {structures}."
+        )
+    elif image_kinds and model_kinds:
+        if "any" in model_kinds:
+            score += 1.0
+        elif _overlap(model_kinds, image_kinds):
+            score += 3.0
+        else:
+            score -= 1.0
+
+    # colour
+    if p["rgb"] is True and not traits.get("rgb"):
+        score -= 2.0
+        warnings.append(f"{label} was made for colour (RGB) images; this image is grey.")
+    elif p["rgb"] is False and traits.get("rgb"):
+        score -= 1.0  # it turns colour into grey itself: a small cost, no warning on its own
+    elif p["rgb"] is None:
+        score += 0.5
+    else:
+        score += 1.0
+
+    # bright or dark structures
+    pol = traits.get("polarity")
+    if p["polarity"] == "any":
+        score += 1.5
+    elif p["polarity"] in ("bright", "dark") and pol in ("bright", "dark"):
+        if p["polarity"] == pol:
+            score += 2.0
+        else:
+            score -= 4.0
+            want = "bright structures on a darker background" if p["polarity"] == "bright" else (
+                "dark structures on a brighter background")  # fmt: skip
+            seen = "darker" if pol == "dark" else "brighter"
+            warnings.append(
+                f"{label} expects {want}, but the thin structures in this image look {seen} than their "
+                "surroundings: it will likely miss most of them. A model for this kind of image, a robust one, "
+                "or fine-tuning on a few annotated patches fits better."
+            )
+
+    if p["adapted"]:
+        score += 0.5
+    return score, warnings
+
+
+def _entries(names=None) -> list[dict]:
+    """Installed checkpoints (``list_checkpoints``) or the given names/paths/entries, with their metadata."""
+    from . import list_checkpoints, read_metadata, resolve
+
+    if names is None:
+        return [e for e in list_checkpoints() if not e.get("error")]
+    installed = {e["name"]: e for e in list_checkpoints() if not e.get("error")}
+    out = []
+    for n in names:
+        if isinstance(n, dict):
+            out.append(n)
+        elif str(n) in installed:
+            out.append(installed[str(n)])
+        else:
+            path = resolve(n)
+            out.append({"name": str(n), "path": str(path), "source": "file", "meta": read_metadata(path)})
+    return out
+
+
+def rank_checkpoints(image_or_traits, entries=None, rgb: bool | None = None, ndim: int | None = None) -> list[dict]:
+    """Checkpoints ordered from best to worst suited: ``[{"name", "entry", "score", "warnings", "purpose"}]``.
+
+    ``image_or_traits``: an image (see :func:`image_traits`) or the traits of one; ``entries``: checkpoint entries
+    (``list_checkpoints()`` items), names or paths (None: every installed checkpoint). Ties keep the listing
+    order (bundled first, then the user's), after preferring a checkpoint that carries an adaptation.
+    """
+    traits = image_or_traits if _is_traits(image_or_traits) else image_traits(image_or_traits, rgb=rgb, ndim=ndim)
+    ranked = []
+    for i, e in enumerate(_entries(entries)):
+        if e.get("error"):
+            continue
+        score, warnings = suitability(e.get("meta") or {}, traits, e.get("name"))
+        ranked.append({"name": e.get("name"), "entry": e, "score": score, "warnings": warnings,
+                       "purpose": model_purpose(e.get("meta")), "_order": i})  # fmt: skip
+    ranked.sort(key=lambda r: (-r["score"], r["_order"]))
+    for r in ranked:
+        r.pop("_order")
+    return ranked
+
+
+def _is_traits(x) -> bool:
+    return isinstance(x, dict) and "ndim" in x and "kinds" in x
+
+
+def pick_checkpoint(image, names=None, rgb: bool | None = None, ndim: int | None = None) -> str | None:
+    """The name of the checkpoint that suits ``image`` best (None when none is installed).
+
+    ``names``: the candidates (names, paths or ``list_checkpoints()`` entries; None: all installed). An RGB photo
+    with dark vessels gets a fundus or robust 2D vessel model when one is installed, a 3D stack a 3D model, a
+    grey image of bright vessels a fluorescence model. Check :func:`suitability` of the result for warnings: the
+    best available may still be a poor fit.
+    """
+    ranked = rank_checkpoints(image, names, rgb=rgb, ndim=ndim)
+    return ranked[0]["name"] if ranked else None
