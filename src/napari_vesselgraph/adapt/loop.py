@@ -26,35 +26,40 @@ from typing import Any
 import numpy as np
 
 from ..errors import VesselGraphError
+from ..model.loop import StepOutput, TrainingLoop, free_device, warmup_cosine  # noqa: F401 - free_device: old name
 from .config import AdaptConfig
 from .data import TargetData, TargetSampler, source_sampler
 
-HEADS = ("class_head.", "pos_head.", "radius_head.", "relation_head.", "line_proj.", "dense_head.")
-DECODER = ("decoder.", "dec_norm.", "query_content", "rln_token", "rln_pos", "query_pos_mlp.")
+LR_MIN_RATIO = 0.1  # the cosine decays to this fraction of lr
 THRESHOLD_GRID = ((0.3, 0.4, 0.5, 0.6, 0.7), (0.3, 0.5, 0.7))
 EVAL_GROUPS = ["prf", "smd"]
 
 
 # ------------------------------------------------------------------ shared helpers
+#: the model's parameter groups (``Relationformer.param_groups``) each ``train_layers`` setting trains; a
+#: translator bundled in the checkpoint is never trained
+TRAINED_GROUPS = {
+    "all": ("backbone", "input_proj", "encoder", "decoder", "heads"),
+    "decoder+heads": ("decoder", "heads"),
+    "heads": ("heads",),
+}
+
+
 def select_trainable(model, train_layers: str) -> list:
-    """Freeze what ``train_layers`` leaves out; returns the trainable parameters.
+    """Freeze what ``train_layers`` leaves out; returns the trainable parameters (in model order).
 
     ``all``: everything. ``decoder+heads``: the decoder (layers, queries, [rln] token, query positions) and the
     heads; backbone, input projection and encoder frozen. ``heads``: only the node / position / radius /
-    relation / dense heads. A translator bundled in the checkpoint is always frozen.
+    relation / dense heads. A translator bundled in the checkpoint is always frozen. The groups are the model's
+    modules (:meth:`Relationformer.param_groups`), not parameter names.
     """
+    if train_layers not in TRAINED_GROUPS:
+        raise VesselGraphError(f"unknown train_layers {train_layers!r}")
+    groups = model.param_groups()
+    trained = {id(p) for g in TRAINED_GROUPS[train_layers] for p in groups[g]}
     keep = []
-    for name, p in model.named_parameters():
-        if name.startswith("translator."):
-            ok = False
-        elif train_layers == "all":
-            ok = True
-        elif train_layers == "decoder+heads":
-            ok = name.startswith(HEADS + DECODER)
-        elif train_layers == "heads":
-            ok = name.startswith(HEADS)
-        else:
-            raise VesselGraphError(f"unknown train_layers {train_layers!r}")
+    for p in model.parameters():
+        ok = id(p) in trained
         p.requires_grad_(ok)
         if ok:
             keep.append(p)
@@ -195,17 +200,11 @@ def adapted_meta(src_meta: dict, cfg: AdaptConfig, data: TargetData, out: Path, 
     return m
 
 
-def free_device(device) -> None:
-    import torch
-
-    if getattr(device, "type", str(device)) == "cuda":
-        torch.cuda.empty_cache()
-
-
 def lr_factor(step: int, frac: float, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(max(frac, 0.0), 1.0)))
+    """Adaptation's learning-rate factor: warm-up, then a cosine down to a tenth (:func:`model.loop.warmup_cosine`)."""
+    from ..model.loop import warmup_cosine
+
+    return warmup_cosine(warmup, LR_MIN_RATIO)(step, frac)
 
 
 def slice_out(o: dict, sl: slice) -> dict:
@@ -222,6 +221,9 @@ def slice_out(o: dict, sl: slice) -> dict:
 
 
 # ------------------------------------------------------------------ the loop
+_STOP_WORDS = {"max_steps": "steps"}  # how the log line names why the run stopped
+
+
 def run(
     cfg: AdaptConfig, model, meta: dict, data: TargetData, out_path: Path, device, progress=None, cancel=None, log=print
 ) -> Path:
@@ -276,10 +278,9 @@ def run(
     if before is not None:
         log(f"before: node_f1 {before['node_f1']:.3f} edge_f1 {before['edge_f1']:.3f} smd {before['smd']:.4f}")
     history: list[dict] = []
-    best_score, best_metrics, saved, step, last_val = -math.inf, None, False, 0, -1
-    budget = cfg.max_minutes * 60.0 if cfg.max_minutes else None
+    best_score, best_metrics, saved = -math.inf, None, False
 
-    def save(metrics: dict | None, **extra) -> None:
+    def save(loop: TrainingLoop, metrics: dict | None, **extra) -> None:
         nonlocal saved
         m = adapted_meta(
             meta,
@@ -289,7 +290,7 @@ def run(
             source,
             before=short_metrics(before),
             after=short_metrics(metrics),
-            steps_done=step,
+            steps_done=loop.step,
             history=history[-50:],
             wall_s=round(time.time() - t_start, 1),
             **extra,
@@ -303,11 +304,11 @@ def run(
         save_checkpoint(out_path, model, m)
         saved = True
 
-    def validate(reason: str) -> dict | None:
-        nonlocal best_score, best_metrics, last_val
-        last_val = step
+    def validate(loop: TrainingLoop, reason: str) -> dict | None:
+        nonlocal best_score, best_metrics
+        step = loop.step
         if not data.heldout:
-            save(None)
+            save(loop, None)
             log(f"[{reason}] step {step}: no held-out samples; checkpoint written")
             return None
         tv = time.time()
@@ -317,71 +318,72 @@ def run(
         improved = met["score"] > best_score
         if improved:
             best_score, best_metrics = met["score"], met
-            save(met)
+            save(loop, met)
         log(
             f"[val {reason}] step {step} node_f1 {met['node_f1']:.3f} edge_f1 {met['edge_f1']:.3f} "
             f"smd {met['smd']:.4f}{' (best, saved)' if improved else ''} [{time.time() - tv:.1f}s]"
         )
         return met
 
-    model.train()
     b = cfg.batch_size
     row_domain = [0] * b + [1] * b
-    stop = "steps"
+
+    def step_fn(loop: TrainingLoop) -> StepOutput:
+        batch = ssampler.batch(b) + tsampler.batch(b)
+        x = torch.from_numpy(np.stack([p for p, _ in batch])).to(device)
+        targets = collate([graph_to_target(g, mcfg.patch_size, mcfg.stride) for _, g in batch], device=device)
+        o = model(x)
+        l_src, _ = crit(slice_out(o, slice(0, b)), targets[:b])
+        l_tgt, _ = crit(slice_out(o, slice(b, 2 * b)), targets[b:])
+        loss = l_src + l_tgt
+        logs = {"task_source": float(l_src.detach()), "task_target": float(l_tgt.detach())}
+        if cfg.method == "contrastive":
+            match = hungarian_match(o["logits"], o["pos"], targets, weights.cost_class, weights.cost_pos)
+            l_al, al_logs = align(model, o, targets, match, row_domain, feats["x"])
+            loss = loss + cfg.align_weight * l_al
+            logs.update(align=float(l_al.detach()), **al_logs)
+        elif cfg.method == "adversarial":
+            lam = dann_lambda(loop.frac())
+            l_al, al_logs = align(feats["x"], o["tokens"], o["rln"], row_domain, lam)
+            loss = loss + cfg.align_weight * l_al
+            logs.update(align=float(l_al.detach()), grl_lambda=lam, **al_logs)
+        logs["loss"] = float(loss.detach())
+        return StepOutput(logs=logs, loss=loss)
+
+    every = max(1, min(25, cfg.steps // 10))
+
+    def on_step(loop: TrainingLoop, logs: dict, skipped: bool) -> None:
+        if loop.step % every == 0:
+            history.append({"kind": "train", "step": loop.step, **{k: round(v, 5) for k, v in logs.items()}})
+
+    def on_stop(loop: TrainingLoop, reason: str) -> None:
+        log(f"adapt[{cfg.method}]: stopped at step {loop.step} ({_STOP_WORDS.get(reason, reason)}, "
+            f"{(time.time() - t_start) / 60:.1f} min)")  # fmt: skip
+
+    loop = TrainingLoop(
+        max_steps=cfg.steps,
+        budget_s=cfg.max_minutes * 60.0 if cfg.max_minutes else None,
+        start_time=t_start,  # the budget counts the set-up and the first evaluation too
+        cancel=cancel,
+        progress=progress,
+        log=log,
+        optimizer=opt,
+        params=params,
+        grad_clip=1.0,
+        lr_schedule=warmup_cosine(warmup, LR_MIN_RATIO),
+        base_lrs=[cfg.lr] * len(opt.param_groups),
+        on_step=on_step,
+        on_stop=on_stop,
+        validate=validate,
+        validate_every=cfg.eval_every,
+        final_validation="unless_cancelled",
+        device=device,
+    )
+    model.train()
     try:
-        while step < cfg.steps:
-            if cancel is not None and cancel.is_set():
-                stop = "cancelled"
-                break
-            if budget and time.time() - t_start >= budget:
-                stop = "time budget"
-                break
-            batch = ssampler.batch(b) + tsampler.batch(b)
-            x = torch.from_numpy(np.stack([p for p, _ in batch])).to(device)
-            targets = collate([graph_to_target(g, mcfg.patch_size, mcfg.stride) for _, g in batch], device=device)
-            frac = step / cfg.steps
-            if budget:
-                frac = max(frac, (time.time() - t_start) / budget)
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * lr_factor(step, frac, warmup)
-            o = model(x)
-            l_src, _ = crit(slice_out(o, slice(0, b)), targets[:b])
-            l_tgt, _ = crit(slice_out(o, slice(b, 2 * b)), targets[b:])
-            loss = l_src + l_tgt
-            logs = {"task_source": float(l_src.detach()), "task_target": float(l_tgt.detach())}
-            if cfg.method == "contrastive":
-                match = hungarian_match(o["logits"], o["pos"], targets, weights.cost_class, weights.cost_pos)
-                l_al, al_logs = align(model, o, targets, match, row_domain, feats["x"])
-                loss = loss + cfg.align_weight * l_al
-                logs.update(align=float(l_al.detach()), **al_logs)
-            elif cfg.method == "adversarial":
-                lam = dann_lambda(frac)
-                l_al, al_logs = align(feats["x"], o["tokens"], o["rln"], row_domain, lam)
-                loss = loss + cfg.align_weight * l_al
-                logs.update(align=float(l_al.detach()), grl_lambda=lam, **al_logs)
-            opt.zero_grad(set_to_none=True)
-            if torch.isfinite(loss):
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-            else:
-                log(f"step {step}: non-finite loss, batch skipped")
-            step += 1
-            logs["loss"] = float(loss.detach())
-            info: dict[str, Any] = {**logs, "elapsed": time.time() - t_start, "step": step}
-            if step % max(1, min(25, cfg.steps // 10)) == 0:
-                history.append({"kind": "train", "step": step, **{k: round(v, 5) for k, v in logs.items()}})
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                met = validate("periodic" if step < cfg.steps else "final")
-                if met is not None:
-                    info["val"] = {k: met[k] for k in ("node_f1", "edge_f1", "smd")}
-            if progress is not None:
-                progress(step, cfg.steps, info)
-        log(f"adapt[{cfg.method}]: stopped at step {step} ({stop}, {(time.time() - t_start) / 60:.1f} min)")
-        if stop != "cancelled" and last_val != step:
-            validate("final")
+        loop.run(step_fn)
         if not saved:  # cancelled before anything was written: the current state, marked as such
-            save(None, cancelled=True)
+            save(loop, None, cancelled=True)
         elif (
             data.heldout
             and best_metrics is not None

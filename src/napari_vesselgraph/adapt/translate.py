@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VesselGraphError
+from ..model.loop import StepOutput, TrainingLoop
 from .config import AdaptConfig
 
 DEFAULT_TRANSLATOR = {"features": 16, "blocks": 3, "arch": "local", "residual": False}
@@ -216,7 +216,7 @@ def run(
     """Train the translator on unlabelled target images and source patches; returns the checkpoint path."""
     from ..checkpoints import save_checkpoint
     from .data import TargetSampler, source_sampler
-    from .loop import adapted_meta, evaluate_heldout, predictor_input_meta, short_metrics
+    from .loop import _STOP_WORDS, adapted_meta, evaluate_heldout, predictor_input_meta, short_metrics
 
     if meta.get("translator"):
         raise VesselGraphError("this checkpoint already carries a translator; translate from its base checkpoint")
@@ -247,10 +247,9 @@ def run(
     opt_d = torch.optim.Adam(list(d_s.parameters()) + list(d_t.parameters()), lr=cfg.lr, betas=(0.5, 0.999))
     attach_translator(model, g_ts)
     history: list[dict] = []
-    step, saved = 0, False
-    budget = cfg.max_minutes * 60.0 if cfg.max_minutes else None
+    saved = False
 
-    def save(after=None, **extra) -> None:
+    def save(loop: TrainingLoop, after=None, **extra) -> None:
         nonlocal saved
         m = adapted_meta(
             meta,
@@ -260,7 +259,7 @@ def run(
             source,
             before=short_metrics(before),
             after=short_metrics(after),
-            steps_done=step,
+            steps_done=loop.step,
             history=history[-50:],
             wall_s=round(time.time() - t_start, 1),
             translator=dict(tcfg),
@@ -274,84 +273,87 @@ def run(
         saved = True
 
     b = cfg.batch_size
-    stop = "steps"
+
+    def step_fn(loop: TrainingLoop) -> StepOutput:
+        t = torch.from_numpy(np.stack([p for p, _ in tsampler.batch(b)])).to(device)
+        s = torch.from_numpy(np.stack([p for p, _ in ssampler.batch(b)])).to(device)
+        # generators
+        fake_s, fake_t = g_ts(t), g_st(s)
+        adv = _lsgan(d_s(fake_s), True) + _lsgan(d_t(fake_t), True)
+        cyc = F.l1_loss(g_st(fake_s), t) + F.l1_loss(g_ts(fake_t), s)
+        loss_g = adv + LAMBDA_CYCLE * cyc
+        idt = torch.zeros((), device=device)
+        if LAMBDA_IDENTITY > 0:
+            idt = F.l1_loss(g_ts(s), s) + F.l1_loss(g_st(t), t)
+            loss_g = loss_g + LAMBDA_IDENTITY * idt
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        # discriminators
+        loss_d = 0.5 * (
+            _lsgan(d_s(s), True)
+            + _lsgan(d_s(fake_s.detach()), False)
+            + _lsgan(d_t(t), True)
+            + _lsgan(d_t(fake_t.detach()), False)
+        )
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        logs = {
+            "loss": float(loss_g.detach()),
+            "gan": float(adv.detach()),
+            "cycle": float(cyc.detach()),
+            "identity": float(idt.detach()),
+            "disc": float(loss_d.detach()),
+        }
+        return StepOutput(logs=logs)  # both optimisers stepped here: no loss for the loop
+
+    every = max(1, min(25, cfg.steps // 10))
+
+    def on_step(loop: TrainingLoop, logs: dict, skipped: bool) -> None:
+        if loop.step % every == 0:
+            history.append({"kind": "train", "step": loop.step, **{k: round(v, 5) for k, v in logs.items()}})
+
+    def validate(loop: TrainingLoop, reason: str) -> dict | None:
+        """Measure the held-out samples (the source's thresholds; nothing is selected) and write the translator."""
+        g_ts.eval()
+        met = evaluate_heldout(model, meta, data.heldout, device, sweep=False)
+        g_ts.train()
+        if met is not None:
+            history.append({"kind": "val", "step": loop.step, **short_metrics(met)})
+            if reason == "final":
+                log(f"after: node_f1 {met['node_f1']:.3f} edge_f1 {met['edge_f1']:.3f} smd {met['smd']:.4f}")
+            else:
+                log(
+                    f"[val] step {loop.step} node_f1 {met['node_f1']:.3f} edge_f1 {met['edge_f1']:.3f} "
+                    f"smd {met['smd']:.4f}"
+                )
+        save(loop, met)
+        return met
+
+    def on_stop(loop: TrainingLoop, reason: str) -> None:
+        log(f"adapt[translation]: stopped at step {loop.step} ({_STOP_WORDS.get(reason, reason)}, "
+            f"{(time.time() - t_start) / 60:.1f} min)")  # fmt: skip
+
+    loop = TrainingLoop(
+        max_steps=cfg.steps,
+        budget_s=cfg.max_minutes * 60.0 if cfg.max_minutes else None,
+        start_time=t_start,
+        cancel=cancel,
+        progress=progress,
+        log=log,
+        on_step=on_step,
+        on_stop=on_stop,
+        validate=validate,
+        validate_every=cfg.eval_every,
+        final_validation="unless_cancelled",
+        device=device,
+    )
     try:
         g_ts.train(), g_st.train(), d_s.train(), d_t.train()
-        while step < cfg.steps:
-            if cancel is not None and cancel.is_set():
-                stop = "cancelled"
-                break
-            if budget and time.time() - t_start >= budget:
-                stop = "time budget"
-                break
-            t = torch.from_numpy(np.stack([p for p, _ in tsampler.batch(b)])).to(device)
-            s = torch.from_numpy(np.stack([p for p, _ in ssampler.batch(b)])).to(device)
-            # generators
-            fake_s, fake_t = g_ts(t), g_st(s)
-            adv = _lsgan(d_s(fake_s), True) + _lsgan(d_t(fake_t), True)
-            cyc = F.l1_loss(g_st(fake_s), t) + F.l1_loss(g_ts(fake_t), s)
-            loss_g = adv + LAMBDA_CYCLE * cyc
-            idt = torch.zeros((), device=device)
-            if LAMBDA_IDENTITY > 0:
-                idt = F.l1_loss(g_ts(s), s) + F.l1_loss(g_st(t), t)
-                loss_g = loss_g + LAMBDA_IDENTITY * idt
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            # discriminators
-            loss_d = 0.5 * (
-                _lsgan(d_s(s), True)
-                + _lsgan(d_s(fake_s.detach()), False)
-                + _lsgan(d_t(t), True)
-                + _lsgan(d_t(fake_t.detach()), False)
-            )
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            step += 1
-            logs = {
-                "loss": float(loss_g.detach()),
-                "gan": float(adv.detach()),
-                "cycle": float(cyc.detach()),
-                "identity": float(idt.detach()),
-                "disc": float(loss_d.detach()),
-            }
-            info: dict[str, Any] = {**logs, "elapsed": time.time() - t_start, "step": step}
-            if step % max(1, min(25, cfg.steps // 10)) == 0:
-                history.append({"kind": "train", "step": step, **{k: round(v, 5) for k, v in logs.items()}})
-            if step % cfg.eval_every == 0 and step < cfg.steps:
-                g_ts.eval()
-                met = evaluate_heldout(model, meta, data.heldout, device, sweep=False)
-                g_ts.train()
-                if met is not None:
-                    history.append({"kind": "val", "step": step, **short_metrics(met)})
-                    info["val"] = {k: met[k] for k in ("node_f1", "edge_f1", "smd")}
-                    log(
-                        f"[val] step {step} node_f1 {met['node_f1']:.3f} edge_f1 {met['edge_f1']:.3f} smd {met['smd']:.4f}"
-                    )
-                save(met)
-            if progress is not None:
-                progress(step, cfg.steps, info)
-        log(f"adapt[translation]: stopped at step {step} ({stop}, {(time.time() - t_start) / 60:.1f} min)")
-        if stop == "cancelled":
-            if not saved:
-                save(None, cancelled=True)
-            return out_path
-        g_ts.eval()
-        after = evaluate_heldout(model, meta, data.heldout, device, sweep=False)
-        if after is not None:
-            history.append({"kind": "val", "step": step, **short_metrics(after)})
-            log(f"after: node_f1 {after['node_f1']:.3f} edge_f1 {after['edge_f1']:.3f} smd {after['smd']:.4f}")
-            if progress is not None:
-                progress(
-                    step,
-                    cfg.steps,
-                    {
-                        "loss": logs["loss"] if step else 0.0,
-                        "val": {k: after[k] for k in ("node_f1", "edge_f1", "smd")},
-                    },
-                )
-        save(after)
+        loop.run(step_fn)
+        if not saved:  # cancelled before anything was written: the current state, marked as such
+            save(loop, None, cancelled=True)
     finally:
         for p in model.parameters():
             p.requires_grad_(True)

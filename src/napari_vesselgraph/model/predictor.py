@@ -160,14 +160,11 @@ class PatchPredictor:
 
     def close(self) -> None:
         """Move the model off the GPU and free its memory."""
-        import torch
+        from .loop import free_device
 
         if self.device.type != "cpu":
             self.model.to("cpu")
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-            elif self.device.type == "mps" and hasattr(torch, "mps"):
-                torch.mps.empty_cache()
+            free_device(self.device)
 
 
 def candidates_to_graph(cand: dict, node_threshold: float = 0.5, edge_threshold: float = 0.5, ndim: int | None = None):
