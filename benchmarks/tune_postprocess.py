@@ -66,9 +66,8 @@ def main(argv=None) -> int:
     from napari_vesselgraph import synth
     from napari_vesselgraph.checkpoints import list_bundled
     from napari_vesselgraph.inference import predict
-    from napari_vesselgraph.inference.postprocess import finish_graph
-    from napari_vesselgraph.metrics import evaluate
     from napari_vesselgraph.model.predictor import make_predictor
+    from napari_vesselgraph.model.thresholds import finished_metrics
 
     entries = [e for e in list_bundled() if not e.get("error")]
     if a.checkpoints:
@@ -113,11 +112,18 @@ def main(argv=None) -> int:
             refine = kw.pop("refine")
             n_thr = nt if kw.pop("node_threshold") == "ckpt" else float(setting[1])
             e_thr = et if kw.pop("edge_threshold") == "ckpt" else float(setting[2])
-            rs = []
-            for raw, gt, shape in raws[refine]:
-                g = finish_graph(raw, n_thr, e_thr, spacing_tol=a.spacing_tol, **kw)
-                rs.append(evaluate(g, gt, radius=3.0, image_shape=shape, metrics=["prf", "smd", "betti", "apls"]))
-            m = {k: float(np.nanmean([r[k] for r in rs])) for k in keys}
+            # the same finishing and averaging as the threshold selection of training and adaptation
+            m = finished_metrics(
+                [r for r, _, _ in raws[refine]],
+                [g for _, g, _ in raws[refine]],
+                n_thr,
+                e_thr,
+                {**kw, "spacing_tol": a.spacing_tol},
+                shapes=[s for _, _, s in raws[refine]],
+                groups=["prf", "smd", "betti", "apls"],
+                smd_points=None,  # metrics.evaluate's default
+            )
+            m = {k: m[k] for k in keys}
             score = (m["edge_f1"] + m["apls"]) / 2 - a.smd_weight * m["smd"]
             overall[setting].append(score)
             rows.append((score, setting, m))

@@ -10,8 +10,9 @@ through the model in one batch::
 
 ``task`` is the Relationformer set loss (:class:`model.losses.SetCriterion`, the weights the checkpoint was
 trained with). Every ``val_every`` steps the model predicts the held-out target samples whole
-(:func:`inference.predict`, sliding window + stitching); node/edge thresholds are picked on them by a small
-grid search and the model with the best ``(node_f1 + edge_f1) / 2`` is written (atomically). Without held-out
+(:func:`inference.predict`, sliding window + stitching, the checkpoint's clean-up); node/edge thresholds are
+picked on them by a small grid search (:func:`model.thresholds.select_thresholds`, the same selection training
+uses) and the model with the best ``(node_f1 + edge_f1) / 2`` is written (atomically). Without held-out
 samples the latest model is written at those points instead. AdamW, linear warm-up, cosine decay to a tenth.
 """
 
@@ -27,11 +28,11 @@ import numpy as np
 
 from ..errors import VesselGraphError
 from ..model.loop import StepOutput, TrainingLoop, free_device, warmup_cosine  # noqa: F401 - free_device: old name
+from ..model.thresholds import THRESHOLD_GRID
 from .config import AdaptConfig
 from .data import TargetData, TargetSampler, source_sampler
 
 LR_MIN_RATIO = 0.1  # the cosine decays to this fraction of lr
-THRESHOLD_GRID = ((0.3, 0.4, 0.5, 0.6, 0.7), (0.3, 0.5, 0.7))
 EVAL_GROUPS = ["prf", "smd"]
 
 
@@ -78,46 +79,35 @@ def predictor_input_meta(model, meta: dict) -> dict:
 def evaluate_heldout(model, meta: dict, samples, device, sweep: bool = True) -> dict | None:
     """Whole-sample metrics (``inference.predict``) of ``model`` on labelled samples, averaged.
 
-    With ``sweep`` the node/edge thresholds are picked on these samples (``THRESHOLD_GRID``, best
-    ``(node_f1 + edge_f1) / 2``); otherwise the checkpoint's thresholds are used. Returns ``None`` without
-    samples. The model is left in the mode it was in.
+    The raw graphs are finished as ``predict`` finishes them (:func:`inference.postprocess.finish_graph` with
+    the checkpoint's clean-up settings). With ``sweep`` the node/edge thresholds are picked on these samples
+    (:func:`model.thresholds.select_thresholds` over ``THRESHOLD_GRID``, best ``(node_f1 + edge_f1) / 2``);
+    otherwise the checkpoint's thresholds are used. Returns ``None`` without samples. The model is left in the
+    mode it was in.
     """
     if not samples:
         return None
-    from ..inference import apply_thresholds, predict
-    from ..metrics import evaluate
+    from ..inference import predict
     from ..model.predictor import PatchPredictor
+    from ..model.thresholds import cleanup_settings, select_thresholds
 
     was_training = model.training
     pred = PatchPredictor(model, meta, device=device)
     try:
-        raws = [(predict(s.image, predictor=pred, keep_raw=True), s) for s in samples]
+        raws = [predict(s.image, predictor=pred, keep_raw=True) for s in samples]
     finally:
         model.train(was_training)
-
-    def run(nt: float, et: float, groups) -> dict:
-        rows = []
-        for raw, s in raws:
-            g = apply_thresholds(raw, nt, et)
-            shape = tuple(np.asarray(s.image).shape[: s.graph.ndim])
-            rows.append(evaluate(g, s.graph, radius=3.0, metrics=groups, image_shape=shape, smd_points=300))
-        out = {k: float(np.mean([r[k] for r in rows if np.isfinite(r[k])] or [np.nan])) for k in rows[0]}
-        out["score"] = 0.5 * (out.get("node_f1", 0.0) + out.get("edge_f1", 0.0))
-        return out
-
-    pairs = (
-        [(nt, et) for nt in THRESHOLD_GRID[0] for et in THRESHOLD_GRID[1]]
-        if sweep
-        else [(pred.node_threshold, pred.edge_threshold)]
+    _, _, out = select_thresholds(
+        raws,
+        [s.graph for s in samples],
+        THRESHOLD_GRID,
+        cleanup_settings(meta),
+        shapes=[tuple(np.asarray(s.image).shape[: s.graph.ndim]) for s in samples],
+        sweep=sweep,
+        default=(pred.node_threshold, pred.edge_threshold),
+        groups=EVAL_GROUPS,
+        smd_points=300,
     )
-    best, best_pair = -1.0, pairs[0]
-    if len(pairs) > 1:
-        for nt, et in pairs:
-            sc = run(nt, et, ["prf"])["score"]
-            if sc > best + 1e-9:
-                best, best_pair = sc, (nt, et)
-    out = run(*best_pair, EVAL_GROUPS)
-    out["node_threshold"], out["edge_threshold"] = best_pair
     out["n"] = len(samples)
     return out
 
@@ -187,7 +177,7 @@ def adapted_meta(src_meta: dict, cfg: AdaptConfig, data: TargetData, out: Path, 
         "lr": cfg.lr,
         "batch_size": cfg.batch_size,
         "metrics_on": "held-out target samples, whole-sample inference (inference.predict, sliding window + "
-        "stitching), thresholds picked on them by grid search; radius 3 px",
+        "stitching, the checkpoint's clean-up), thresholds picked on them by grid search; radius 3 px",
         "config": cfg.to_dict(),
     }
     if cfg.method == "translation":
@@ -299,7 +289,8 @@ def run(
             m["thresholds"] = {
                 "node": metrics["node_threshold"],
                 "edge": metrics["edge_threshold"],
-                "source": f"grid search on {len(data.heldout)} held-out target sample(s) (adapt)",
+                "source": f"grid search on {len(data.heldout)} held-out target sample(s), finished with the "
+                "checkpoint's clean-up (adapt, model.thresholds.select_thresholds)",
             }
         save_checkpoint(out_path, model, m)
         saved = True

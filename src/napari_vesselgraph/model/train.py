@@ -1,13 +1,20 @@
 """Training loop for the Relationformer on synthetic data (or a dataset folder).
 
-``train(config, progress=None, cancel=None, log=print) -> Path`` of the best-by-validation checkpoint.
+``train(config, progress=None, cancel=None, log=print) -> Path``: one value, the path of the best-by-validation
+checkpoint (``OUT/best.safetensors``).
 
-- data: random synthetic images of ``domain`` (``synth.make_sample``) normalised whole with
+- data (:mod:`.data`): random synthetic images of ``domain`` (``synth.make_sample``) normalised whole with
   :func:`~napari_vesselgraph.model.preprocess.normalize_image`, cut into random patches (``synth.crop_patch``),
-  flipped / transposed; or the samples of a dataset folder (``synth.read_dataset``) with ``data``.
+  flipped / transposed; or the samples of a dataset folder (``synth.read_dataset``) with ``data``; with
+  ``extra_data`` / ``extra_p`` patches of other dataset folders (e.g. imported real data) are mixed in; ``init``
+  starts from the weights of a checkpoint.
 - seeds: training images use seeds drawn from ``[0, 9_000_000)`` by a generator seeded with ``seed``;
   validation images use ``9_000_000 + k``; test seeds (``10_000_000`` and up) are never touched.
-- every ``val_every`` steps: :func:`metrics.evaluate` on fixed validation patches; the best model (by
+- the loop (:class:`.loop.TrainingLoop`): AdamW (the backbone may have its own learning rate:
+  ``Relationformer.param_groups``), linear warm-up then cosine decay to ``min_lr_ratio``, gradient clipping,
+  batches with a non-finite loss skipped.
+- every ``val_every`` steps: :func:`validate` on fixed validation patches, each finished into a graph with the
+  clean-up inference uses (thresholds chosen by :func:`.thresholds.select_thresholds`); the best model (by
   ``(node_f1 + edge_f1) / 2``) is saved to ``OUT/best.safetensors`` with its metadata; the training state
   (weights, AdamW moments, step, random states) goes to ``OUT/state.safetensors`` so a run can resume.
 - with ``ema_decay > 0`` an exponential moving average of the weights (decay ramped up as
@@ -161,49 +168,36 @@ def optimizer_from_tensors(opt, tensors: dict, info: dict) -> None:
 
 
 # ------------------------------------------------------------------ validation
-def validate(model, val_set, cfg: TrainConfig, device, sweep: bool = True) -> dict:
-    """Mean metrics over the validation patches.
+def validate(model, val_set, cfg: TrainConfig, device, sweep: bool = True, cleanup: dict | None = None) -> dict:
+    """Mean metrics over the validation patches, each patch's candidates finished into a graph as inference
+    finishes whole images (:func:`inference.postprocess.finish_graph` with ``cleanup``, by default the
+    clean-up defaults, which a new checkpoint uses).
 
-    With ``sweep`` the node/edge score thresholds are also chosen on the validation patches (a small grid);
-    the metrics at the best pair are reported with ``node_threshold``/``edge_threshold``, and the metrics at
-    the configured thresholds (``val_node_threshold``/``val_edge_threshold``) under ``at_default``.
+    With ``sweep`` the node/edge score thresholds are also chosen on the validation patches
+    (:func:`.thresholds.select_thresholds`, a small grid); the metrics at the best pair are reported with
+    ``node_threshold``/``edge_threshold``, and the metrics at the configured thresholds
+    (``val_node_threshold``/``val_edge_threshold``) under ``at_default``. Metrics without a finite value are
+    left out.
     """
-    from ..metrics import evaluate
-    from .predictor import PatchPredictor, candidates_to_graph
+    from .predictor import PatchPredictor
+    from .thresholds import cleanup_settings, finished_metrics, score, select_thresholds
 
     was_training = model.training
     pred = PatchPredictor(model, {}, device=device, batch_size=32)
     cands = pred.predict_batch(np.stack([p for p, _ in val_set]))
     model.train(was_training)
-    ndim, shape = model.cfg.ndim, tuple(model.cfg.patch_size)
-
-    def run(nt: float, et: float, groups) -> dict:
-        rows = []
-        for cand, (_, gt) in zip(cands, val_set):
-            g = candidates_to_graph(cand, nt, et, ndim=ndim)
-            rows.append(evaluate(g, gt, radius=3.0, metrics=groups, image_shape=shape, smd_points=200))
-        out = {}
-        for k in sorted({k for r in rows for k in r}):
-            vals = [r[k] for r in rows if k in r and r[k] is not None and np.isfinite(r[k])]
-            if vals:
-                out[k] = float(np.mean(vals))
-        out["score"] = 0.5 * (out.get("node_f1", 0.0) + out.get("edge_f1", 0.0))
-        return out
-
+    shape = tuple(model.cfg.patch_size)
+    gts = [g for _, g in val_set]
+    cleanup = cleanup_settings() if cleanup is None else cleanup
     default = (cfg.val_node_threshold, cfg.val_edge_threshold)
-    best_pair = default
-    if sweep:
-        best = -1.0
-        for nt in (0.3, 0.4, 0.5, 0.6, 0.7):
-            for et in (0.3, 0.5, 0.7):
-                sc = run(nt, et, ["prf"])["score"]
-                if sc > best + 1e-9:
-                    best, best_pair = sc, (nt, et)
-    out = run(*best_pair, ["prf", "smd"])
-    out["node_threshold"], out["edge_threshold"] = best_pair
-    if best_pair != default:
-        d = run(*default, ["prf"])
-        out["at_default"] = {k: d[k] for k in ("node_f1", "edge_f1", "score") if k in d}
+    kw = {"shapes": [shape] * len(gts), "smd_points": 200}
+    nt, et, out = select_thresholds(cands, gts, cleanup=cleanup, sweep=sweep, default=default, **kw)
+    out = {k: v for k, v in out.items() if np.isfinite(v)}
+    out["node_threshold"], out["edge_threshold"] = nt, et
+    if (nt, et) != tuple(default):
+        d = finished_metrics(cands, gts, *default, cleanup, groups=["prf"], **kw)
+        d["score"] = score(d)
+        out["at_default"] = {k: d[k] for k in ("node_f1", "edge_f1", "score") if k in d and np.isfinite(d[k])}
     return out
 
 
@@ -380,7 +374,12 @@ def train(
             best_score = metrics["score"]
             meta = base_meta()
             meta["validation"] = {**metrics, "step": step, "minutes": round(loop.elapsed() / 60, 2)}
-            meta["thresholds"] = {"node": metrics["node_threshold"], "edge": metrics["edge_threshold"]}
+            meta["thresholds"] = {
+                "node": metrics["node_threshold"],
+                "edge": metrics["edge_threshold"],
+                "source": "grid search on the validation patches, each finished with the clean-up defaults "
+                "(model.thresholds.select_thresholds)",
+            }
             save_checkpoint(best_path, shown, meta)
         save_state(loop)
         log(
