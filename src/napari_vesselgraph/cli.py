@@ -262,8 +262,8 @@ def _cmd_train(args, rest) -> int:
 def _cmd_adapt(args, rest) -> int:
     try:
         from .adapt import main as adapt_main
-    except ImportError:
-        raise VesselGraphError("adaptation is not available in this version yet") from None
+    except ImportError as e:  # a missing dependency of the adaptation code
+        raise VesselGraphError(f"adaptation could not be loaded: {e}") from None
     return int(adapt_main(rest) or 0)
 
 
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except MemoryError:
-        print("vesselgraph: error: out of memory; try a smaller --region or a smaller batch", file=sys.stderr)
+        print("vesselgraph: error: out of memory; try a smaller --batch-size or --tile-size", file=sys.stderr)
         return 2
 
 

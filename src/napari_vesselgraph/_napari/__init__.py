@@ -1,4 +1,4 @@
-"""napari glue: layer conversion, reader, writer, sample data (and, later, widgets).
+"""napari glue: widgets (predict, annotation, fine-tuning, inspector), layer conversion, reader, writer, sample data.
 
 This package is the only place in napari-vesselgraph that imports napari or Qt. Its modules keep
 their module-level imports light because napari imports them while it starts; anything heavy is
