@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import VesselGraphError
-from ..model.loop import StepOutput, TrainingLoop, free_device, warmup_cosine  # noqa: F401 - free_device: old name
+from ..model.loop import (  # noqa: F401 - free_device: its old place
+    STOP_MAX_STEPS,
+    StepOutput,
+    TrainingLoop,
+    free_device,
+    warmup_cosine,
+)
 from ..model.thresholds import THRESHOLD_GRID
 from .config import AdaptConfig
 from .data import TargetData, TargetSampler, source_sampler
@@ -211,9 +217,6 @@ def slice_out(o: dict, sl: slice) -> dict:
 
 
 # ------------------------------------------------------------------ the loop
-_STOP_WORDS = {"max_steps": "steps"}  # how the log line names why the run stopped
-
-
 def run(
     cfg: AdaptConfig, model, meta: dict, data: TargetData, out_path: Path, device, progress=None, cancel=None, log=print
 ) -> Path:
@@ -348,7 +351,7 @@ def run(
             history.append({"kind": "train", "step": loop.step, **{k: round(v, 5) for k, v in logs.items()}})
 
     def on_stop(loop: TrainingLoop, reason: str) -> None:
-        log(f"adapt[{cfg.method}]: stopped at step {loop.step} ({_STOP_WORDS.get(reason, reason)}, "
+        log(f"adapt[{cfg.method}]: stopped at step {loop.step} ({'steps' if reason == STOP_MAX_STEPS else reason}, "
             f"{(time.time() - t_start) / 60:.1f} min)")  # fmt: skip
 
     loop = TrainingLoop(

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VesselGraphError
-from ..model.loop import StepOutput, TrainingLoop
+from ..model.loop import STOP_MAX_STEPS, StepOutput, TrainingLoop
 from .config import AdaptConfig
 
 DEFAULT_TRANSLATOR = {"features": 16, "blocks": 3, "arch": "local", "residual": False}
@@ -216,7 +216,7 @@ def run(
     """Train the translator on unlabelled target images and source patches; returns the checkpoint path."""
     from ..checkpoints import save_checkpoint
     from .data import TargetSampler, source_sampler
-    from .loop import _STOP_WORDS, adapted_meta, evaluate_heldout, predictor_input_meta, short_metrics
+    from .loop import adapted_meta, evaluate_heldout, predictor_input_meta, short_metrics
 
     if meta.get("translator"):
         raise VesselGraphError("this checkpoint already carries a translator; translate from its base checkpoint")
@@ -332,7 +332,7 @@ def run(
         return met
 
     def on_stop(loop: TrainingLoop, reason: str) -> None:
-        log(f"adapt[translation]: stopped at step {loop.step} ({_STOP_WORDS.get(reason, reason)}, "
+        log(f"adapt[translation]: stopped at step {loop.step} ({'steps' if reason == STOP_MAX_STEPS else reason}, "
             f"{(time.time() - t_start) / 60:.1f} min)")  # fmt: skip
 
     loop = TrainingLoop(
