@@ -186,3 +186,44 @@ def test_bad_settings_do_not_start(widgets, qtbot, tmp_path):
     widget.folder_edit.setText(str(empty.folder))
     assert not widget.train()
     assert "no patches" in widget.status_label.text()
+
+
+# ---------------------------------------------------------------- look
+def test_loss_plot_uses_the_theme_and_its_axis_labels_do_not_overlap(widgets):
+    from matplotlib.colors import to_rgba
+    from napari.utils.theme import get_theme
+
+    viewer, _predict, widget = widgets
+    widget.losses = [(i, 2.0 / i) for i in range(1, 60)]
+    widget.val_history = [{"step": 20, "node_f1": 0.2, "edge_f1": 0.1}, {"step": 40, "node_f1": 0.4, "edge_f1": 0.3}]
+    widget.redraw()
+    widget.canvas.draw()
+    bg = to_rgba(get_theme(viewer.theme).background.as_hex())
+    assert to_rgba(widget.figure.get_facecolor()) == pytest.approx(bg)
+    assert to_rgba(widget.ax.get_facecolor()) == pytest.approx(bg)
+    renderer = widget.figure.canvas.get_renderer()
+    frame = widget.ax.get_window_extent(renderer)
+    left = widget.ax.yaxis.label.get_window_extent(renderer)
+    right = widget.ax2.yaxis.label.get_window_extent(renderer)
+    assert left.x1 <= frame.x0 + 1 and right.x0 >= frame.x1 - 1  # loss on the left, held-out F1 on the right
+    assert not left.overlaps(right)
+    fig = widget.figure.bbox
+    for text in (left, right, widget.ax.xaxis.label.get_window_extent(renderer)):
+        assert fig.x0 - 1 <= text.x0 and text.x1 <= fig.x1 + 1 and fig.y0 - 1 <= text.y0  # nothing cut off
+
+
+def test_a_worse_result_after_finetuning_is_marked_like_a_better_one(widgets):
+    from napari.utils.theme import get_theme
+
+    viewer, _predict, widget = widgets
+    meta = {"adaptation": {"before": {"node_f1": 0.2, "edge_f1": 0.3, "smd": 0.10},
+                           "after": {"node_f1": 0.4, "edge_f1": 0.3, "smd": 0.15, "step": 5}, "heldout_ids": ["p"]}}  # fmt: skip
+    widget.show_comparison(meta)
+    rows = {widget.compare_table.verticalHeaderItem(r).text(): r for r in range(widget.compare_table.rowCount())}
+    better = widget.compare_table.item(rows["node F1"], 2)
+    same = widget.compare_table.item(rows["edge F1"], 2)
+    worse = widget.compare_table.item(rows["SMD"], 2)
+    assert better.text().endswith("✓") and "✓" not in same.text() and "✗" not in same.text()
+    assert worse.text() == "+0.050 ✗"  # SMD went up: worse
+    warning = get_theme(viewer.theme).warning.as_hex().lower()
+    assert worse.foreground().color().name().lower() == warning

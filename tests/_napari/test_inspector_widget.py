@@ -264,3 +264,45 @@ def test_large_graph_statistics_run_in_a_worker(make_napari_viewer, qtbot):
     assert result["statistics"]["edges"] == n - 1
     assert returned_after < total  # the work went on after refresh_statistics returned
     assert ticks["while_running"] >= 1  # and the GUI handled timer events meanwhile
+
+
+# ---------------------------------------------------------------- look
+def test_histograms_are_never_wider_than_their_label(make_napari_viewer, qtbot):
+    """A pixmap drawn for a wider label was centred and cropped, cutting off the first histogram's title."""
+    viewer = make_napari_viewer(show=True)
+    add_graph_to_viewer(viewer, make_graph_2d(), name="g")
+    widget = make_inspector(viewer)
+    wait_result(qtbot, widget)
+    label = widget.histogram_label
+
+    def fits() -> bool:
+        pix = label.pixmap()
+        return pix is not None and pix.width() / pix.devicePixelRatio() <= label.width() + 1
+
+    qtbot.waitUntil(fits, timeout=5000)
+    dock = widget.parentWidget()
+    while dock is not None and type(dock).__name__ != "QtViewerDockWidget":
+        dock = dock.parentWidget()
+    window = viewer.window._qt_window
+    window.resizeDocks([dock], [dock.width() - 120], __import__("qtpy.QtCore").QtCore.Qt.Orientation.Horizontal)
+    qtbot.wait(50)
+    assert fits()  # shrunk at once, never cropped
+    qtbot.wait(300)  # ... and drawn again at the new width
+    pix = label.pixmap()
+    assert abs(pix.width() / pix.devicePixelRatio() - label.width()) <= 2
+
+
+def test_a_legend_says_what_the_node_colours_mean(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    add_graph_to_viewer(viewer, make_graph_2d(), name="g")
+    widget = make_inspector(viewer)
+    wait_result(qtbot, widget)
+    assert "Nodes: confidence" in widget.legend_label.text()
+    widget.set_color_by("nodes", "degree")
+    text = widget.legend_label.text()
+    degrees = sorted(set(viewer.layers["g nodes"].features["degree"]))
+    assert "Nodes: degree" in text and text.count("■") >= len(degrees) + 1  # one swatch per degree + edges
+    for d in degrees:
+        assert f"■</span> {d}" in text
+    widget.set_color_by("edges", None)
+    assert "Edges: " in widget.legend_label.text() and "one colour" in widget.legend_label.text()

@@ -122,7 +122,9 @@ def test_skeleton_end_to_end(make_napari_viewer, qtbot, notes):
     for col in ("confidence", "degree", "radius", "node_id"):
         assert col in nodes.features.columns
     assert "confidence" in edges.features.columns
-    assert nodes.face_color_mode == "colormap" and edges.edge_color_mode == "colormap"
+    # nodes by confidence; edges in one colour that stands out on the image (the inspector can colour them)
+    assert nodes.face_color_mode == "colormap" and edges.edge_color_mode == "direct"
+    assert len(np.unique(np.asarray(edges.edge_color), axis=0)) == 1
     image = viewer.layers[FLUO]
     np.testing.assert_allclose(nodes.scale, image.scale)
     np.testing.assert_allclose(nodes.translate, image.translate)
@@ -532,3 +534,105 @@ def test_synthetic_samples_open_with_their_ground_truth(make_napari_viewer, key)
     assert not nodes.visible and not edges.visible  # ground truth hidden until asked for
     assert nodes.name.endswith("ground truth nodes") and len(nodes.data) == graph.n_nodes
     assert len(edges.data) == graph.n_edges
+
+
+# ---------------------------------------------------------------- which checkpoint suits the image
+def _bundled_names() -> set:
+    from napari_vesselgraph.checkpoints import list_bundled
+
+    return {e["name"] for e in list_bundled() if not e.get("error")}
+
+
+def test_default_checkpoint_suits_the_image(make_napari_viewer, qtbot, notes):
+    from napari_vesselgraph.checkpoints.suits import pick_checkpoint
+
+    if not {"road-clean", "vessel2d-fluo", "vessel3d-lightsheet"} <= _bundled_names():
+        pytest.skip("needs the bundled checkpoints")
+    viewer = make_napari_viewer()
+    (fundus, *_) = viewer.open_sample("napari-vesselgraph", "vessel2d-fundus")
+    widget = make_widget(viewer)
+    # an RGB fundus image: a vessel model (never the first name, road-clean), the one pick_checkpoint names
+    assert widget.method()["name"] == pick_checkpoint(fundus.data) != "road-clean"
+    assert "For " in widget.method_info.text()
+    if widget.method()["name"] == "vessel2d-fluo":  # a bright-vessel model on dark vessels: said, visibly
+        assert widget.suit_label.isVisibleTo(widget) and "darker" in widget.suit_label.text()
+        assert any("vessel2d-fluo" in m and "darker" in m for m in notes["warning"])
+    # each new image gets its own default while the user has not chosen
+    (road, *_) = viewer.open_sample("napari-vesselgraph", "road-clean")
+    widget.image_combo.set_layer(road)
+    assert widget.method()["name"] == "road-clean" and not widget.suit_label.isVisibleTo(widget)
+    (volume, *_) = viewer.open_sample("napari-vesselgraph", "vessel3d-lightsheet")
+    widget.image_combo.set_layer(volume)
+    assert widget.method()["name"] == "vessel3d-lightsheet" and widget.suitability_warnings == []
+
+
+def test_an_explicit_choice_sticks_and_a_mismatch_warns(make_napari_viewer, qtbot, notes):
+    if "vessel2d-fluo" not in _bundled_names():
+        pytest.skip("needs the bundled vessel2d-fluo")
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-vesselgraph", "vessel2d-fluo")
+    widget = make_widget(viewer)
+    assert widget.method()["name"] == "vessel2d-fluo" and not widget.suit_label.isVisibleTo(widget)
+    widget.method_combo.activated.emit(widget.method_combo.currentIndex())  # the user picks it in the combo
+    (volume, *_) = viewer.open_sample("napari-vesselgraph", "vessel3d-lightsheet")
+    widget.image_combo.set_layer(volume)
+    assert widget.method()["name"] == "vessel2d-fluo"
+    text = widget.suit_label.text()
+    assert widget.suit_label.isVisibleTo(widget) and "2D model" in text and "3D stack" in text
+    assert any("2D model" in m for m in notes["warning"])
+    n = len(notes["warning"])
+    widget.image_combo.set_layer(viewer.layers[FLUO])
+    widget.image_combo.set_layer(volume)
+    assert len(notes["warning"]) == n  # the same warning is not repeated for the same image and model
+    choose(widget, SKELETON_LABEL)
+    assert not widget.suit_label.isVisibleTo(widget)
+
+
+def test_no_fitting_checkpoint_means_the_skeleton(make_napari_viewer, qtbot, monkeypatch):
+    import napari_vesselgraph.checkpoints as ckpts
+
+    two_d = [e for e in ckpts.list_checkpoints() if int((e.get("meta") or {}).get("ndim", 0)) == 2]
+    monkeypatch.setattr(ckpts, "list_checkpoints", lambda: two_d)
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-vesselgraph", "vessel3d-lightsheet")
+    widget = make_widget(viewer)
+    assert widget.method()["kind"] == "skeleton"
+
+
+# ---------------------------------------------------------------- look
+def test_edges_get_a_colour_that_stands_out_on_the_image_and_a_legend(make_napari_viewer, qtbot, notes):
+    from napari_vesselgraph._napari._widget_utils import EDGE_CANDIDATES, contrast_color, displayed_pixels
+
+    viewer = make_napari_viewer()
+    (fundus, *_) = viewer.open_sample("napari-vesselgraph", "vessel2d-fundus")
+    widget = make_widget(viewer)
+    choose(widget, SKELETON_LABEL)
+    run_and_wait(qtbot, widget)
+    edges = widget.last_result.layers["edges"]
+    colors = np.unique(np.round(np.asarray(edges.edge_color), 3), axis=0)
+    assert len(colors) == 1  # one plain colour, not viridis's dark blues and purples on a red photo
+    best = contrast_color(displayed_pixels(fundus))
+    assert best in EDGE_CANDIDATES and best not in ("magenta", "orange")  # red-ish colours vanish on red
+
+    from matplotlib.colors import to_rgba
+
+    np.testing.assert_allclose(colors[0], to_rgba(best), atol=2e-3)
+    legend = widget.legend_label.text()
+    assert "Nodes: confidence" in legend and legend.count("■") >= 3 and "Edges: " in legend
+    # moving the sliders keeps the plain colour
+    widget.edge_slider.setValue(0.3)
+    qtbot.waitUntil(lambda: widget.last_result.edge_threshold == pytest.approx(0.3), timeout=5000)
+    assert len(np.unique(np.round(np.asarray(edges.edge_color), 3), axis=0)) == 1
+
+
+def test_the_retina_opens_fitted_to_the_canvas(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    make_widget(viewer)
+    qtbot.wait(100)
+    viewer.open_sample("napari-vesselgraph", "retina")
+    qtbot.wait(100)
+    cam = viewer.camera
+    zoom, center = cam.zoom, tuple(cam.center)
+    viewer.reset_view()  # what Home does
+    assert cam.zoom == pytest.approx(zoom, rel=1e-3) and tuple(cam.center) == pytest.approx(center)

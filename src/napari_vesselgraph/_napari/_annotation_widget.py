@@ -40,12 +40,21 @@ from qtpy.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..errors import VesselGraphError
-from ._widget_utils import LayerCombo, camera, edges_layer_of, graph_groups, notify, plan_image
+from ._state import state_for
+from ._widget_utils import (
+    LayerCombo,
+    camera,
+    collapsible,
+    edges_layer_of,
+    graph_groups,
+    notify,
+    plan_image,
+    scroll_body,
+)
 from .layers import (
     EDIT_COLOR,
     META_KEY,
@@ -92,15 +101,14 @@ def ask_yes_no(parent, title: str, text: str) -> bool:
 
 
 def default_patch_size(viewer, ndim: int) -> tuple[int, str]:
-    """``(size, where it comes from)``: the patch size of the checkpoint chosen in an open Predict widget, else of
-    the first installed checkpoint of this dimensionality, else 64."""
+    """``(size, where it comes from)``: the patch size of the checkpoint chosen in the Predict graph widget (the
+    viewer's shared state), else of the first installed checkpoint of this dimensionality, else 64."""
     from ._predict_widget import checkpoint_ndim
 
-    for w in predict_widgets(viewer):
-        data = w.method()
-        meta = (data or {}).get("meta") or {}
-        if data.get("kind") == "model" and checkpoint_ndim(meta) == ndim and meta.get("patch_size"):
-            return int(max(meta["patch_size"])), f"patch size of {data.get('name')}"
+    data = state_for(viewer).checkpoint or {}
+    meta = data.get("meta") or {}
+    if checkpoint_ndim(meta) == ndim and meta.get("patch_size"):
+        return int(max(meta["patch_size"])), f"patch size of {data.get('name')}"
     try:
         from ..checkpoints import list_checkpoints
 
@@ -111,22 +119,6 @@ def default_patch_size(viewer, ndim: int) -> tuple[int, str]:
     except (OSError, VesselGraphError):  # pragma: no cover
         pass
     return 64, "default"
-
-
-def predict_widgets(viewer) -> list:
-    """The Predict graph widgets open for ``viewer`` (docked or not)."""
-    from qtpy.QtWidgets import QApplication
-
-    from ._predict_widget import PredictWidget
-
-    app = QApplication.instance()
-    if app is None:  # pragma: no cover
-        return []
-    out = []
-    for w in app.allWidgets():
-        if isinstance(w, PredictWidget) and getattr(w, "viewer", None) is viewer:
-            out.append(w)
-    return out
 
 
 def _annotation_meta(layer) -> dict:
@@ -150,6 +142,7 @@ class AnnotationWidget(QWidget):
         self._boxes_pending = False
         self.last_saved: dict[str, float] = {}
         self._counts: dict[str, tuple[int, int]] = {}  # patch id -> (nodes, edges) as stored
+        self.state = state_for(napari_viewer)
         self._build()
         self.viewer.layers.events.removing.connect(self._on_layer_removing)
         from qtpy.QtWidgets import QApplication
@@ -158,12 +151,18 @@ class AnnotationWidget(QWidget):
         if app is not None:
             app.aboutToQuit.connect(self.flush)  # quitting napari saves the edit waiting for its timer
         self._update_patch_size_hint()
+        self.state.connect("flush_requested", self, "flush")
+        self.state.connect("checkpoint_changed", self, "_on_checkpoint_changed")
+
+    def _on_checkpoint_changed(self, entry=None) -> None:
+        if self.store is None:  # a new project takes the chosen checkpoint's patch size
+            self._update_patch_size_hint()
 
     # ------------------------------------------------------------ layout
     def _build(self) -> None:
         from napari.layers import Image
 
-        outer = QVBoxLayout(self)
+        outer = scroll_body(self)
 
         box = QGroupBox("Project")
         form = QFormLayout(box)
@@ -231,10 +230,11 @@ class AnnotationWidget(QWidget):
         form.addRow(row)
         outer.addWidget(box)
 
+        self.keys_section, form = collapsible("Keys for correcting a patch", outer)
         self.keys_label = QLabel(KEY_HELP)
         self.keys_label.setTextFormat(Qt.TextFormat.RichText)
         self.keys_label.setWordWrap(True)
-        outer.addWidget(self.keys_label)
+        form.addRow(self.keys_label)
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         outer.addWidget(self.status_label)
@@ -368,6 +368,8 @@ class AnnotationWidget(QWidget):
         self._refresh_list()
         self._set_project_enabled(True)
         self.project_label.setText(f"{verb} {folder}: {len(store)} patch(es) of '{layer.name}'.")
+        self.keys_section.expand(animate=False)
+        self.state.set_project(store.folder, layer)  # Fine-tune fills in this folder
         return store
 
     def close_project(self) -> None:
@@ -388,6 +390,8 @@ class AnnotationWidget(QWidget):
         self.patch_list.clear()
         self._set_project_enabled(False)
         self.project_label.setText("No project open.")
+        if self.state.project is not None:
+            self.state.set_project(None)
 
     # ------------------------------------------------------------ patches
     def patch_size(self) -> tuple[int, ...]:

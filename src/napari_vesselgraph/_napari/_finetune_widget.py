@@ -5,8 +5,11 @@ A thin shell over :func:`napari_vesselgraph.adapt.adapt`: *Train* runs it in a n
 thread through a queued Qt signal and drive the progress bar, the loss curve (redrawn at most every
 :data:`PLOT_INTERVAL_MS`) and the validation table. ``adapt`` writes the checkpoint atomically to the user
 checkpoint folder (or the file named under *Save as*), keeps the best one seen on the held-out patches, frees GPU
-memory at the end, and on *Cancel* returns the last good checkpoint. The widget then selects the new checkpoint in
-every open *Predict graph* widget and shows the before/after metrics that ``adapt`` recorded in its metadata.
+memory at the end, and on *Cancel* returns the last good checkpoint. The widget then announces the new checkpoint
+on the viewer's shared state (``_state.ViewerState.checkpoints_changed``; the *Predict graph* widget selects it) and
+shows the before/after metrics that ``adapt`` recorded in its metadata. The annotation folder and, until you choose
+one, the base checkpoint (the one that suits the project's image best) come from the *Annotate patches* widget
+through the same state.
 """
 
 from __future__ import annotations
@@ -39,7 +42,19 @@ from qtpy.QtWidgets import (
 )
 
 from ..errors import Cancelled, VesselGraphError
-from ._widget_utils import ProgressRelay, add_run_controls, free_gpu_memory, is_out_of_memory, notify
+from ._state import state_for
+from ._widget_utils import (
+    ProgressRelay,
+    add_run_controls,
+    collapsible,
+    free_gpu_memory,
+    is_out_of_memory,
+    notify,
+    scroll_body,
+    show_warnings,
+    theme_colors,
+    warning_label,
+)
 
 #: what each method does, for the method combo's tooltips
 METHOD_HELP = {
@@ -138,6 +153,13 @@ class FinetuneWidget(QWidget):
         self.val_history: list[dict] = []
         self._plot_dirty = False
         self.plot_draws = 0
+        self._checkpoint_touched = False  # the user (or a script) chose the base checkpoint: keep it
+        self._auto = 0
+        self._auto_folder = ""  # the folder last filled in from Annotate patches (not typed by the user)
+        self._warned: set = set()
+        self.suitability_warnings: list[str] = []
+        self.state = state_for(napari_viewer)
+        self.colors = theme_colors(napari_viewer)
         self._relay = ProgressRelay(self)
         self._relay.progressed.connect(self._on_progress)
         self._log = LogRelay(self)
@@ -145,13 +167,15 @@ class FinetuneWidget(QWidget):
         self._build()
         self.refresh_checkpoints()
         self._suggest_project()
+        self.state.connect("project_changed", self, "_on_project_changed")
+        self.state.connect("checkpoints_changed", self, "_on_checkpoints_changed")
         self._plot_timer = QTimer(self)
         self._plot_timer.setInterval(PLOT_INTERVAL_MS)
         self._plot_timer.timeout.connect(self._redraw_if_dirty)
 
     # ------------------------------------------------------------ layout
     def _build(self) -> None:
-        outer = QVBoxLayout(self)
+        outer = scroll_body(self)
 
         box = QGroupBox("Data and model")
         form = QFormLayout(box)
@@ -169,8 +193,18 @@ class FinetuneWidget(QWidget):
         self.project_info.setWordWrap(True)
         form.addRow(self.project_info)
         self.checkpoint_combo = QComboBox()
-        self.checkpoint_combo.setToolTip("The model to start from (bundled or your own checkpoints)")
+        self.checkpoint_combo.setToolTip(
+            "The model to start from (bundled or your own checkpoints); until you choose, the one that suits the "
+            "project's image best"
+        )
+        self.checkpoint_combo.currentIndexChanged.connect(self._on_checkpoint_changed)
+        self.checkpoint_combo.activated.connect(self._on_checkpoint_activated)
         form.addRow("Base checkpoint", self.checkpoint_combo)
+        self.checkpoint_info = QLabel("")
+        self.checkpoint_info.setWordWrap(True)
+        form.addRow(self.checkpoint_info)
+        self.suit_label = warning_label(self.viewer)
+        form.addRow(self.suit_label)
         self.method_combo = QComboBox()
         from ..adapt import METHODS
 
@@ -209,6 +243,13 @@ class FinetuneWidget(QWidget):
             "checkpoint and its thresholds come from them. At least one when there are two patches or more."
         )
         form.addRow("Held-out share", self.val_spin)
+        row = QHBoxLayout()
+        self.out_edit = QLineEdit()
+        self.out_edit.setPlaceholderText("automatic name in your checkpoint folder")
+        self.out_edit.setToolTip("File name (or path) of the new checkpoint; a bare name goes to your checkpoint folder")
+        row.addWidget(self.out_edit, 1)
+        form.addRow("Save as", row)
+        self.advanced_section, form = collapsible("Validation, batch size, device", form)
         self.val_every_spin = QSpinBox()
         self.val_every_spin.setRange(1, 100_000)
         self.val_every_spin.setValue(50)
@@ -221,12 +262,6 @@ class FinetuneWidget(QWidget):
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
         form.addRow("Device", self.device_combo)
-        row = QHBoxLayout()
-        self.out_edit = QLineEdit()
-        self.out_edit.setPlaceholderText("automatic name in your checkpoint folder")
-        self.out_edit.setToolTip("File name (or path) of the new checkpoint; a bare name goes to your checkpoint folder")
-        row.addWidget(self.out_edit, 1)
-        form.addRow("Save as", row)
         outer.addWidget(box)
 
         self.train_button, self.cancel_button, self.progress_bar, self.status_label = add_run_controls(
@@ -237,6 +272,7 @@ class FinetuneWidget(QWidget):
         from matplotlib.figure import Figure
 
         self.figure = Figure(figsize=(4.2, 2.0), dpi=90, layout="constrained")
+        self.figure.set_facecolor(self.colors["background"])
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.canvas.setFixedHeight(180)
@@ -262,23 +298,33 @@ class FinetuneWidget(QWidget):
         v.addWidget(self.compare_note)
         outer.addWidget(box)
 
+        self.log_section, form = collapsible("Log", outer)
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(300)
         self.log_view.setFixedHeight(90)
         self.log_view.setPlaceholderText("adaptation log")
-        outer.addWidget(self.log_view)
+        form.addRow(self.log_view)
         outer.addStretch(1)
 
     def _style_axes(self) -> None:
+        """Clear the plot and draw its frame in the napari theme's colours (loss on the left axis, held-out F1 on
+        the right one: ``clear()`` moves a twin axis's ticks and label back to the left, so they are put back)."""
+        fg, bg = self.colors["text"], self.colors["background"]
         self.ax.clear()
         self.ax2.clear()
-        self.ax.set_xlabel("step", fontsize=8)
-        self.ax.set_ylabel("loss", fontsize=8)
-        self.ax2.set_ylabel("held-out F1", fontsize=8)
+        self.ax2.yaxis.tick_right()
+        self.ax2.yaxis.set_label_position("right")
+        self.ax2.patch.set_visible(False)
+        self.ax.set_xlabel("step", fontsize=8, color=fg)
+        self.ax.set_ylabel("loss", fontsize=8, color=fg)
+        self.ax2.set_ylabel("held-out F1", fontsize=8, color=fg)
         self.ax2.set_ylim(0, 1)
+        self.ax.set_facecolor(bg)
         for a in (self.ax, self.ax2):
-            a.tick_params(labelsize=7)
+            a.tick_params(labelsize=7, colors=fg)
+            for spine in a.spines.values():
+                spine.set_color(fg)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Annotation project folder", self.folder_edit.text())
@@ -287,21 +333,137 @@ class FinetuneWidget(QWidget):
             self.describe_project()
 
     def _suggest_project(self) -> None:
-        """Fill in the project of an open Annotate patches widget."""
-        for w in annotation_widgets(self.viewer):
-            if w.store is not None:
-                self.folder_edit.setText(str(w.store.folder))
-                break
+        """Fill in the project open in the Annotate patches widget (from the viewer's shared state)."""
+        if self.state.project:
+            self._on_project_changed(self.state.project)
+        else:
+            self.describe_project()
+            self._suggest_checkpoint()
+
+    def _on_project_changed(self, folder=None) -> None:
+        """Annotate patches opened (or closed) a project: fill in its folder unless you typed another one, and
+        pick the base checkpoint that suits its image unless you chose one."""
+        current = self.folder_edit.text().strip()
+        if folder and (not current or current == self._auto_folder):
+            self.folder_edit.setText(str(folder))
+            self._auto_folder = str(folder)
         self.describe_project()
+        self._suggest_checkpoint()
+
+    def _on_checkpoints_changed(self, path=None) -> None:
+        self.refresh_checkpoints()
+
+    # ------------------------------------------------------------ which checkpoint suits the project
+    def project_image(self):
+        """``(array, rgb)`` of the image the project annotates: the Annotate widget's image layer, else the first
+        patch in the folder, else the viewer's first image layer; None when there is none."""
+        layer = self.state.project_image
+        if layer is not None and self.state.project == self.folder_edit.text().strip():
+            return (layer.data[0] if layer.multiscale else layer.data), bool(layer.rgb)
+        folder = self.folder_edit.text().strip()
+        if folder:
+            try:
+                from ..annotations import AnnotationStore
+
+                if AnnotationStore.exists(folder):
+                    store = AnnotationStore.open(folder)
+                    if store.ids():
+                        return store.load_image(store.ids()[0]), store.channels == 3
+            except (OSError, VesselGraphError):
+                pass
+        from napari.layers import Image
+
+        for lyr in self.viewer.layers:
+            if isinstance(lyr, Image):
+                return (lyr.data[0] if lyr.multiscale else lyr.data), bool(lyr.rgb)
+        return None
+
+    def _traits(self):
+        from ..checkpoints.suits import image_traits
+
+        found = self.project_image()
+        if found is None:
+            return None
+        data, rgb = found
+        key = (id(data), rgb)
+        if getattr(self, "_traits_key", None) != key:
+            try:
+                self._traits_value = image_traits(data, rgb=rgb)
+            except Exception:  # noqa: BLE001 - an unreadable image: no advice
+                self._traits_value = None
+            self._traits_key = key
+        return self._traits_value
+
+    def _suggest_checkpoint(self) -> None:
+        """Choose the base checkpoint that suits the project's image best unless one was chosen; then say how
+        well the chosen one suits it."""
+        from ..checkpoints.suits import CANNOT_RUN, rank_checkpoints
+
+        traits = self._traits()
+        if traits is not None and not self._checkpoint_touched and self.checkpoint_combo.count():
+            entries = [self.checkpoint_combo.itemData(i) for i in range(self.checkpoint_combo.count())]
+            ranked = rank_checkpoints(traits, entries)
+            if ranked and ranked[0]["score"] > CANNOT_RUN:
+                idx = entries.index(ranked[0]["entry"])
+                if idx != self.checkpoint_combo.currentIndex():
+                    self._auto += 1
+                    try:
+                        self.checkpoint_combo.setCurrentIndex(idx)
+                    finally:
+                        self._auto -= 1
+        self._update_suitability(traits)
+
+    def _on_checkpoint_activated(self, index: int) -> None:
+        self._checkpoint_touched = True
+
+    def _on_checkpoint_changed(self, index: int) -> None:
+        if not self._auto:
+            self._checkpoint_touched = True
+        self._update_suitability(self._traits())
+
+    def _update_suitability(self, traits) -> None:
+        from html import escape
+
+        from ..checkpoints.suits import model_purpose, suitability
+
+        entry = self.checkpoint_combo.currentData()
+        if not isinstance(entry, dict):
+            self.checkpoint_info.setText("")
+            show_warnings(self.suit_label, [])
+            return
+        self.checkpoint_info.setText(escape(model_purpose(entry.get("meta"))["text"]))
+        warnings: list[str] = []
+        if traits is not None:
+            _, warnings = suitability(entry.get("meta") or {}, traits, entry.get("name"))
+        self.suitability_warnings = warnings
+        show_warnings(self.suit_label, warnings)
+        key = (self.folder_edit.text().strip(), entry.get("path"))
+        if warnings and key not in self._warned:
+            self._warned.add(key)
+            notify("warning", " ".join(warnings))
 
     # ------------------------------------------------------------ inputs
     def refresh_checkpoints(self, select: str | None = None) -> None:
         """Fill the base checkpoint combo from :func:`napari_vesselgraph.checkpoints.list_checkpoints`."""
-        from ..checkpoints import list_checkpoints
-        from ._predict_widget import checkpoint_ndim, describe_checkpoint
 
         current = self.checkpoint_combo.currentData()
         want = select or (current or {}).get("path")
+        self._auto += 1
+        try:
+            self._fill_checkpoints(want)
+        finally:
+            self._auto -= 1
+        if select:
+            self._checkpoint_touched = True
+        if not want:
+            self._suggest_checkpoint()
+        else:
+            self._update_suitability(self._traits())
+
+    def _fill_checkpoints(self, want) -> None:
+        from ..checkpoints import list_checkpoints
+        from ._predict_widget import checkpoint_ndim, describe_checkpoint
+
         self.checkpoint_combo.clear()
         try:
             entries = list_checkpoints()
@@ -324,9 +486,11 @@ class FinetuneWidget(QWidget):
             self.checkpoint_combo.setCurrentIndex(idx)
 
     def select_checkpoint(self, name_or_path: str) -> bool:
+        """Choose the base checkpoint (kept from then on, like a choice in the combo)."""
         for i in range(self.checkpoint_combo.count()):
             d = self.checkpoint_combo.itemData(i)
             if isinstance(d, dict) and name_or_path in (d.get("name"), d.get("path")):
+                self._checkpoint_touched = True
                 self.checkpoint_combo.setCurrentIndex(i)
                 return True
         return False
@@ -409,8 +573,7 @@ class FinetuneWidget(QWidget):
         if self.worker is not None:
             notify("info", "Training is already running: wait for it or press Cancel.")
             return False
-        for w in annotation_widgets(self.viewer):
-            w.flush()  # the latest edits are on disk before adapt reads the folder
+        self.state.flush_requested.emit()  # the latest annotation edits are on disk before adapt reads the folder
         try:
             cfg = self.config() if not config else dict(config)
             from ..adapt import AdaptConfig
@@ -493,17 +656,19 @@ class FinetuneWidget(QWidget):
         self._style_axes()
         if self.losses:
             xs, ys = zip(*self.losses)
-            self.ax.plot(xs, ys, lw=0.8, color="tab:blue", label="loss")
+            self.ax.plot(xs, ys, lw=0.8, color="#4fa3ff", alpha=0.6, label="loss")
             if len(ys) >= 10:
                 k = max(5, len(ys) // 20)
                 sm = [sum(ys[max(0, i - k + 1) : i + 1]) / len(ys[max(0, i - k + 1) : i + 1]) for i in range(len(ys))]
-                self.ax.plot(xs, sm, lw=1.5, color="navy")
+                self.ax.plot(xs, sm, lw=1.6, color="#9fd0ff")
         if self.val_history:
             vx = [v["step"] for v in self.val_history]
             for key, color in (("node_f1", "tab:orange"), ("edge_f1", "tab:green")):
                 vy = [v.get(key) for v in self.val_history]
                 self.ax2.plot(vx, vy, "o-", ms=3, lw=1, color=color, label=key.replace("_", " "))
-            self.ax2.legend(loc="lower right", fontsize=7)
+            legend = self.ax2.legend(loc="lower right", fontsize=7, facecolor=self.colors["background"],
+                                     edgecolor=self.colors["text"], labelcolor=self.colors["text"])  # fmt: skip
+            legend.get_frame().set_alpha(0.8)
         self.canvas.draw_idle()
         self.plot_draws += 1
 
@@ -516,15 +681,8 @@ class FinetuneWidget(QWidget):
         path, meta = result["path"], result["meta"]
         ad = meta.get("adaptation") or {}
         self.show_comparison(meta)
-        self.refresh_checkpoints()
-        updated = 0
-        from ._annotation_widget import predict_widgets
-
-        for w in predict_widgets(self.viewer):
-            w.refresh_checkpoints(select=path)
-            if w.method().get("path") != path:  # saved outside the checkpoint folders: add the file itself
-                w.add_checkpoint_file(path)
-            updated += 1
+        self.state.checkpoints_changed.emit(path)  # every checkpoint list refreshes; Predict graph selects it
+        updated = (self.state.checkpoint or {}).get("path") == path
         name = Path(path).stem
         ran = self.losses[-1][0] if self.losses else 0
         kept = (ad.get("after") or {}).get("step", ad.get("steps_done"))
@@ -566,12 +724,23 @@ class FinetuneWidget(QWidget):
         for r, (_, b, a, higher) in enumerate(rows):
             self.compare_table.setItem(r, 0, QTableWidgetItem(_fmt(b)))
             self.compare_table.setItem(r, 1, QTableWidgetItem(_fmt(a)))
-            change = "–"
+            change, color = "–", None
             if b is not None and a is not None:
                 d = float(a) - float(b)
                 better = d > 0 if higher else d < 0
-                change = f"{d:+.3f}" + (" ✓" if better and abs(d) > 1e-9 else "")
-            self.compare_table.setItem(r, 2, QTableWidgetItem(change))
+                if abs(d) <= 1e-9:
+                    change = f"{d:+.3f}"
+                elif better:
+                    change = f"{d:+.3f} ✓"
+                else:  # worse after fine-tuning: say so as clearly as an improvement
+                    change, color = f"{d:+.3f} ✗", self.colors["warning"]
+            item = QTableWidgetItem(change)
+            if color:
+                from qtpy.QtGui import QBrush, QColor
+
+                item.setForeground(QBrush(QColor(color)))
+                item.setToolTip("worse after fine-tuning")
+            self.compare_table.setItem(r, 2, item)
         held = ad.get("heldout_ids") or []
         if not rows:
             self.compare_note.setText(
@@ -598,15 +767,3 @@ def _heldout_count(pool: int, val_fraction: float) -> int:
         return int(n_heldout_for(pool, val_fraction))
     except ImportError:  # pragma: no cover
         return 0
-
-
-def annotation_widgets(viewer) -> list:
-    """The Annotate patches widgets open for ``viewer``."""
-    from qtpy.QtWidgets import QApplication
-
-    from ._annotation_widget import AnnotationWidget
-
-    app = QApplication.instance()
-    if app is None:  # pragma: no cover
-        return []
-    return [w for w in app.allWidgets() if isinstance(w, AnnotationWidget) and getattr(w, "viewer", None) is viewer]

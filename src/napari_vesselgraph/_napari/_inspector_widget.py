@@ -39,7 +39,16 @@ from qtpy.QtWidgets import (
 )
 
 from ..errors import VesselGraphError
-from ._widget_utils import camera, edges_layer_of, graph_groups, layer_units, notify, set_color_by
+from ._widget_utils import (
+    camera,
+    color_legend,
+    edges_layer_of,
+    graph_groups,
+    layer_units,
+    notify,
+    scroll_body,
+    set_color_by,
+)
 
 PLAIN = "(plain colour)"
 FILE_FILTERS = {
@@ -268,6 +277,10 @@ class InspectorWidget(QWidget):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(300)
         self._refresh_timer.timeout.connect(self.refresh_statistics)
+        self._histogram_timer = QTimer(self)  # redraw the histograms at the label's new width after a resize
+        self._histogram_timer.setSingleShot(True)
+        self._histogram_timer.setInterval(150)
+        self._histogram_timer.timeout.connect(self._redraw_histograms)
         self.viewer.layers.events.inserted.connect(self._on_layers_changed)
         self.viewer.layers.events.removed.connect(self._on_layers_changed)
         self.viewer.layers.events.moved.connect(self._on_layers_changed)
@@ -275,7 +288,7 @@ class InspectorWidget(QWidget):
 
     # ------------------------------------------------------------ layout
     def _build(self) -> None:
-        outer = QVBoxLayout(self)
+        outer = scroll_body(self)
         row = QHBoxLayout()
         self.graph_combo = QComboBox()
         self.graph_combo.setToolTip("A graph shown in the viewer, by its nodes (Points) layer")
@@ -315,6 +328,7 @@ class InspectorWidget(QWidget):
         self.histogram_label.setMinimumWidth(200)
         self.histogram_label.setFixedHeight(175)
         self.histogram_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.histogram_label.installEventFilter(self)
         outer.addWidget(self.histogram_label)
 
         box = QGroupBox("Segments: choose one to select its nodes and centre the view")
@@ -336,6 +350,7 @@ class InspectorWidget(QWidget):
         )
         self.segments_view.selectionModel().currentRowChanged.connect(self._on_segment_row)
         self.segments_view.setMinimumHeight(140)
+        self.segments_view.setMaximumHeight(320)
         v.addWidget(self.segments_view)
         outer.addWidget(box, 1)
 
@@ -349,6 +364,11 @@ class InspectorWidget(QWidget):
         self.edge_color_combo.activated.connect(lambda _: self._on_color("edges"))
         form.addRow("Nodes", self.node_color_combo)
         form.addRow("Edges", self.edge_color_combo)
+        self.legend_label = QLabel("")
+        self.legend_label.setWordWrap(True)
+        self.legend_label.setTextFormat(Qt.TextFormat.RichText)
+        self.legend_label.setToolTip("What the colours of the graph's nodes and edges mean")
+        form.addRow(self.legend_label)
         outer.addWidget(box)
 
         row = QHBoxLayout()
@@ -499,6 +519,7 @@ class InspectorWidget(QWidget):
                 self.stats_table.item(r, 1).setText("–")
             self.segments_model.set_data({}, "")
             self._draw_histograms(None)
+            self.legend_label.setText("")
             return
         group = self.group()
         unit = graph_unit(result["graph"], group["nodes"] if group else None)
@@ -511,6 +532,7 @@ class InspectorWidget(QWidget):
             f"Segments ({len(result['segment_nodes']):,}; lengths in {unit}): choose one to select its nodes"
         )
         self._draw_histograms(result)
+        self.update_legend()
 
     def _render_options(self, unit: str = "") -> dict:
         fg, bg = _theme_colors(self.viewer)
@@ -519,7 +541,7 @@ class InspectorWidget(QWidget):
             if hasattr(self.histogram_label, "devicePixelRatioF")
             else 1.0
         )
-        width = max(200, self.histogram_label.width())
+        width = max(120, self.histogram_label.width())
         return {
             "width": int(width * ratio), "height": int(self.histogram_label.height() * ratio), "dpi": 90.0 * ratio,
             "fg": fg, "bg": bg, "unit": unit,
@@ -536,10 +558,35 @@ class InspectorWidget(QWidget):
         self.figure = fig
         h, w = rgba.shape[:2]
         image = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+        ratio = (
+            float(self.histogram_label.devicePixelRatioF())
+            if hasattr(self.histogram_label, "devicePixelRatioF")
+            else 1.0
+        )
+        room = int(max(self.histogram_label.width(), 1) * ratio)
+        if w > room:  # drawn for a wider label: shrink it until the redraw at this width, never crop a title
+            image = image.scaledToWidth(room, Qt.TransformationMode.SmoothTransformation)
         pixmap = QPixmap.fromImage(image)
-        if hasattr(self.histogram_label, "devicePixelRatioF"):
-            pixmap.setDevicePixelRatio(self.histogram_label.devicePixelRatioF())
+        pixmap.setDevicePixelRatio(ratio)
         self.histogram_label.setPixmap(pixmap)
+        self._histogram_width = self.histogram_label.width()
+
+    def eventFilter(self, obj, event) -> bool:
+        from qtpy.QtCore import QEvent
+
+        resized = obj is self.histogram_label and event.type() == QEvent.Type.Resize
+        if resized and self.histogram_label.width() != getattr(self, "_histogram_width", None):
+            self._histogram_timer.start()
+        return super().eventFilter(obj, event)
+
+    def _redraw_histograms(self) -> None:
+        """Draw the histograms again at the label's current width (after the dock was resized)."""
+        result = self.result
+        if result is not None:
+            unit = result.get("unit", "")
+            result = dict(result)
+            result["figure"], result["histogram_image"] = render_histograms(result, **self._render_options(unit))
+        self._draw_histograms(result)
 
     # ------------------------------------------------------------ segments
     def select_segment(self, segment: int) -> None:
@@ -598,6 +645,22 @@ class InspectorWidget(QWidget):
             combo.setCurrentIndex(max(idx, 0))
             combo.blockSignals(False)
 
+    def update_legend(self) -> None:
+        """Say what the node and edge colours of the chosen graph mean (swatches read from the layers)."""
+        from .layers import _vg_meta
+
+        group = self.group()
+        parts = []
+        for role, what in (("nodes", "Nodes"), ("edges", "Edges")):
+            layer = None if group is None else (group.get("nodes") if role == "nodes" else edges_layer_of(group))
+            if layer is None or not len(layer.data):
+                continue
+            column = _vg_meta(layer.metadata).get("color_by")
+            if column is None:
+                column = "confidence" if "confidence" in layer.features.columns else ""
+            parts.append(f"{what}: {color_legend(layer, column or None)}")
+        self.legend_label.setText("<br>".join(parts))
+
     def set_color_by(self, role: str, column: str | None) -> None:
         """Colour the chosen graph's nodes (``role="nodes"``) or edges (``"edges"``) by a feature column."""
         group = self.group()
@@ -609,6 +672,7 @@ class InspectorWidget(QWidget):
         if column and column not in layer.features.columns:
             raise VesselGraphError(f"'{layer.name}' has no feature {column!r}")
         set_color_by(layer, column or None)
+        self.update_legend()
         combo = self.node_color_combo if role == "nodes" else self.edge_color_combo
         idx = combo.findText(column) if column else 0
         if idx >= 0 and combo.currentIndex() != idx:

@@ -25,11 +25,11 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..errors import Cancelled, VesselGraphError
+from ._state import state_for
 from ._widget_utils import (
     AXES_2D,
     AXES_3D,
@@ -38,13 +38,20 @@ from ._widget_utils import (
     ProgressRelay,
     add_graph_layers,
     add_run_controls,
+    collapsible,
+    color_legend,
+    contrast_color,
+    displayed_pixels,
     field_of_view_region,
     free_gpu_memory,
     is_out_of_memory,
     notify,
     plan_image,
+    scroll_body,
     shapes_region,
+    show_warnings,
     update_graph_layers,
+    warning_label,
 )
 
 SKELETON_LABEL = "classical skeleton"
@@ -122,15 +129,21 @@ class PredictionResult:
         return nodes is not None and nodes in viewer.layers
 
 
-def describe_checkpoint(entry: dict) -> str:
-    """One paragraph about a checkpoint for the widget: domain, dimensionality, adaptation, patch, validation."""
+def describe_checkpoint(entry: dict, purpose: bool = False) -> str:
+    """One paragraph about a checkpoint for the widget: domain, dimensionality, adaptation, patch, validation;
+    with ``purpose``, first a line saying what images it suits (:func:`checkpoints.suits.model_purpose`)."""
     from html import escape
 
     if entry.get("error"):
         return escape(f"⚠ {entry['error']}")
     meta = entry.get("meta") or {}
     ndim = checkpoint_ndim(meta)
-    parts = [f"<b>{escape(str(entry.get('name', '?')))}</b> ({entry.get('source', 'file')})"]
+    head = ""
+    if purpose:
+        from ..checkpoints.suits import model_purpose
+
+        head = escape(model_purpose(meta)["text"]) + "<br>"
+    parts = [f"{head}<b>{escape(str(entry.get('name', '?')))}</b> ({entry.get('source', 'file')})"]
     parts.append(f"domain: {escape(str(meta.get('domain') or 'unknown'))}")
     parts.append(f"{ndim}D" if ndim else "dimensionality unknown")
     adaptation = meta.get("adaptation") or {}
@@ -173,11 +186,18 @@ class PredictWidget(QWidget):
         self._thresholds_touched = False
         self._setting_thresholds = False
         self._previous_method = 0
+        self._method_touched = False  # the user (or a script, or Fine-tune) chose the method: keep it
+        self._auto = 0  # > 0 while the widget itself changes the method
+        self._traits_cache: dict = {}
+        self._warned: set = set()
+        self.suitability_warnings: list[str] = []
+        self.state = state_for(napari_viewer)
         self._relay = ProgressRelay(self)
         self._relay.progressed.connect(self._on_progress)
         self._build()
         self.refresh_checkpoints()
         self._on_image_changed()
+        self.state.connect("checkpoints_changed", self, "_on_checkpoints_changed")
         self._rethreshold_timer = QTimer(self)
         self._rethreshold_timer.setSingleShot(True)
         self._rethreshold_timer.setInterval(120)
@@ -188,7 +208,7 @@ class PredictWidget(QWidget):
     def _build(self) -> None:
         from napari.layers import Image, Shapes
 
-        outer = QVBoxLayout(self)
+        outer = scroll_body(self)
 
         # input
         box = QGroupBox("Image")
@@ -197,6 +217,10 @@ class PredictWidget(QWidget):
         self.image_combo.setToolTip("The image layer to turn into a graph")
         self.image_combo.currentIndexChanged.connect(self._on_image_changed)
         form.addRow("Image", self.image_combo)
+        self.image_info = QLabel("")
+        self.image_info.setWordWrap(True)
+        form.addRow(self.image_info)
+        self.axes_section, form = collapsible("Axes and channels", form)
         self.axes_combo = QComboBox()
         self.axes_combo.addItem("auto", AXES_AUTO)
         self.axes_combo.addItem("2D: last two axes (Y, X)", AXES_2D)
@@ -220,9 +244,9 @@ class PredictWidget(QWidget):
         row.addWidget(self.channel_check)
         row.addWidget(self.channel_spin)
         form.addRow("Channels", row)
-        self.image_info = QLabel("")
-        self.image_info.setWordWrap(True)
-        form.addRow(self.image_info)
+        self.axes_combo.currentIndexChanged.connect(self._on_image_changed)
+        self.channel_check.toggled.connect(self._on_image_changed)
+        self.channel_spin.valueChanged.connect(self._on_image_changed)
         outer.addWidget(box)
 
         # method
@@ -239,6 +263,10 @@ class PredictWidget(QWidget):
         self.method_info.setWordWrap(True)
         self.method_info.setTextFormat(Qt.TextFormat.RichText)
         form.addRow(self.method_info)
+        self.suit_label = warning_label(self.viewer)
+        self.suit_label.setToolTip("How well the chosen checkpoint suits this image (from its metadata)")
+        form.addRow(self.suit_label)
+        self.advanced_section, form = collapsible("Device, batch size, overlap, cluster", form)
         row = QHBoxLayout()
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
@@ -297,6 +325,11 @@ class PredictWidget(QWidget):
         self.threshold_target = QLabel("")
         self.threshold_target.setWordWrap(True)
         form.addRow(self.threshold_target)
+        self.legend_label = QLabel("")
+        self.legend_label.setWordWrap(True)
+        self.legend_label.setTextFormat(Qt.TextFormat.RichText)
+        self.legend_label.setToolTip("What the colours of the result mean (the inspector can colour by other features)")
+        form.addRow(self.legend_label)
         outer.addWidget(box)
 
         # region + output
@@ -401,14 +434,20 @@ class PredictWidget(QWidget):
         self.method_combo.addItem(BROWSE_LABEL, {"kind": "browse"})
         self.method_combo.blockSignals(False)
         want = select or current_path
-        idx = 0
+        idx = None
         for i in range(self.method_combo.count()):
             d = self.method_combo.itemData(i)
             if want and isinstance(d, dict) and want in (d.get("path"), d.get("name")):
                 idx = i
                 break
-        self.method_combo.setCurrentIndex(idx)
-        self._on_method_changed(idx)
+        self._auto += 1
+        try:
+            if idx is None:  # nothing chosen yet: the checkpoint that suits the image best
+                idx = self._best_method_index()
+            self.method_combo.setCurrentIndex(idx)
+            self._on_method_changed(idx)
+        finally:
+            self._auto -= 1
 
     def _add_checkpoint_item(self, entry: dict, index: int | None = None) -> None:
         meta = entry.get("meta") or {}
@@ -447,6 +486,7 @@ class PredictWidget(QWidget):
 
     def _on_method_activated(self, index: int) -> None:
         data = self.method_combo.itemData(index)
+        self._method_touched = True  # chosen in the combo, even when it was already the current one
         if isinstance(data, dict) and data.get("kind") == "browse":
             path, _ = QFileDialog.getOpenFileName(
                 self, "Open a napari-vesselgraph checkpoint", str(Path.home()), "Checkpoints (*.safetensors)"
@@ -458,6 +498,8 @@ class PredictWidget(QWidget):
         data = self.method_combo.itemData(index)
         if not isinstance(data, dict) or data.get("kind") == "browse":
             return
+        if not self._auto:
+            self._method_touched = True
         self._previous_method = index
         if data["kind"] == "skeleton":
             self.method_info.setText(
@@ -467,7 +509,7 @@ class PredictWidget(QWidget):
             node_t = edge_t = SKELETON_THRESHOLD
             model = False
         else:
-            self.method_info.setText(describe_checkpoint(data))
+            self.method_info.setText(describe_checkpoint(data, purpose=True))
             th = (data.get("meta") or {}).get("thresholds") or {}
             node_t, edge_t = float(th.get("node", 0.5)), float(th.get("edge", 0.5))
             model = True
@@ -476,6 +518,8 @@ class PredictWidget(QWidget):
         self.cluster_edit.setEnabled(model and self.cluster_check.isChecked())
         if not self._thresholds_touched:
             self._set_thresholds(node_t, edge_t)
+        self.state.set_checkpoint(data if model else None)
+        self._update_suitability()
 
     def method(self) -> dict:
         data = self.method_combo.currentData()
@@ -495,6 +539,97 @@ class PredictWidget(QWidget):
         self.channel_spin.setRange(0, max(0, min(shape[-1], 16) - 1))
         kind = "RGB" if layer.rgb else f"{layer.ndim}D"
         self.image_info.setText(f"{kind} layer, shape {shape}, {layer.dtype}")
+        if channels_last or layer.ndim > 3 or (layer.ndim == 3 and not layer.rgb and shape[0] <= 4):
+            self.axes_section.expand(animate=False)  # time points or channels: show the axes settings
+        self._suggest_method()
+
+    # ------------------------------------------------------------ which checkpoint suits the image
+    def image_traits(self) -> dict | None:
+        """:func:`checkpoints.suits.image_traits` of the chosen image as it will be predicted (cached)."""
+        from ..checkpoints.suits import image_traits
+
+        layer = self.image_combo.layer()
+        if layer is None:
+            return None
+        channel = self.channel_spin.value() if self.channel_check.isChecked() else None
+        try:
+            plan = plan_image(layer, self.viewer, self.axes_combo.currentData(), channel)
+        except VesselGraphError:
+            return None
+        key = (id(layer), id(plan.data), plan.spatial_ndim, plan.channel, plan.rgb, tuple(plan.fixed.items()))
+        if key not in self._traits_cache:
+            try:
+                traits = image_traits(plan.data, rgb=plan.rgb, ndim=plan.spatial_ndim, channel=plan.channel)
+            except Exception as e:  # noqa: BLE001 - an unreadable image: no advice rather than an error
+                notify("info", f"Could not look at '{layer.name}' to suggest a checkpoint: {e}")
+                traits = None
+            self._traits_cache = {key: traits}
+        return self._traits_cache[key]
+
+    def _model_entries(self) -> list[tuple[int, dict]]:
+        out = []
+        for i in range(self.method_combo.count()):
+            d = self.method_combo.itemData(i)
+            if isinstance(d, dict) and d.get("kind") == "model" and not d.get("error"):
+                out.append((i, d))
+        return out
+
+    def _best_method_index(self) -> int:
+        """The combo index of the checkpoint that suits the image best; the classical skeleton when no installed
+        checkpoint can run on it (e.g. no 3D checkpoint for a volume); the first entry without an image."""
+        from ..checkpoints.suits import CANNOT_RUN, rank_checkpoints
+
+        entries = self._model_entries()
+        traits = self.image_traits()
+        skeleton = self.method_combo.findText(SKELETON_LABEL)
+        if traits is None:
+            return entries[0][0] if entries else max(skeleton, 0)
+        ranked = rank_checkpoints(traits, [d for _, d in entries])
+        if not ranked or ranked[0]["score"] <= CANNOT_RUN:
+            return max(skeleton, 0)
+        best = ranked[0]["entry"]
+        for i, d in entries:
+            if d is best:
+                return i
+        return entries[0][0]
+
+    def _suggest_method(self) -> None:
+        """Choose the best-suited checkpoint for a new image unless a method was chosen already; then say how well
+        the current method suits it."""
+        if not self._method_touched:
+            idx = self._best_method_index()
+            if idx != self.method_combo.currentIndex():
+                self._auto += 1
+                try:
+                    self.method_combo.setCurrentIndex(idx)
+                finally:
+                    self._auto -= 1
+        self._update_suitability()
+
+    def _update_suitability(self) -> None:
+        """Show (and notify once) the warnings of :func:`checkpoints.suits.suitability` for the chosen method."""
+        from ..checkpoints.suits import suitability
+
+        data = self.method_combo.currentData()
+        traits = self.image_traits() if isinstance(data, dict) and data.get("kind") == "model" else None
+        warnings: list[str] = []
+        if traits is not None and not data.get("error"):
+            _, warnings = suitability(data.get("meta") or {}, traits, data.get("name"))
+        self.suitability_warnings = warnings
+        show_warnings(self.suit_label, warnings)
+        layer = self.image_combo.layer()
+        key = (getattr(layer, "name", None), data.get("path") if isinstance(data, dict) else None)
+        if warnings and key not in self._warned:
+            self._warned.add(key)
+            notify("warning", " ".join(warnings))
+
+    def _on_checkpoints_changed(self, path=None) -> None:
+        """A checkpoint was written (Fine-tune) or added: list it, and select it when it is given."""
+        self.refresh_checkpoints(select=str(path) if path else None)
+        if path and self.method().get("path") != str(path):  # saved outside the checkpoint folders
+            self.add_checkpoint_file(path)
+        if path and self.method().get("path") == str(path):
+            self._method_touched = True
 
     # ------------------------------------------------------------ thresholds
     def _set_thresholds(self, node: float, edge: float) -> None:
@@ -531,9 +666,26 @@ class PredictWidget(QWidget):
         graph = finish_raw(res.raw, node_t, edge_t)
         update_graph_layers(res.layers, graph, res.name, res.scale, res.translate)
         res.node_threshold, res.edge_threshold = node_t, edge_t
+        self.update_legend()
         self.status_label.setText(
             f"{res.name}: {graph.n_nodes} nodes, {graph.n_edges} edges at thresholds {node_t:.2f} / {edge_t:.2f}"
         )
+
+    def update_legend(self) -> None:
+        """Say what the colours of the last result mean (nodes by confidence, edges in one colour)."""
+        from .layers import _vg_meta
+
+        res = self.last_result
+        if res is None or not res.alive(self.viewer):
+            self.legend_label.setText("")
+            return
+        parts = []
+        for role, what in (("nodes", "Nodes"), ("edges", "Edges")):
+            layer = res.layers.get(role)
+            if layer is not None and len(layer.data):
+                column = _vg_meta(layer.metadata).get("color_by", "confidence") or None
+                parts.append(f"{what}: {color_legend(layer, column)}")
+        self.legend_label.setText("<br>".join(parts))
 
     # ------------------------------------------------------------ run
     def _collect(self) -> tuple[dict, dict]:
@@ -698,7 +850,14 @@ class PredictWidget(QWidget):
             for layer in old.layers.values():
                 if layer in self.viewer.layers:
                     self.viewer.layers.remove(layer)
-        layers = add_graph_layers(self.viewer, graph, info["name"], plan.scale, plan.translate, plan.units)
+        image_layer = next((lyr for lyr in self.viewer.layers if lyr.name == info["layer"]), None)
+        pixels = None
+        if image_layer is not None:
+            pixels = displayed_pixels(image_layer, plan.data if plan.channel is None else None)
+        edge_color = contrast_color(pixels)  # a colour that stands out on this image
+        layers = add_graph_layers(
+            self.viewer, graph, info["name"], plan.scale, plan.translate, plan.units, edge_color=edge_color
+        )
         res = PredictionResult(
             key=key,
             name=info["name"],
@@ -713,6 +872,7 @@ class PredictWidget(QWidget):
         self.results[key] = res
         self.last_result = res
         self.threshold_target.setText(f"The sliders act on '{info['name']}'.")
+        self.update_legend()
         secs = raw.metadata.get("elapsed_s")
         device = raw.metadata.get("device", "cpu")
         text = f"{info['name']}: {graph.n_nodes} nodes, {graph.n_edges} edges"

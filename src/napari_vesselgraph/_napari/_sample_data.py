@@ -14,11 +14,39 @@ SYNTHETIC = {
 }
 
 
+def _fit_view_when_added() -> None:
+    """Reset the view once the sample's layers are in an empty viewer.
+
+    napari fits the first layer to the canvas as it is when the layer arrives; the canvas then shrinks (the
+    layer controls and docked widgets claim their room), which left a large image such as the retina cut off
+    at the canvas edge until *Home* was pressed. Sample functions only return data, so the reset waits for the
+    event loop, by which time the layers are added and the canvas has its final size.
+    """
+    try:
+        import napari
+        from qtpy.QtCore import QTimer
+    except ImportError:  # pragma: no cover
+        return
+    viewer = napari.current_viewer()
+    if viewer is None or len(viewer.layers):
+        return  # layers already there: keep the user's view
+
+    def fit() -> None:
+        try:
+            if len(viewer.layers):
+                viewer.reset_view()
+        except (RuntimeError, AttributeError):  # pragma: no cover - the viewer was closed meanwhile
+            pass
+
+    QTimer.singleShot(0, fit)
+
+
 def retina() -> list[tuple]:
     """Fundus photograph of a human retina (scikit-image's ``data.retina()``, RGB, 1411 x 1411)."""
     from skimage import data
 
     image = data.retina()
+    _fit_view_when_added()
     return [(image, {"name": "Retina (fundus photo)", "rgb": True}, "image")]
 
 
@@ -37,6 +65,7 @@ def synthetic_sample(key: str) -> list[tuple]:
     if units:
         image_kwargs["units"] = units
     out = [(image, image_kwargs, "image")]
+    _fit_view_when_added()
     if graph is not None:
         for data, kwargs, ltype in graph_to_layer_data(graph, name=f"{title} ground truth", scale=scale):
             kwargs["visible"] = False

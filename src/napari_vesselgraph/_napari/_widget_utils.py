@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import QComboBox
 
 from ..errors import VesselGraphError
@@ -347,11 +347,19 @@ def edges_layer_of(group: dict):
 
 
 def add_graph_layers(
-    viewer, graph, name: str, scale, translate, units=None, color_by: str | None = "confidence"
+    viewer,
+    graph,
+    name: str,
+    scale,
+    translate,
+    units=None,
+    color_by: str | None = "confidence",
+    edge_color: str | None = None,
 ) -> dict[str, Any]:
     """Add the Points + Vectors layers of ``graph`` (with the image's scale, translate and units).
 
-    Returns ``{role: layer}``.
+    ``edge_color``: draw the edges in this one colour (e.g. :func:`contrast_color` of the image) instead of by
+    ``color_by``; the inspector's *Colour by* can still colour them by a feature. Returns ``{role: layer}``.
     """
     from napari.layers import Layer
 
@@ -361,6 +369,12 @@ def add_graph_layers(
     ):
         if units is not None:
             kwargs["units"] = units
+        if edge_color and ltype in ("vectors", "shapes"):
+            for key in ("edge_colormap", "edge_contrast_limits"):
+                kwargs.pop(key, None)
+            kwargs["edge_color"] = edge_color
+            meta = kwargs["metadata"][META_KEY]
+            meta.update(color_by="", plain_color=edge_color)
         layer = Layer.create(data, kwargs, ltype)
         viewer.add_layer(layer)
         out[kwargs["metadata"][META_KEY]["role"]] = layer
@@ -374,9 +388,10 @@ def _prefix(layer_or_type) -> str:
     return "face_" if name.lower() == "points" else "edge_"
 
 
-def color_kwargs(layer_type: str, features, column: str | None) -> dict:
+def color_kwargs(layer_type: str, features, column: str | None, plain: str | None = None) -> dict:
     """Colour settings for a graph layer coloured by the feature ``column`` (numeric: viridis over its range,
-    otherwise one colour per value); the plain graph colour when ``column`` is empty or missing."""
+    otherwise one colour per value); the plain graph colour (``plain``, else the default one) when ``column``
+    is empty or missing."""
     from .layers import EDGE_COLOR, NODE_COLOR, _color_kwargs
 
     prefix = _prefix(layer_type)
@@ -384,7 +399,7 @@ def color_kwargs(layer_type: str, features, column: str | None) -> dict:
         kw = _color_kwargs(np.asarray(features[column].to_numpy()), column, prefix)
         if kw:
             return kw
-    return {f"{prefix}color": NODE_COLOR if prefix == "face_" else EDGE_COLOR}
+    return {f"{prefix}color": plain or (NODE_COLOR if prefix == "face_" else EDGE_COLOR)}
 
 
 def apply_color(layer, kwargs: dict) -> None:
@@ -415,7 +430,8 @@ def apply_color(layer, kwargs: dict) -> None:
 def set_color_by(layer, column: str | None) -> None:
     """Colour a graph layer by one of its feature columns (``None``/``""``: plain) and remember the choice in
     its metadata, so that re-thresholding keeps it."""
-    apply_color(layer, color_kwargs(type(layer).__name__, layer.features, column))
+    plain = _vg_meta(layer.metadata).get("plain_color")
+    apply_color(layer, color_kwargs(type(layer).__name__, layer.features, column, plain))
     meta = dict(_vg_meta(layer.metadata))
     if meta:
         meta["color_by"] = column or ""
@@ -436,7 +452,7 @@ def update_graph_layers(layers: dict[str, Any], graph, name: str, scale, transla
             continue
         old = _vg_meta(layer.metadata)
         meta = dict(kwargs["metadata"][META_KEY])
-        for key in ("graph_id", "name", "color_by"):
+        for key in ("graph_id", "name", "color_by", "plain_color"):
             if key in old:
                 meta[key] = old[key]
         layer.data = data
@@ -446,7 +462,9 @@ def update_graph_layers(layers: dict[str, Any], graph, name: str, scale, transla
             layer.size = kwargs["size"]
         else:
             layer.edge_width = kwargs["edge_width"]
-        apply_color(layer, color_kwargs(ltype, layer.features, meta.get("color_by", "confidence")))
+        apply_color(
+            layer, color_kwargs(ltype, layer.features, meta.get("color_by", "confidence"), meta.get("plain_color"))
+        )
         layer.metadata = {**dict(layer.metadata), META_KEY: meta}
         layer.refresh()
 
@@ -516,3 +534,189 @@ class LayerCombo(QComboBox):
         idx = self.findText(layer.name)
         if idx >= 0:
             self.setCurrentIndex(idx)
+
+
+# ---------------------------------------------------------------- look: theme, scrolling, sections, colours
+def theme_colors(viewer) -> dict[str, str]:
+    """Hex colours of the viewer's napari theme: ``text``, ``background``, ``foreground``, ``warning``, ``error``,
+    ``canvas`` (the dark theme's when the theme cannot be read)."""
+    out = {"text": "#f0f1f2", "background": "#262930", "foreground": "#414851", "warning": "#e3b617",
+           "error": "#99121f", "canvas": "#000000"}  # fmt: skip
+    try:
+        from napari.utils.theme import get_theme
+
+        theme = get_theme(viewer.theme)
+        for key in out:
+            value = getattr(theme, key, None)
+            if value is not None:
+                out[key] = value.as_hex() if hasattr(value, "as_hex") else str(value)
+    except (KeyError, AttributeError, ValueError, ImportError):  # pragma: no cover
+        pass
+    return out
+
+
+def scroll_body(widget, min_height: int = 120):
+    """Give ``widget`` a vertical scroll area and return the layout to fill: the widget then asks for little
+    height, so several docked widgets fit a laptop screen (they scroll instead of growing the window)."""
+    from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    area = QScrollArea(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setMinimumHeight(min_height)
+    body = QWidget()
+    area.setWidget(body)
+    outer.addWidget(area)
+    widget.scroll_area = area
+    return QVBoxLayout(body)
+
+
+def collapsible(title: str, layout, expanded: bool = False):
+    """A collapsible section (superqt ``QCollapsible``) added to ``layout``; returns ``(section, form)`` where
+    ``form`` is the QFormLayout to fill. Closed by default: advanced options stay out of the way."""
+    from qtpy.QtWidgets import QFormLayout, QWidget
+    from superqt import QCollapsible
+
+    section = QCollapsible(title, expandedIcon="▾", collapsedIcon="▸")
+    section.setDuration(0)
+    inner = QWidget()
+    form = QFormLayout(inner)
+    form.setContentsMargins(0, 0, 0, 0)
+    section.addWidget(inner)
+    if expanded:
+        section.expand(animate=False)
+    else:
+        section.collapse(animate=False)
+    if isinstance(layout, QFormLayout):
+        layout.addRow(section)
+    else:
+        layout.addWidget(section)
+    return section, form
+
+
+def warning_label(viewer):
+    """A hidden, word-wrapped label in the theme's warning colour, for a mismatch the user should see."""
+    from qtpy.QtWidgets import QLabel
+
+    label = QLabel("")
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setStyleSheet(f"color: {theme_colors(viewer)['warning']};")
+    label.setVisible(False)
+    return label
+
+
+def show_warnings(label, lines: list[str]) -> None:
+    label.setText("\n".join(f"⚠ {line}" for line in lines))
+    label.setVisible(bool(lines))
+
+
+#: plain edge colours to choose from: bright and saturated, and none of them yellow, the nodes' colour
+EDGE_CANDIDATES = ("cyan", "lime", "magenta", "orange", "white")
+
+
+def displayed_pixels(layer, data=None, max_side: int = 256) -> np.ndarray | None:
+    """A sample of an image layer's pixels as shown (contrast limits and colormap applied), ``(K, 3)`` RGB in
+    [0, 1]; only a central crop is read from a lazy array. None when it cannot be read."""
+    from ..checkpoints.suits import _central, _is_lazy, _read
+
+    arr = layer.data[0] if getattr(layer, "multiscale", False) else layer.data if data is None else data
+    rgb = bool(getattr(layer, "rgb", False))
+    shape = tuple(int(n) for n in arr.shape)
+    spatial = shape[:-1] if rgb else shape
+    if len(spatial) < 2:
+        return None
+    lead = tuple(n // 2 for n in spatial[:-2])
+    try:
+        if _is_lazy(arr):
+            px = _read(arr, lead + _central(spatial[-2:], (max_side, max_side)))
+        else:
+            step = max(1, int(np.ceil(max(spatial[-2:]) / max_side)))
+            px = np.asarray(arr[lead + (slice(None, None, step), slice(None, None, step))])
+    except Exception:  # noqa: BLE001 - an unreadable region: no sample
+        return None
+    px = px.astype(np.float32)
+    lo, hi = (float(v) for v in getattr(layer, "contrast_limits", (float(px.min()), float(px.max()))))
+    norm = np.clip((px - lo) / max(hi - lo, 1e-12), 0, 1)
+    if rgb:
+        return norm[..., :3].reshape(-1, 3)
+    try:
+        colors = np.asarray(layer.colormap.map(norm.ravel()))[:, :3]
+    except (AttributeError, ValueError):
+        colors = np.repeat(norm.reshape(-1, 1), 3, axis=1)
+    return colors
+
+
+def contrast_color(pixels: np.ndarray | None, candidates=EDGE_CANDIDATES) -> str:
+    """The candidate colour that stands out most against ``pixels`` (``(K, 3)`` RGB in [0, 1]): the largest 10th
+    percentile of a CIELAB distance that counts lightness twice (a colour must differ in brightness as well as
+    in hue to read as a thin line). A black surround is left out. Cyan without pixels."""
+    if pixels is None or len(pixels) == 0:
+        return candidates[0]
+    from matplotlib.colors import to_rgb
+    from skimage.color import rgb2lab
+
+    px = np.asarray(pixels, dtype=float).reshape(-1, 3)
+    level = px.max(axis=1)
+    keep = level > 0.04 * max(float(level.max()), 1e-12)
+    if keep.sum() >= 16:
+        px = px[keep]
+    if len(px) > 20_000:
+        px = px[:: int(np.ceil(len(px) / 20_000))]
+    lab = rgb2lab(px[None])[0]
+    best, best_score = candidates[0], -1.0
+    for name in candidates:
+        c = rgb2lab(np.asarray([[to_rgb(name)]], dtype=float))[0, 0]
+        d = lab - c
+        d[:, 0] *= 2.0
+        score = float(np.percentile(np.linalg.norm(d, axis=1), 10))
+        if score > best_score:
+            best, best_score = name, score
+    return best
+
+
+def color_legend(layer, column: str | None, max_items: int = 8) -> str:
+    """Rich text saying what a graph layer's colours mean: one swatch per value of ``column`` (up to
+    ``max_items`` values), else swatches at its low, middle and high values; the plain colour otherwise.
+    Read from the colours the layer really draws."""
+    from html import escape
+
+    from matplotlib.colors import to_hex
+
+    prefix = _prefix(layer)
+    colors = np.asarray(getattr(layer, f"{prefix}color", []))
+    feats = getattr(layer, "features", None)
+    n = len(colors)
+
+    def swatch(rgba) -> str:
+        return f'<span style="color:{to_hex(np.asarray(rgba)[:3])}">■</span>'
+
+    if n == 0:
+        return ""
+    if not column or feats is None or column not in feats.columns or len(feats) != n:
+        return f"{swatch(colors[0])} one colour"
+    values = feats[column].to_numpy()
+    try:
+        numeric = values.dtype.kind in "fiub"
+    except AttributeError:  # pragma: no cover
+        numeric = False
+    uniq = np.unique(values[~np.isnan(values.astype(float))] if numeric else values.astype(str))
+    parts = []
+    if len(uniq) <= max_items:
+        for u in uniq:
+            idx = int(np.flatnonzero((values == u) if numeric else (values.astype(str) == u))[0])
+            label = f"{u:g}" if numeric and isinstance(u, (float, np.floating)) else str(u)
+            parts.append(f"{swatch(colors[idx])} {escape(label)}")
+    elif numeric:
+        v = values.astype(float)
+        finite = np.flatnonzero(np.isfinite(v))
+        order = finite[np.argsort(v[finite], kind="stable")]
+        for q, word in ((0, "low"), (len(order) // 2, "middle"), (len(order) - 1, "high")):
+            i = int(order[q])
+            parts.append(f"{swatch(colors[i])} {v[i]:.3g}" + (f" ({word})" if word != "middle" else ""))
+    else:
+        return f"{len(uniq)} values of {escape(column)}, one colour each"
+    return f"{escape(column)}: " + " &nbsp;".join(parts)

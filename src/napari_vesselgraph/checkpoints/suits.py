@@ -273,12 +273,13 @@ def _central(shape, size) -> tuple[slice, ...]:
     return tuple(slice(max(0, (n - s) // 2), max(0, (n - s) // 2) + min(n, s)) for n, s in zip(shape, size))
 
 
-def image_traits(image, rgb: bool | None = None, ndim: int | None = None) -> dict[str, Any]:
+def image_traits(image, rgb: bool | None = None, ndim: int | None = None, channel: int | None = None) -> dict[str, Any]:
     """Cheap facts about an image that decide which checkpoint suits it.
 
     ``image``: a numpy, dask or Zarr array (or a multiscale list of them), channels last for colour;
     ``rgb``: whether the last axis holds colour (None: guessed from the shape); ``ndim``: its spatial
-    dimensionality when known (None: 3 for a grey array of three or more axes, else 2). Only a central crop
+    dimensionality when known (None: 3 for a grey array of three or more axes, else 2); ``channel``: use this
+    entry of the last axis (a multichannel image that is not RGB). Only a central crop
     (384 px, 96³ voxels), a strided overview of an in-memory 2D array and four corner crops of a lazy one are
     read.
 
@@ -290,6 +291,10 @@ def image_traits(image, rgb: bool | None = None, ndim: int | None = None) -> dic
     """
     arr = _pick_level(image)
     shape = tuple(int(n) for n in arr.shape)
+    if channel is not None and len(shape) >= 3 and 0 <= int(channel) < shape[-1]:
+        arr = _Channel(arr, int(channel))  # reads crops of one channel, never the whole array
+        shape = shape[:-1]
+        rgb = False
     rgb = _looks_rgb(shape) if rgb is None else bool(rgb)
     if rgb and (len(shape) < 3 or shape[-1] not in (3, 4)):
         rgb = False
@@ -361,6 +366,18 @@ def image_traits(image, rgb: bool | None = None, ndim: int | None = None) -> dic
         kinds.append("fluorescence")
     traits["kinds"] = kinds
     return traits
+
+
+class _Channel:
+    """One entry of the last axis of an array, read lazily: ``view[index]`` reads ``arr[index + (channel,)]``."""
+
+    def __init__(self, arr, channel: int):
+        self.arr, self.channel = arr, channel
+        self.shape = tuple(arr.shape[:-1])
+        self.dtype = arr.dtype
+
+    def __getitem__(self, index):
+        return self.arr[tuple(index) + (self.channel,)]
 
 
 def _grey(crop: np.ndarray, rgb: bool) -> np.ndarray | None:
