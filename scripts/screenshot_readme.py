@@ -33,11 +33,16 @@ def main(argv=None) -> int:
     viewer.window._qt_window.resize(width, height)
     (image,) = viewer.open_sample("napari-vesselgraph", "retina")
     if args.graph:
+        from napari_vesselgraph._napari._widget_utils import contrast_color, displayed_pixels
         from napari_vesselgraph.io import read_graph
 
         graph = read_graph(args.graph)
         add_graph_to_viewer(viewer, graph, image_layer=image, name=os.path.splitext(os.path.basename(args.graph))[0])
-        nodes = find_graph_layers(viewer.layers).get("nodes")
+        layers = find_graph_layers(viewer.layers)
+        edges = layers.get("edges")
+        if edges is not None:  # one colour that stands out on the photo, as the Predict widget draws edges
+            edges.edge_color = contrast_color(displayed_pixels(image))
+        nodes = layers.get("nodes")
         if nodes is not None:
             viewer.layers.selection.active = nodes
     viewer.reset_view()

@@ -10,8 +10,10 @@ Writes
 * ``widget_predict_3d.png``: the 3D light-sheet sample in the 3D view with its predicted graph.
 
 The predictions go through the widgets themselves (Run, the worker thread, the layers). ``--method`` picks a
-checkpoint by name (``vesselgraph checkpoints`` lists them) or ``skeleton`` (the default when no checkpoint of
-the right dimensionality is installed) for the classical baseline.
+checkpoint by name (``vesselgraph checkpoints`` lists them), ``skeleton`` for the classical baseline, or ``auto``
+(the default): what the widget chooses for the image. The docs' screenshots are made with
+``--method skeleton --method-3d auto`` (the bundled 2D model is made for bright vessels and finds little on the
+retina photo; the widget says so).
 """
 
 from __future__ import annotations
@@ -61,17 +63,14 @@ def _shoot(app, viewer, out: str) -> None:
 
 
 def _choose_method(widget, method: str | None, ndim: int) -> str:
-    """Select ``method`` in the widget (or a checkpoint of the right dimensionality, else the skeleton)."""
-    from napari_vesselgraph._napari._predict_widget import SKELETON_LABEL, checkpoint_ndim
+    """Select ``method`` in the widget; ``auto`` keeps what the widget chose for the image (the checkpoint that
+    suits it best, ``checkpoints.suits``, or the skeleton when none can run on it)."""
+    from napari_vesselgraph._napari._predict_widget import SKELETON_LABEL
 
     combo = widget.method_combo
     if method in (None, "auto"):
-        for i in range(combo.count()):
-            d = combo.itemData(i)
-            if isinstance(d, dict) and d.get("kind") == "model" and checkpoint_ndim(d.get("meta") or {}) == ndim:
-                combo.setCurrentIndex(i)
-                return d["name"]
-        method = "skeleton"
+        chosen = widget.method()
+        return chosen["name"] if chosen.get("kind") == "model" else "skeleton"
     if method == "skeleton":
         combo.setCurrentIndex(combo.findText(SKELETON_LABEL))
         return "skeleton"

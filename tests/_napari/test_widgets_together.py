@@ -138,3 +138,20 @@ def test_each_widget_alone_fits_a_1366x768_screen(make_napari_viewer, qtbot, nam
     qtbot.waitExposed(window)
     qtbot.wait(200)
     assert window.height() <= 768 and window.width() <= 1366, window.size()
+
+
+def test_wrapped_lines_get_their_height_in_a_narrow_dock(make_napari_viewer, qtbot):
+    from qtpy.QtCore import Qt
+
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1366, 768)
+    viewer.open_sample(PLUGIN, "retina")
+    dock_widget, finetune = viewer.window.add_plugin_dock_widget(PLUGIN, "Fine-tune")
+    finetune.suit_label.setText("⚠ " + "a long warning that wraps over several lines " * 6)
+    finetune.suit_label.setVisible(True)
+    qtbot.waitExposed(window)
+    window.resizeDocks([dock_widget], [360], Qt.Orientation.Horizontal)
+    qtbot.wait(300)
+    label = finetune.suit_label
+    assert label.height() >= label.heightForWidth(label.width()) > 3 * label.fontMetrics().height()

@@ -49,6 +49,7 @@ from ._widget_utils import (
     LayerCombo,
     camera,
     collapsible,
+    compact_combos,
     edges_layer_of,
     graph_groups,
     notify,
@@ -144,6 +145,7 @@ class AnnotationWidget(QWidget):
         self._counts: dict[str, tuple[int, int]] = {}  # patch id -> (nodes, edges) as stored
         self.state = state_for(napari_viewer)
         self._build()
+        compact_combos(self)
         self.viewer.layers.events.removing.connect(self._on_layer_removing)
         from qtpy.QtWidgets import QApplication
 

@@ -47,6 +47,7 @@ from ._widget_utils import (
     ProgressRelay,
     add_run_controls,
     collapsible,
+    compact_combos,
     free_gpu_memory,
     is_out_of_memory,
     notify,
@@ -165,6 +166,7 @@ class FinetuneWidget(QWidget):
         self._log = LogRelay(self)
         self._log.logged.connect(self._on_log)
         self._build()
+        compact_combos(self)
         self.refresh_checkpoints()
         self._suggest_project()
         self.state.connect("project_changed", self, "_on_project_changed")

@@ -42,6 +42,7 @@ from ..errors import VesselGraphError
 from ._widget_utils import (
     camera,
     color_legend,
+    compact_combos,
     edges_layer_of,
     graph_groups,
     layer_units,
@@ -273,6 +274,7 @@ class InspectorWidget(QWidget):
         self._watched: list = []
         self._group: dict | None = None
         self._build()
+        compact_combos(self)
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(300)

@@ -40,6 +40,7 @@ from ._widget_utils import (
     add_run_controls,
     collapsible,
     color_legend,
+    compact_combos,
     contrast_color,
     displayed_pixels,
     field_of_view_region,
@@ -195,6 +196,7 @@ class PredictWidget(QWidget):
         self._relay = ProgressRelay(self)
         self._relay.progressed.connect(self._on_progress)
         self._build()
+        compact_combos(self)
         self.refresh_checkpoints()
         self._on_image_changed()
         self.state.connect("checkpoints_changed", self, "_on_checkpoints_changed")

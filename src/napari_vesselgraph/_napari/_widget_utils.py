@@ -555,14 +555,67 @@ def theme_colors(viewer) -> dict[str, str]:
     return out
 
 
+def _scroll_area_class():
+    from qtpy.QtWidgets import QScrollArea
+
+    class VerticalScrollArea(QScrollArea):
+        """Scrolls vertically only: asks for the width its contents need and for little height."""
+
+        def _extra(self) -> int:
+            return self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+
+        def minimumSizeHint(self):
+            hint = super().minimumSizeHint()
+            body = self.widget()
+            if body is not None:
+                hint.setWidth(max(hint.width(), body.minimumSizeHint().width() + self._extra()))
+            return hint
+
+        def sizeHint(self):
+            hint = super().sizeHint()
+            body = self.widget()
+            if body is not None:
+                hint.setWidth(max(hint.width(), body.sizeHint().width() + self._extra()))
+                hint.setHeight(min(max(hint.height(), body.sizeHint().height()), 600))
+            return hint
+
+        # Word-wrapped labels need more height when the dock gets narrower; a scroll area does not ask its
+        # contents for their height at the new width by itself, so the labels were cut off.
+        def setWidget(self, widget) -> None:
+            super().setWidget(widget)
+            widget.installEventFilter(self)
+
+        def resizeEvent(self, event) -> None:
+            super().resizeEvent(event)
+            self._fit_height()
+
+        def eventFilter(self, obj, event) -> bool:
+            from qtpy.QtCore import QEvent, QTimer
+
+            if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+                QTimer.singleShot(0, self._fit_height)
+            return super().eventFilter(obj, event)
+
+        def _fit_height(self) -> None:
+            body = self.widget()
+            layout = body.layout() if body is not None else None
+            if layout is not None and layout.hasHeightForWidth():
+                height = layout.totalHeightForWidth(self.viewport().width())
+                if height > 0 and height != body.minimumHeight():
+                    body.setMinimumHeight(height)
+
+    return VerticalScrollArea
+
+
 def scroll_body(widget, min_height: int = 120):
     """Give ``widget`` a vertical scroll area and return the layout to fill: the widget then asks for little
-    height, so several docked widgets fit a laptop screen (they scroll instead of growing the window)."""
-    from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+    height, so several docked widgets fit a laptop screen (they scroll instead of growing the window). Call
+    :func:`compact_combos` once the widget is built."""
+    from qtpy.QtWidgets import QFrame, QVBoxLayout, QWidget
 
     outer = QVBoxLayout(widget)
     outer.setContentsMargins(0, 0, 0, 0)
-    area = QScrollArea(widget)
+    area = _scroll_area_class()(widget)
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -572,6 +625,16 @@ def scroll_body(widget, min_height: int = 120):
     outer.addWidget(area)
     widget.scroll_area = area
     return QVBoxLayout(body)
+
+
+def compact_combos(widget, chars: int = 14) -> None:
+    """Let the combo boxes of ``widget`` be narrower than their longest entry (long checkpoint and layer names
+    would otherwise set the dock's width); the full text is in the drop-down list."""
+    from qtpy.QtWidgets import QComboBox
+
+    for combo in widget.findChildren(QComboBox):
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(chars)
 
 
 def collapsible(title: str, layout, expanded: bool = False):
