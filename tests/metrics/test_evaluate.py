@@ -14,6 +14,7 @@ KEYS = {
     "node_precision", "node_recall", "node_f1", "edge_precision", "edge_recall", "edge_f1",
     "node_mAP", "node_AP50", "edge_mAP", "edge_AP50", "smd", "apls", "topo_precision", "topo_recall",
     "topo_f1", "betti0_error", "betti1_error", "length_completeness", "length_correctness", "length_quality",
+    "junction_precision", "junction_recall", "junction_f1",
 }
 
 
@@ -90,7 +91,7 @@ def test_options():
         evaluate(g, g, radius=-1)
     r = evaluate(shifted(g, [2.0, 0]), g, metrics=["smd"], image_shape=(100, 100))
     assert r["smd"] == pytest.approx(0.02)
-    assert set(GROUPS) == {"prf", "map", "smd", "apls", "topo", "betti", "length"}
+    assert set(GROUPS) == {"prf", "map", "smd", "apls", "topo", "betti", "length", "junctions"}
 
 
 def test_physical_units():

@@ -32,7 +32,7 @@ DENSITY_DEPENDENT = frozenset(
 LOWER_IS_BETTER = frozenset({"smd", "betti0_error", "betti1_error", "betti0_error_patch", "betti1_error_patch"})
 
 #: metric groups ``evaluate(..., metrics=...)`` can select
-GROUPS = ("prf", "map", "smd", "apls", "topo", "betti", "length")
+GROUPS = ("prf", "map", "smd", "apls", "topo", "betti", "length", "junctions")
 
 _OPTIONS = {
     "metrics": None,  # groups to compute (default: all)
@@ -53,6 +53,7 @@ _OPTIONS = {
     "betti_patches": 100,
     "length_tol": None,  # default radius
     "length_step": None,  # default length_tol / 4
+    "junction_radius": None,  # junction matching radius (default 2 * radius)
 }
 
 
@@ -73,6 +74,8 @@ def evaluate(pred: VesselGraph, gt: VesselGraph, radius: float = 3.0, **opts) ->
     - ``topo_precision/recall/f1`` (:func:`~napari_vesselgraph.metrics.topo`)
     - ``betti0_error``, ``betti1_error`` (+ ``*_patch`` with ``betti_patch_size``)
     - ``length_completeness/correctness/quality`` (:func:`~napari_vesselgraph.metrics.length_metrics`)
+    - ``junction_precision/recall/f1``: branch points matched within ``junction_radius``
+      (default ``2 * radius``; :func:`~napari_vesselgraph.metrics.junctions.junction_prf`)
 
     Keys in :data:`DENSITY_DEPENDENT` depend on how densely nodes are placed. Options (keyword
     arguments) and their defaults are listed in ``_OPTIONS``; ``metrics=["prf", "smd", ...]`` computes
@@ -123,6 +126,12 @@ def evaluate(pred: VesselGraph, gt: VesselGraph, radius: float = 3.0, **opts) ->
     if "length" in groups:
         tol = radius if o["length_tol"] is None else float(o["length_tol"])
         out.update(length_metrics(pred, gt, tol=tol, step=o["length_step"], physical=phys))
+    if "junctions" in groups:
+        from .junctions import junction_prf
+
+        jr = 2 * radius if o["junction_radius"] is None else float(o["junction_radius"])
+        j = junction_prf(pred, gt, jr, physical=phys)
+        out.update({k: j[k] for k in ("junction_precision", "junction_recall", "junction_f1")})
     return {k: float(v) for k, v in out.items()}
 
 
