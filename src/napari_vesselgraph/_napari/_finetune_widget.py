@@ -419,8 +419,9 @@ class FinetuneWidget(QWidget):
         self._checkpoint_touched = True
 
     def _on_checkpoint_changed(self, index: int) -> None:
-        if not self._auto:
-            self._checkpoint_touched = True
+        if self._auto:
+            return  # the widget is filling or choosing: it says how well the final choice suits once done
+        self._checkpoint_touched = True
         self._update_suitability(self._traits())
 
     def _update_suitability(self, traits) -> None:

@@ -597,8 +597,17 @@ def _scroll_area_class():
             return super().eventFilter(obj, event)
 
         def _fit_height(self) -> None:
+            from qtpy.QtWidgets import QLabel
+
             body = self.widget()
-            layout = body.layout() if body is not None else None
+            if body is None:
+                return
+            for label in body.findChildren(QLabel):  # form layouts do not always grow a wrapped line on their own
+                if label.wordWrap() and label.isVisible() and label.width() > 0:
+                    need = label.heightForWidth(label.width())
+                    if need > 0 and need != label.minimumHeight():
+                        label.setMinimumHeight(need)
+            layout = body.layout()
             if layout is not None and layout.hasHeightForWidth():
                 height = layout.totalHeightForWidth(self.viewport().width())
                 if height > 0 and height != body.minimumHeight():
