@@ -1,7 +1,8 @@
 """`vesselgraph demo`: the main job on a bundled default, written to a folder.
 
-Runs the bundled 2D vessel model (or the classical skeleton baseline when no model is bundled) on a
-sample image, writes the graph (GraphML + JSON) and an overlay PNG, and, when the sample has a ground
+Runs the bundled checkpoint that suits the sample image (``checkpoints.suits.pick_checkpoint``: the 2D vessel
+model on the default synthetic sample, the robust 2D model on the retina photo), or the classical skeleton
+baseline when no model is bundled, on a sample image, writes the graph (GraphML + JSON) and an overlay PNG, and, when the sample has a ground
 truth, scores the model and the classical baseline side by side.
 """
 
@@ -24,6 +25,14 @@ def _bundled_default():
         if entry["name"] == DEFAULT_CHECKPOINT:
             return entry
     return None
+
+
+def list_bundled_safe() -> list[dict]:
+    try:
+        from .checkpoints import list_bundled
+    except ImportError:
+        return []
+    return [e for e in list_bundled() if not e.get("error")]
 
 
 def render_overlay(image, graph, path, title: str = "", max_size: int = 1400) -> None:
@@ -82,7 +91,12 @@ def run_demo(output, sample=None, method=None, device="auto", progress=None) -> 
     if sample is None:
         sample = bundled["meta"].get("training", {}).get("domain", "vessel2d-fluo") if method == "model" else "retina"
     image, scale, gt = load_sample(sample)
-    summary = [f"sample: {sample} {image.shape}", f"method: {method}" + (f" ({DEFAULT_CHECKPOINT})" if method == "model" else "")]
+    ckpt = DEFAULT_CHECKPOINT
+    if method == "model":  # the bundled checkpoint that suits the sample (the retina photo: the robust 2D model)
+        from .checkpoints.suits import pick_checkpoint
+
+        ckpt = pick_checkpoint(image, names=[e["name"] for e in list_bundled_safe()]) or DEFAULT_CHECKPOINT
+    summary = [f"sample: {sample} {image.shape}", f"method: {method}" + (f" ({ckpt})" if method == "model" else "")]
     runs = {}
     methods = [method] + (["skeleton"] if gt is not None and method != "skeleton" else [])
     for m in methods:
@@ -92,7 +106,7 @@ def run_demo(output, sample=None, method=None, device="auto", progress=None) -> 
             from .baseline import preset
 
             params = preset(sample)
-        g = predict(image, checkpoint=DEFAULT_CHECKPOINT if m == "model" else None, method=m, device=device,
+        g = predict(image, checkpoint=ckpt if m == "model" else None, method=m, device=device,
                     scale=scale, progress=progress if m == method else None, **params)
         runs[m] = (g, time.perf_counter() - t0)
     graph, seconds = runs[method]
