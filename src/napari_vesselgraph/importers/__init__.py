@@ -9,7 +9,8 @@ is read by ``synth.read_dataset`` (``vesselgraph train``, ``adapt --target``, ``
 Nothing heavy is imported at module level.
 """
 
+from .geojson import geojson_to_graph, import_geojson
 from .masks import import_masks, mask_to_graph
 from .swc import import_swc, read_swc_graph
 
-__all__ = ["import_masks", "import_swc", "mask_to_graph", "read_swc_graph"]
+__all__ = ["geojson_to_graph", "import_geojson", "import_masks", "import_swc", "mask_to_graph", "read_swc_graph"]

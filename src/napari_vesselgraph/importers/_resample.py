@@ -2,7 +2,7 @@
 
 Nodes of degree other than 2 (end points, junctions) stay where they are; the chains of degree-2 nodes
 between them are densified to ~0.5 px steps and simplified with the skeleton importer's rule
-(:func:`napari_vesselgraph.baseline.skeleton.simplify_path`): edges at most ``1.3 * spacing`` long,
+(:func:`napari_vesselgraph.baseline.skeleton.simplify_path`): edges at most ``1.2 * spacing`` long,
 the path within ``tol`` px of its edges. ``radius`` and other float node attributes are interpolated
 along the path; integer, bool and text attributes are copied from the nearest original node.
 """
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..graph.core import VesselGraph
 
-MAX_EDGE_FACTOR = 1.3  # the same ratio as importers.masks
+MAX_EDGE_FACTOR = 1.2  # smooth traced lines: edges <= 12 px at spacing 10, as in the synthetic graphs (max ~11.9)
 
 
 def chains(n: int, edges: np.ndarray) -> list[list[int]]:
