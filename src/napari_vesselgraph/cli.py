@@ -372,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("train", help="train a model (see `vesselgraph train --help`)", add_help=False)
     sub.add_parser("adapt", help="adapt a model to a target domain (see `vesselgraph adapt --help`)", add_help=False)
+    sub.add_parser("import", help="import annotated images (masks, SWC, GeoJSON) into a dataset folder "
+                   "(see `vesselgraph import --help`)", add_help=False)
     return p
 
 
@@ -381,6 +383,10 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in ("train", "adapt"):
             fn = _cmd_train if argv[0] == "train" else _cmd_adapt
             return fn(None, argv[1:])
+        if argv and argv[0] == "import":
+            from .importers.cli import main as import_main
+
+            return int(import_main(argv[1:]) or 0)
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except VesselGraphError as e:

@@ -31,8 +31,12 @@ def safe_id(text) -> str:
     return s
 
 
-def check_writable(out) -> Path:
-    """Create ``out`` (and its parents) if needed and check that a file can be written in it."""
+def check_writable(out, create: bool = True) -> Path:
+    """Create ``out`` (and its parents) if needed and check that a file can be written in it.
+
+    ``create=False`` only checks (the folder, or its nearest existing parent, must be writable), so a
+    command can refuse an unusable output before reading any input, without leaving a folder behind.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise VesselGraphError(f"output {out} exists and is not a folder")
@@ -41,6 +45,13 @@ def check_writable(out) -> Path:
             f"output folder {out} is not empty and is not a dataset folder (no manifest.json); "
             "give an empty or new folder, or an existing dataset folder to extend"
         )
+    if not create:
+        parent = out
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise VesselGraphError(f"cannot write to output folder {out}: {parent} is not a writable folder")
+        return out
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{secrets.token_hex(4)}"
