@@ -10,7 +10,7 @@ import os
 import re
 from typing import Callable
 
-SUFFIXES = (".graphml", ".json", ".csv", ".swc", ".vtk")
+SUFFIXES = (".graphml", ".geojson", ".json", ".csv", ".swc", ".vtk")  # .geojson before .json: it ends in .json
 _PEEK = 65536
 _NODE_LIST = re.compile(r'"nodes"\s*:\s*\[')
 _CSV_SIDECAR = re.compile(r'"format"\s*:\s*"napari-vesselgraph csv"')
@@ -42,6 +42,10 @@ def read_graph_layers(path) -> list[tuple]:
         if p in seen:  # X_nodes.csv, X_edges.csv and X_graph.json are one graph
             continue
         seen.add(p)
+        aligned = aligned_layers(p)  # an SWC beside its stack, a GeoJSON beside its GeoTIFF
+        if aligned is not None:
+            out.extend(aligned)
+            continue
         try:
             graph = read_graph(p)
         except VesselGraphError:
@@ -113,6 +117,8 @@ def looks_like_graph(path: str) -> bool:
         if _is_csv_sidecar(head):  # the side file of a CSV pair opens the pair
             return low.endswith("_graph.json") and csv_pair(path[: -len("_graph.json")] + ".csv") is not None
         return _NODE_LIST.search(head) is not None
+    if suffix == ".geojson":
+        return geotiff_for(path) is not None and '"coordinates"' in head
     if suffix == ".vtk":
         return head.lstrip().lower().startswith("# vtk datafile")
     if suffix == ".swc":
@@ -142,3 +148,94 @@ def _looks_like_swc(head: str) -> bool:
     if not data:
         return head.lstrip().startswith("#")  # comments only: an empty tree
     return all(len(f := ln.split()) >= 7 and all(_NUM.match(x) for x in f[:7]) for ln in data[:20])
+
+
+# --------------------------------------------------------------------------- annotations over their image
+_TIF = (".tif", ".tiff")
+
+
+def stack_for_swc(path: str) -> str | None:
+    """The image stack beside an SWC file: same stem, ``.tif`` or ``.tiff``."""
+    base = path[: -len(".swc")]
+    for ext in _TIF + tuple(e.upper() for e in _TIF):
+        if os.path.isfile(base + ext):
+            return base + ext
+    return None
+
+
+def geotiff_for(path: str) -> str | None:
+    """The GeoTIFF a GeoJSON file lies on: same stem, else the only GeoTIFF in its folder, else the first
+    (by name) of the folder's GeoTIFFs."""
+    base = path[: -len(".geojson")]
+    for ext in _TIF:
+        if os.path.isfile(base + ext) and _is_geotiff(base + ext):
+            return base + ext
+    folder = os.path.dirname(path) or "."
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(_TIF))
+    except OSError:
+        return None
+    for n in names:
+        if _is_geotiff(os.path.join(folder, n)):
+            return os.path.join(folder, n)
+    return None
+
+
+def _is_geotiff(path: str) -> bool:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages[0].tags
+            return 33922 in tags or 34264 in tags
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError):  # not a readable TIFF
+        return False
+
+
+def aligned_layers(path: str) -> list[tuple] | None:
+    """``[image, vectors, points]`` for an SWC with its stack beside it (pixel-aligned, z step ``auto``:
+    1 when the traces fit the stack, else the step that fits) or a GeoJSON on its GeoTIFF; None otherwise
+    (the file then opens as a plain graph file)."""
+    import warnings
+
+    import numpy as np
+
+    from ..errors import VesselGraphError
+    from ..io import load_image
+    from .layers import graph_to_layer_data
+
+    low = path.lower()
+    if low.endswith(".swc"):
+        image_path = stack_for_swc(path)
+        if image_path is None:
+            return None
+        from ..importers import read_swc_graph
+
+        image, scale = load_image(image_path)
+        image = np.asarray(image)
+        while image.ndim > 2 and image.shape[0] == 1:
+            image = image[0]
+        spatial = image.shape[: len(scale)] if len(scale) < image.ndim else image.shape
+        try:
+            graph = read_swc_graph(path, shape=spatial, z_step="auto")
+        except VesselGraphError as e:
+            warnings.warn(f"{e}; opened without the image", stacklevel=2)
+            return None
+        scale = tuple(scale)[-graph.ndim:] if len(scale) >= graph.ndim else (1.0,) * graph.ndim
+    elif low.endswith(".geojson"):
+        image_path = geotiff_for(path)
+        if image_path is None:
+            return None
+        from ..importers import geojson_to_graph
+
+        graph = geojson_to_graph(path, image_path)
+        image, _ = load_image(image_path)
+        image = np.asarray(image)
+        scale = tuple(graph.scale)
+    else:
+        return None
+    graph.scale = tuple(float(s) for s in scale)
+    kwargs = {"name": os.path.splitext(os.path.basename(image_path))[0], "scale": graph.scale}
+    if image.dtype.kind in "iu" and image.size:
+        kwargs["contrast_limits"] = [float(image.min()), float(max(image.max(), image.min() + 1))]
+    return [(image, kwargs, "image"), *graph_to_layer_data(graph, name=graph_name(path), scale=graph.scale)]
