@@ -185,3 +185,53 @@ def test_cli_predict_on_a_scheduler(client, data, tmp_path, capsys):
     ref = predict(data["zarr"], checkpoint=data["ckpt"], tile_size=80, normalize="tiles", device="cpu")
     assert g.n_nodes == ref.n_nodes and g.n_edges == ref.n_edges
     assert np.allclose(np.sort(g.nodes, axis=0), np.sort(ref.nodes, axis=0))
+
+
+# ------------------------------------------------------------------ a wrong --scheduler fails fast and clearly
+def _cli_predict_on(address, data, tmp_path, capsys):
+    import time
+
+    from napari_vesselgraph.cli import main
+
+    t0 = time.perf_counter()
+    rc = main(["predict", data["zarr"], "-o", str(tmp_path / "o.json"), "--checkpoint", data["ckpt"],
+               "--device", "cpu", "--scheduler", address])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    return rc, err, time.perf_counter() - t0
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["tcp://127.0.0.1:notaport", "tcp://:8786", "127.0.0.1:99999", "http://127.0.0.1:8787/status", "no such host"],
+)
+def test_malformed_scheduler_address_is_refused_at_once(address, data, tmp_path, capsys):
+    rc, err, seconds = _cli_predict_on(address, data, tmp_path, capsys)
+    assert rc == 2 and err.startswith("vesselgraph: error:") and "\n" not in err and "scheduler" in err
+    assert seconds < 3
+
+
+def test_http_server_on_the_scheduler_port_is_a_clear_error(data, tmp_path, capsys):
+    """The dashboard-port mistake: something answers on the port, but it is a web server, not dask."""
+    import http.server
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        rc, err, seconds = _cli_predict_on(f"127.0.0.1:{srv.server_address[1]}", data, tmp_path, capsys)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert rc == 2 and "\n" not in err and "dask scheduler" in err and "dashboard" in err
+    assert seconds < 10
+
+
+def test_nothing_listening_is_a_quick_clear_error(data, tmp_path, capsys):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # a free port: connections are refused
+    rc, err, seconds = _cli_predict_on(f"tcp://127.0.0.1:{port}", data, tmp_path, capsys)
+    assert rc == 2 and "\n" not in err and "cannot connect" in err
+    assert seconds < 5

@@ -266,6 +266,84 @@ def run_tile(model_key, model_payload, meta_override, device, torch_threads, spe
 
 
 # ------------------------------------------------------------------ the cluster
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+DEFAULT_SCHEDULER_PORT = 8786
+PROBE_TIMEOUT = 3.0  # seconds to connect, and then for the scheduler's first message
+
+
+def check_scheduler_address(address) -> str:
+    """``address`` as ``scheme://host:port`` (``host:port`` means tcp; no port means 8786), or a one-line
+    :class:`VesselGraphError` saying what is wrong with it, before anything tries to connect."""
+    import re
+
+    from ..settings import normalize_scheduler_address
+
+    raw = str(address or "").strip()
+    a = normalize_scheduler_address(raw)
+    usage = "expected tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786"
+    m = re.fullmatch(r"([A-Za-z][A-Za-z0-9+.-]*)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::([^/]*))?/?", a)
+    scheme = a.split("://", 1)[0].lower() if "://" in a else ""
+    if scheme in ("http", "https"):
+        raise VesselGraphError(
+            f"scheduler address {raw!r} is a web address (the dashboard?); the scheduler itself listens on "
+            f"tcp://HOST:{DEFAULT_SCHEDULER_PORT} ({usage})"
+        )
+    if m is None:
+        raise VesselGraphError(f"bad scheduler address {raw!r}: {usage}")
+    scheme, host, port = m.group(1).lower(), m.group(2), m.group(3)
+    if scheme not in SCHEDULER_SCHEMES:
+        raise VesselGraphError(f"bad scheduler address {raw!r}: unknown protocol {scheme!r} ({usage})")
+    if port is None:
+        port = str(DEFAULT_SCHEDULER_PORT)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise VesselGraphError(f"bad scheduler address {raw!r}: the port must be a number from 1 to 65535 ({usage})")
+    return f"{scheme}://{host}:{int(port)}"
+
+
+def _probe_scheduler(address: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """Connect to a ``tcp://`` scheduler address and wait for the greeting a dask scheduler sends first (its
+    handshake): refused connections, silent servers (a web server such as the dashboard waits for a request)
+    and other protocols give a one-line :class:`VesselGraphError` within a few seconds, instead of the
+    client's long timeout or hang. Other protocols (tls, ws, ...) only get the connection check."""
+    import socket
+    import struct
+
+    scheme, rest = address.split("://", 1)
+    host, port = rest.rsplit(":", 1)
+    host = host.strip("[]")
+    try:
+        sock = socket.create_connection((host, int(port)), timeout=timeout)
+    except OSError as e:
+        why = e.strerror or str(e) or type(e).__name__
+        if isinstance(e, socket.timeout):
+            why = f"no answer within {timeout:g} s"
+        raise VesselGraphError(
+            f"cannot connect to the dask scheduler at {address}: {why} (is the scheduler running, and is this "
+            "its address?)"
+        ) from None
+    with sock:
+        if scheme != "tcp":
+            return
+        head = b""
+        try:
+            while len(head) < 8:
+                part = sock.recv(8 - len(head))
+                if not part:
+                    break
+                head += part
+        except OSError:  # socket.timeout included: a server that waits for the client to speak first
+            pass
+    not_dask = (
+        f"something listens at {address} but it is not a dask scheduler"
+        f" (the dashboard, a web server, is usually on port 8787; the scheduler on {DEFAULT_SCHEDULER_PORT})"
+    )
+    if len(head) < 8:
+        raise VesselGraphError(not_dask + ("" if head else f": it sent no dask handshake within {timeout:g} s"))
+    (n,) = struct.unpack("<Q", head)
+    if head[:4] in (b"HTTP", b"SSH-") or not 0 < n < 2**24:
+        raise VesselGraphError(not_dask)
+
+
 @contextmanager
 def cluster_client(scheduler=None, dask_workers: int | None = None, threads_per_worker: int = 1, timeout: float = 10):
     """A ``distributed.Client``: ``scheduler`` (a Client, which is left open, or an address), or a new
@@ -280,15 +358,15 @@ def cluster_client(scheduler=None, dask_workers: int | None = None, threads_per_
         yield scheduler, f"existing client {scheduler.scheduler.address if scheduler.scheduler else ''}"
         return
     if scheduler is not None:
-        from ..settings import normalize_scheduler_address
-
-        address = normalize_scheduler_address(scheduler)
+        address = check_scheduler_address(scheduler)
+        _probe_scheduler(address, min(PROBE_TIMEOUT, timeout))
         try:
             # not the default client: dask work elsewhere in this process (napari drawing a dask layer, say)
             # must not be sent to the cluster while it is open
             client = distributed.Client(address, timeout=timeout, set_as_default=False)
-        except (OSError, TimeoutError) as e:
-            raise VesselGraphError(f"cannot connect to the dask scheduler at {address}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - OSError, TimeoutError, a failed handshake (ValueError, ...)
+            text = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise VesselGraphError(f"cannot connect to the dask scheduler at {address}: {text}") from None
         try:
             yield client, f"scheduler {address}"
         finally:
