@@ -153,6 +153,8 @@ def mask_to_graph(
     rel = np.asarray(scale_t) / scale_t[-1]
     edt = ndi.distance_transform_edt(m, sampling=None if np.allclose(rel, 1) else rel).astype(np.float32)
     skel = skeletonize(m)
+    if ndim == 3:
+        _skeletonize_lost_pieces(m, skel)
     coords, links = pixel_graph(skel)
     sg = segment_graph(coords, links)
     meta = {
@@ -179,8 +181,33 @@ def mask_to_graph(
     if extend_ends:
         _straighten_ends(sg, m, edt)
     nodes, edges, _, _ = to_node_edge_graph(sg, _MAX_EDGE_FACTOR * spacing, float(simplify_tol))
+    nodes = np.clip(nodes, 0, np.array(m.shape) - 1)  # (junction centroids and smoothing stay inside anyway)
     rad = np.maximum(_boundary_distance(m, nodes, rel), 0.5)
     return VesselGraph(nodes, edges, {"radius": rad}, {}, scale_t, meta)
+
+
+def _skeletonize_lost_pieces(mask: np.ndarray, skel: np.ndarray) -> None:
+    """3D thinning (skimage, Lee 1994) can delete a whole piece that is an even number of voxels thick
+    in both directions across it (a 2 x 2 or 4 x 4 bar). Such pieces are thickened by one voxel (a 2 x 2 x 2
+    dilation, half a voxel off-centre) and thinned again; ``skel`` is updated in place."""
+    from scipy import ndimage as ndi
+    from skimage.morphology import skeletonize
+
+    lab, n = ndi.label(mask, structure=np.ones((3, 3, 3)))
+    if n == 0:
+        return
+    has = np.zeros(n + 1, bool)
+    has[np.unique(lab[skel])] = True
+    lost = np.flatnonzero(~has[1:]) + 1
+    if len(lost) == 0:
+        return
+    boxes = ndi.find_objects(lab)
+    for c in lost.tolist():
+        box = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in boxes[c - 1])
+        piece = lab[box] == c
+        grown = ndi.binary_dilation(piece, structure=np.ones((2, 2, 2), bool))
+        sk = skeletonize(grown)
+        skel[box] |= sk  # (a round blob may still thin to nothing: it has no centre line)
 
 
 def _normals(t: np.ndarray) -> list[np.ndarray]:
@@ -216,6 +243,7 @@ def _centre_paths(sg, edt: np.ndarray) -> None:
         with np.errstate(divide="ignore", invalid="ignore"):
             d = np.where(curv < 0, (f[0] - f[2]) / (2 * curv), 0.0)
         P = P + np.clip(np.nan_to_num(d), -0.5, 0.5)[:, None] * nrm
+    P = np.clip(P, 0, np.array(edt.shape) - 1)  # beyond the border the ridge is unknown: stay inside
     o = 0
     for s, full in zip(live, fulls):
         k = len(full) - 2
