@@ -279,6 +279,8 @@ def check_scheduler_address(address) -> str:
     from ..settings import normalize_scheduler_address
 
     raw = str(address or "").strip()
+    if raw.lower().startswith("inproc://"):  # a scheduler in this process (LocalCluster(processes=False))
+        return raw
     a = normalize_scheduler_address(raw)
     usage = "expected tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786"
     m = re.fullmatch(r"([A-Za-z][A-Za-z0-9+.-]*)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::([^/]*))?/?", a)
@@ -359,7 +361,8 @@ def cluster_client(scheduler=None, dask_workers: int | None = None, threads_per_
         return
     if scheduler is not None:
         address = check_scheduler_address(scheduler)
-        _probe_scheduler(address, min(PROBE_TIMEOUT, timeout))
+        if not address.startswith("inproc://"):
+            _probe_scheduler(address, min(PROBE_TIMEOUT, timeout))
         try:
             # not the default client: dask work elsewhere in this process (napari drawing a dask layer, say)
             # must not be sent to the cluster while it is open
