@@ -215,3 +215,43 @@ def test_predict_missing_zarr_chunk_needs_the_flag(tmp_path, capsys):
     assert "missing" in err and "--allow-missing-chunks" in err
     assert main([*argv, "--allow-missing-chunks"]) == 0
     assert "NAPARI_VESSELGRAPH_ALLOW_MISSING_CHUNKS" not in os.environ  # restored after the command
+
+
+# --------------------------------------------------------------------------- graph invariants, signals
+def test_info_on_a_graph_with_a_loop_drops_it_and_says_so(tmp_path, capsys):
+    path = tmp_path / "loop.json"
+    g = VesselGraph(np.array([[0, 0], [0, 10], [0, 20]], float), [[0, 1], [1, 2], [2, 2], [1, 0]])
+    write_graph(g, path)
+    assert main(["info", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    stats = json.loads(captured.out)
+    assert stats["edges"] == 2 and stats["endpoints"] == 2 and stats["branch_points"] == 0
+    assert "vesselgraph: warning:" in captured.err and "self loop" in captured.err
+
+
+def test_nan_coordinates_are_one_line_error(tmp_path, capsys):
+    path = tmp_path / "nan.json"
+    write_graph(VesselGraph(np.array([[0, 0], [np.nan, 10]], float), [[0, 1]]), path)
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nan.json" in err and "NaN" in err and "\n" not in err
+
+
+def test_sigterm_ends_a_command_like_ctrl_c_and_handlers_are_restored(monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    from napari_vesselgraph import cli
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+
+    def slow(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(cli, "_cmd_checkpoints", slow)
+    assert main(["checkpoints"]) == 130
+    assert "cancelled" in capsys.readouterr().err
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before

@@ -378,6 +378,62 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with _sigterm_as_ctrl_c(), _graph_warnings_as_lines():
+        return _main(argv)
+
+
+def _sigterm_as_ctrl_c():
+    """SIGTERM (``kill``, a batch system ending a job) handled as Ctrl-C while a command runs: long jobs stop
+    cleanly and save what they have; the previous handler comes back afterwards. ``adapt`` installs its own
+    handler for both signals while it trains (stop after the current step)."""
+    import contextlib
+    import signal
+    import threading
+
+    @contextlib.contextmanager
+    def scope():
+        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+            yield
+            return
+
+        def handler(signum, frame):
+            raise KeyboardInterrupt
+
+        old = signal.signal(signal.SIGTERM, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, old)
+
+    return scope()
+
+
+def _graph_warnings_as_lines():
+    """A :class:`GraphFileWarning` (e.g. self loops dropped from a file) as one ``vesselgraph: warning:`` line."""
+    import contextlib
+    import warnings
+
+    from .errors import GraphFileWarning
+
+    @contextlib.contextmanager
+    def scope():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, GraphFileWarning):
+                print(f"vesselgraph: warning: {message}", file=sys.stderr)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", GraphFileWarning)
+            warnings.showwarning = show
+            yield
+
+    return scope()
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in ("train", "adapt"):

@@ -14,5 +14,10 @@ class GraphFileError(VesselGraphError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class GraphFileWarning(UserWarning):
+    """A graph file was read, but had to be changed to be a valid graph (e.g. self loops dropped); the
+    message names the file and what changed. The CLI prints it as one ``vesselgraph: warning:`` line."""
+
+
 class Cancelled(Exception):
     """Raised inside long work when its cancel token is set."""

@@ -168,3 +168,14 @@ def test_final_write_failing_rescues_the_weights(tiny_checkpoint, fundus_folder,
     assert len(rescued) == 1 and str(rescued[0]) in err
     _, meta = load_checkpoint(rescued[0])
     assert meta["adaptation"]["method"] == "finetune"
+
+
+def test_sigterm_stops_like_the_first_ctrl_c_and_handlers_are_restored():
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    c = _SigintCancel()
+    with c:
+        os.kill(os.getpid(), signal.SIGTERM)  # e.g. a batch system ending the job: stop after this step
+        assert c.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            c._handler(signal.SIGTERM, None)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before

@@ -396,3 +396,74 @@ def test_failed_write_graph_leaves_old_files(tmp_path, monkeypatch, fmt):
         write_graph(other, tmp_path / f"g.{fmt}")
     assert {p: open(p, "rb").read() for p in paths} == before
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in paths)
+
+
+# ------------------------------------------------------------------ graph invariants on read
+NORMALISED = ["json", "graphml", "csv", "vtk"]
+
+
+@pytest.mark.parametrize("fmt", NORMALISED)
+def test_self_loops_and_duplicate_edges_are_dropped_on_read_with_a_warning(tmp_path, fmt):
+    from napari_vesselgraph.errors import GraphFileWarning
+
+    nodes = np.array([[0.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    edges = [[0, 1], [1, 1], [1, 2], [2, 1], [0, 1]]  # a self loop, and two repeats
+    g = VesselGraph(nodes, edges, edge_attrs={"w": np.array([1.0, 2.0, 3.0, 4.0, 5.0])})
+    p = tmp_path / f"g.{fmt}"
+    write_graph(g, p)
+    with pytest.warns(GraphFileWarning, match=r"1 self loop.* 2 duplicate edge") as rec:
+        back = read_graph(p)
+    assert "g." in str(rec[0].message)
+    assert back.edges.tolist() == [[0, 1], [1, 2]]  # the first of each kept, orientation as in the file
+    assert back.edge_attrs["w"].tolist() == [1.0, 3.0]
+
+
+def test_a_clean_graph_reads_without_warning(tmp_path):
+    import warnings
+
+    g = GRAPHS["2d"]()
+    write_graph(g, tmp_path / "g.json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = read_graph(tmp_path / "g.json")
+    assert back.edges.tolist() == g.edges.tolist()
+
+
+@pytest.mark.parametrize("fmt", ["json", "graphml", "csv", "vtk", "swc"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_infinite_coordinates_are_refused(tmp_path, fmt, bad):
+    nodes = np.array([[0.0, 0.0], [0.0, 10.0], [bad, 10.0]])
+    p = tmp_path / f"g.{fmt}"
+    write_graph(VesselGraph(nodes, [[0, 1], [1, 2]]), p)
+    with pytest.raises(GraphFileError, match="NaN or infinite") as err:
+        read_graph(p)
+    assert "\n" not in str(err.value) and "g." in str(err.value)
+
+
+def test_deeply_nested_json_is_a_clear_error(tmp_path):
+    p = tmp_path / "deep.json"
+    p.write_text('{"nodes": [], "graph": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    with pytest.raises(GraphFileError, match="nested") as err:
+        read_graph(p)
+    assert "\n" not in str(err.value)
+
+
+def test_stale_temporary_files_are_cleaned_when_writing(tmp_path):
+    import time
+
+    old = time.time() - 2 * 3600
+    names = {
+        ".g.json.deadbeef.tmp": True,  # left by a killed write of g.json, two hours ago: removed
+        ".g.json.0badcafe.tmp": False,  # fresh: another process may be writing it now
+        ".h.json.deadbeef.tmp": True,  # another file's: that write cleans it (not this one)
+        ".g.json.notahex!.tmp": True,  # not the pattern
+        "g.json.deadbeef.tmp": True,  # not the pattern (no dot in front)
+    }
+    for name, is_old in names.items():
+        (tmp_path / name).write_text("partial")
+        if is_old:
+            os.utime(tmp_path / name, (old, old))
+    write_graph(GRAPHS["2d"](), tmp_path / "g.json")
+    left = set(os.listdir(tmp_path))
+    assert ".g.json.deadbeef.tmp" not in left
+    assert left == {"g.json"} | (set(names) - {".g.json.deadbeef.tmp"})

@@ -96,11 +96,14 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> AdaptConfig:
 
 
 class _SigintCancel:
-    """First Ctrl-C sets the cancel event; a second one raises KeyboardInterrupt."""
+    """First Ctrl-C (or SIGTERM: ``kill``, a batch system ending the job) sets the cancel event; a second one
+    raises KeyboardInterrupt. The previous handlers come back on exit."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
 
     def __init__(self):
         self.event = threading.Event()
-        self._old = None
+        self._old = {}
 
     def is_set(self) -> bool:
         return self.event.is_set()
@@ -113,12 +116,16 @@ class _SigintCancel:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
+            for name in self.SIGNALS:
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    self._old[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        old, self._old = self._old, {}
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
         return False
 
 

@@ -9,7 +9,9 @@ file (if any) is left exactly as it was.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import time
 from contextlib import contextmanager
 from typing import IO, Iterator
 
@@ -17,6 +19,8 @@ __all__ = ["atomic_write", "check_writable"]
 
 #: what :func:`atomic_write` adds to a file name for its temporary file: ``"." + name + ".1234abcd.tmp"``
 TEMP_EXTRA = len(".") + len(".12345678.tmp")
+#: temporary files of a destination older than this (seconds) were left by a write that was killed
+STALE_TMP_SECONDS = 3600
 
 _ALLOWED_MODES = {"w", "wt", "wb", "w+", "w+b", "wb+", "w+t", "wt+"}
 
@@ -58,6 +62,7 @@ def atomic_write(path, mode: str = "w", encoding: str | None = None, newline: st
     if os.path.isdir(path):
         raise IsADirectoryError(21, "Is a directory", path)
 
+    _clean_stale(folder, name)
     # A random name in the same folder, opened in exclusive-create mode ("x"): we never clobber
     # anything, the umask decides the permissions as for any new file, and ``f.name`` is a real path
     # (some writers, tifffile for one, want that).
@@ -91,6 +96,26 @@ def atomic_write(path, mode: str = "w", encoding: str | None = None, newline: st
         _remove_quietly(tmp)
         raise
     _fsync_folder(folder)
+
+
+def _clean_stale(folder: str, name: str, age: float = STALE_TMP_SECONDS) -> None:
+    """Remove the temporary files of ``name`` (exactly ``.NAME.<8 hex>.tmp``) older than ``age`` seconds, left
+    in ``folder`` by writes that were killed before they could clean up. Younger ones may belong to a write in
+    progress in another process and are left alone; failures are ignored."""
+    pattern = re.compile(re.escape(f".{name}.") + r"[0-9a-f]{8}\.tmp")
+    cutoff = time.time() - age
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if not pattern.fullmatch(entry.name):
+                    continue
+                try:
+                    if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+                except OSError:
+                    pass
+    except OSError:
+        pass
 
 
 def _remove_quietly(p: str) -> None:

@@ -50,6 +50,7 @@ import json
 import math
 import os
 import re
+import warnings
 from contextlib import ExitStack
 from typing import Any, Callable
 from xml.etree import ElementTree as ET
@@ -58,7 +59,7 @@ from xml.sax.saxutils import quoteattr as _xml_quoteattr
 
 import numpy as np
 
-from ..errors import GraphFileError, VesselGraphError
+from ..errors import GraphFileError, GraphFileWarning, VesselGraphError
 from ..graph.core import (
     VesselGraph,
     _guess_ndim,
@@ -138,7 +139,9 @@ def read_graph(path, format: str | None = None) -> VesselGraph:
     if fmt != "csv":
         _check_readable(path)
     try:
-        return reader(path)
+        return _valid(path, reader(path))
+    except RecursionError:
+        raise GraphFileError(path, f"malformed {_DESCRIPTIONS[fmt]} file (nested too deeply to read)") from None
     except GraphFileError:
         raise
     except VesselGraphError as e:
@@ -149,6 +152,43 @@ def read_graph(path, format: str | None = None) -> VesselGraph:
         raise GraphFileError(path, f"cannot read the file: {e.strerror or e}") from None
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError, csv.Error) as e:
         raise GraphFileError(path, f"malformed {_DESCRIPTIONS[fmt]} file ({type(e).__name__}: {e})") from e
+
+
+def _valid(path: str, g: VesselGraph) -> VesselGraph:
+    """What a graph read from a file must be (see :class:`VesselGraph`): NaN or infinite coordinates are refused;
+    self loops and repeated edges (either orientation) are dropped, keeping the first of each edge as it is in
+    the file, with a :class:`GraphFileWarning` naming the file and what was dropped."""
+    if g.n_nodes:
+        bad = ~np.isfinite(g.nodes).all(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise GraphFileError(
+                path, f"{int(bad.sum())} node(s) have NaN or infinite coordinates (first: node {i} at "
+                f"{g.nodes[i].tolist()}); every node needs a position",
+            )  # fmt: skip
+    if not g.n_edges:
+        return g
+    e = np.sort(g.edges, axis=1)
+    loops = e[:, 0] == e[:, 1]
+    keep = ~loops
+    _, first = np.unique(e[keep], axis=0, return_index=True)
+    idx = np.sort(np.flatnonzero(keep)[first])
+    n_loops, n_dups = int(loops.sum()), int(keep.sum()) - len(idx)
+    if not (n_loops or n_dups):
+        return g
+    dropped = []
+    if n_loops:
+        dropped.append(f"{n_loops} self loop{'s' if n_loops > 1 else ''}")
+    if n_dups:
+        dropped.append(f"{n_dups} duplicate edge{'s' if n_dups > 1 else ''}")
+    warnings.warn(
+        f"{path}: dropped {' and '.join(dropped)} (a graph has neither; the first of each edge is kept)",
+        GraphFileWarning,
+        stacklevel=3,
+    )
+    return VesselGraph(
+        g.nodes, g.edges[idx], g.node_attrs, {k: v[idx] for k, v in g.edge_attrs.items()}, g.scale, g.metadata
+    )
 
 
 def write_graph(graph: VesselGraph, path, format: str | None = None) -> list[str]:
