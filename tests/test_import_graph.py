@@ -32,9 +32,6 @@ KNOWN_LAZY_BACK_EDGES: dict[tuple[str, str], str] = {
     # and attach_translator into model/ and import them from there.
     ("checkpoints.store", "adapt.translate"): "issue 18: checkpoints must not import adapt",
     ("checkpoints.store", "adapt"): "issue 18: checkpoints must not import adapt (adapt/__init__ via translate)",
-    # the adapt command line borrows cli.TextProgress, while cli dispatches to adapt. Way out: TextProgress in a
-    # small module of its own that both import.
-    ("adapt.cli", "cli"): "issue 18: adapt.cli imports cli.TextProgress",
     # settings finds its folder through checkpoints.store.user_home, while checkpoints ... inference.distributed
     # read settings. Way out: user_home in a low-level module (e.g. a paths module) that both import.
     ("settings", "checkpoints.store"): "issue 18: settings imports checkpoints.store.user_home",

@@ -72,7 +72,9 @@ def test_ctrl_c_keeps_last_good_checkpoint(tiny_checkpoint, fundus_folder, tmp_p
             if step == 2:
                 os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C during step 2
 
-    monkeypatch.setattr(top_cli, "TextProgress", InterruptingBar)
+    import napari_vesselgraph.progress as progress_module
+
+    monkeypatch.setattr(progress_module, "TextProgress", InterruptingBar)
     out = tmp_path / "ctrlc.safetensors"
     argv = [
         "--method",

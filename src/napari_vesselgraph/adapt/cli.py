@@ -130,7 +130,7 @@ class _SigintCancel:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import TextProgress
+    from ..progress import TextProgress
     from . import adapt
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -107,7 +107,7 @@ def _region(text: str | None):
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``vesselgraph import ...``; raises VesselGraphError on bad input (the caller prints it)."""
-    from ..cli import TextProgress
+    from ..progress import TextProgress
     from ._folder import check_writable
 
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
