@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 from .errors import Cancelled, VesselGraphError
+from .progress import TextProgress  # re-exported: the CLI's progress bar (tests and scripts use cli.TextProgress)
 
-
-from .progress import TextProgress  # noqa: E402,F401 - re-exported: the CLI's progress bar
+__all__ = ["TextProgress", "main"]
 
 
 # --------------------------------------------------------------------------- commands
