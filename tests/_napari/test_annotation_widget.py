@@ -16,21 +16,6 @@ from napari_vesselgraph.synth import read_dataset
 TIMEOUT = 10_000
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv("NAPARI_VESSELGRAPH_HOME", str(tmp_path / "home"))
-
-
-@pytest.fixture
-def notes(monkeypatch):
-    from napari.utils import notifications
-
-    seen: dict[str, list[str]] = {"info": [], "warning": [], "error": []}
-    for level in ("info", "warning", "error"):
-        monkeypatch.setattr(notifications, f"show_{level}", lambda msg, level=level: seen[level].append(str(msg)))
-    return seen
-
-
 def prediction() -> VesselGraph:
     """A 'predicted' chain across the image, with confidences (which annotations must not keep)."""
     nodes = np.array([[10.0, 10.0], [30.0, 30.0], [50.0, 40.0], [100.0, 100.0], [110.0, 60.0]])

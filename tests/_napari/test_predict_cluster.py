@@ -10,21 +10,6 @@ from napari_vesselgraph.settings import load_settings, save_settings
 from .test_predict_widget import TIMEOUT, choose, tiny_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv("NAPARI_VESSELGRAPH_HOME", str(tmp_path / "home"))
-
-
-@pytest.fixture
-def notes(monkeypatch):
-    from napari.utils import notifications
-
-    seen: dict[str, list[str]] = {"info": [], "warning": [], "error": []}
-    for level in ("info", "warning", "error"):
-        monkeypatch.setattr(notifications, f"show_{level}", lambda msg, level=level: seen[level].append(str(msg)))
-    return seen
-
-
 def test_cluster_address_from_the_settings(make_napari_viewer, qtbot, notes):
     from napari_vesselgraph.checkpoints import user_dir
 

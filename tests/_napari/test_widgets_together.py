@@ -12,21 +12,6 @@ PLUGIN = "napari-vesselgraph"
 WIDGETS = ("Predict graph", "Graph inspector", "Annotate patches", "Fine-tune")
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv("NAPARI_VESSELGRAPH_HOME", str(tmp_path / "home"))
-
-
-@pytest.fixture
-def notes(monkeypatch):
-    from napari.utils import notifications
-
-    seen: dict[str, list[str]] = {"info": [], "warning": [], "error": []}
-    for level in ("info", "warning", "error"):
-        monkeypatch.setattr(notifications, f"show_{level}", lambda msg, level=level: seen[level].append(str(msg)))
-    return seen
-
-
 def dock(viewer, name):
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
     return widget
