@@ -57,8 +57,9 @@ class TimedPredictor:
         self.model_s, self.patches = 0.0, 0
 
 
-def load_predictor(ndim: int):
-    """(predictor, description): the bundled checkpoint of this dimensionality, else a random model."""
+def load_predictor(ndim: int, name: str | None = None):
+    """(predictor, description): the bundled checkpoint ``name`` (default: the default one of this
+    dimensionality), else a random model."""
     import torch
 
     from napari_vesselgraph.checkpoints import DEFAULT_CHECKPOINT, list_bundled
@@ -68,7 +69,9 @@ def load_predictor(ndim: int):
     from napari_vesselgraph.model.preprocess import input_meta
 
     entries = [e for e in list_bundled() if int((e.get("meta") or {}).get("ndim", 0)) == ndim and not e.get("error")]
-    entries.sort(key=lambda e: e["name"] != DEFAULT_CHECKPOINT)
+    entries.sort(key=lambda e: e["name"] != (name or DEFAULT_CHECKPOINT))
+    if name and (not entries or entries[0]["name"] != name):
+        raise SystemExit(f"inference_speed: no bundled {ndim}D checkpoint named {name!r}")
     if entries:
         name = entries[0]["name"]
         p = make_predictor(name, device="cpu")
@@ -147,10 +150,10 @@ def run_size(pred: TimedPredictor, img: np.ndarray, overlap: float, batch_size: 
     }
 
 
-def sweep(ndim, sizes, budget_s, overlap, batch_size, log) -> tuple[list[dict], str, str | None]:
+def sweep(ndim, sizes, budget_s, overlap, batch_size, log, name=None) -> tuple[list[dict], str, str | None]:
     from napari_vesselgraph.inference import sliding_window
 
-    raw_pred, what = load_predictor(ndim)
+    raw_pred, what = load_predictor(ndim, name)
     pred = TimedPredictor(raw_pred)
     base = base_image(ndim)
     # warm-up (first-call overheads are not part of the numbers)
@@ -210,6 +213,9 @@ def main(argv=None) -> int:
     ap.add_argument("--overlap", type=float, default=0.25)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--no-write", action="store_true", help="print only; do not write docs/benchmarks.md (section inference-speed)")
+    ap.add_argument("--checkpoint2d", default=None,
+                    help="bundled 2D checkpoint to time (default: the default one); its own section inference-speed-NAME")
+    ap.add_argument("--no-3d", action="store_true", help="2D only")
     args = ap.parse_args(argv)
 
     import torch
@@ -222,9 +228,13 @@ def main(argv=None) -> int:
 
     load0 = os.getloadavg()
     t0 = time.perf_counter()
-    rows2, what2, stop2 = sweep(2, args.sizes, 0.6 * args.budget, args.overlap, args.batch_size, log)
+    share = 1.0 if args.no_3d else 0.6
+    rows2, what2, stop2 = sweep(2, args.sizes, share * args.budget, args.overlap, args.batch_size, log, args.checkpoint2d)
     left = args.budget - (time.perf_counter() - t0)
-    rows3, what3, stop3 = sweep(3, args.sizes3d, max(left, 0.3 * args.budget), args.overlap, args.batch_size, log)
+    if args.no_3d:
+        rows3, what3, stop3 = [], "not run (--no-3d)", None
+    else:
+        rows3, what3, stop3 = sweep(3, args.sizes3d, max(left, 0.3 * args.budget), args.overlap, args.batch_size, log)
     load1 = os.getloadavg()
 
     cmd = "python benchmarks/inference_speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -278,7 +288,8 @@ def main(argv=None) -> int:
     print()
     print(text)
     if not args.no_write:
-        print(f"written to {write_section('inference-speed', text)}")
+        key = "inference-speed" if not args.checkpoint2d else f"inference-speed-{args.checkpoint2d}"
+        print(f"written to {write_section(key, text)}")
     return 0
 
 
