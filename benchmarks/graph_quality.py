@@ -96,10 +96,16 @@ def model_methods(domain_spec) -> tuple[list[tuple[str, str]], list[str]]:
         # a grey model reads colour images by luminance
         from napari_vesselgraph.synth import DOMAIN_PAIRS
 
+        from napari_vesselgraph.synth import DOMAINS
+
         pair = [tgt for src, tgt in DOMAIN_PAIRS if src == trained]
+        spec = DOMAINS.get(trained)
+        robust = spec is not None and spec.style == "random"  # a randomised model runs on every domain of its kind
         if nd == domain_spec.ndim and domain_spec.name in (trained, *pair):
             label = "model" if domain_spec.name == trained else "model (source-only)"
             out.append((f"{label}:{entry['name']}", entry["name"]))
+        elif nd == domain_spec.ndim and robust and spec.kind == domain_spec.kind:
+            out.append((f"model (robust):{entry['name']}", entry["name"]))
     if not out:
         notes.append(
             f"no bundled checkpoint fits {domain_spec.name} ({domain_spec.ndim}D, {domain_spec.channels} channel(s))"
