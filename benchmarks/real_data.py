@@ -1,39 +1,57 @@
-"""Real images with ground truth: the classical skeleton and every fitting bundled checkpoint, on fixed splits.
+"""Real images with ground truth: the classical skeleton, every fitting bundled checkpoint and every adaptation
+method, on fixed splits of four public data sets.
 
-The data are public datasets in ``../shared/realdata`` (``--data``; see its README.md for sources): never bundled,
-never tuned on their test split. The splits are fixed and never change:
+The data live in ``../shared/realdata`` (``--data``; its README.md names the sources): never bundled, never
+copied into the repository, never tuned on their test split. The splits are fixed and never change:
 
-| set | shot split (choices: skeleton preset, zoom) | test split (reported) |
+| set | shot split (choices, adaptation shots + held-out) | test split (reported) |
 |---|---|---|
 | ``drive`` DRIVE fundus photos | images 21-30 | images 31-40 |
 | ``vesselnn`` two-photon stacks | burgess2014_bbbDisruption, burgess2014_tgMouse, poon2015_BBB_Leakage | burgess2014_lowerRes_hiSNR, poon2015_plaqueVessels, santos2015_lowContrastVessels |
 | ``diadem`` DIADEM OP confocal neurons | OP_1, OP_2 | OP_3, OP_4, OP_5 |
-| ``spacenet`` SpaceNet Las Vegas road chip | left half (x < 650) | right half |
+| ``spacenet`` SpaceNet Las Vegas road chip | 325 px tiles of the left half (x < 650) | the right half, whole |
 
-Ground truth: DRIVE and vesselNN graphs are the centre-line graphs of the manual masks
-(``importers.mask_to_graph``, vesselNN with its voxel size), DIADEM the SWC traces (``importers.read_swc_graph``),
-SpaceNet the GeoJSON centre lines (``importers.geojson_to_graph``).
+Each set is converted once by the product's importers (``napari_vesselgraph.importers``) into a dataset folder
+``<work>/data/<set>`` (default work folder ``runs/realdata``, git-ignored), with ``split`` ``train`` for the
+shot split and ``test`` for the test split; it is rebuilt when the importers' code changes. Ground truth: DRIVE
+and vesselNN the centre-line graphs of the manual masks (``import_masks``, DRIVE with its field-of-view masks,
+vesselNN with its voxel size from ``metadata/*``), DIADEM the SWC traces (``import_swc``, z step 1),
+SpaceNet the GeoJSON centre lines (``import_geojson``).
 
-Methods, all measured in the same run:
-- ``skeleton``: the classical baseline; its preset (one of ``baseline.presets`` or the defaults) is chosen on the
-  shot split by length quality;
-- every bundled checkpoint with the set's number of spatial axes, source-only (no target labels); for 2D sets
-  the zoom (``predict(zoom=...)``: automatic, 0.5 or 0.25) is chosen on the shot split by length quality,
-  as the skeleton's preset is.
+Methods, all measured in one run per set:
 
-Metrics (``metrics.evaluate``): SMD (400 even samples, in pixels, or micrometres where the voxel size is known),
-node and edge F1, length completeness / correctness / quality at the matching radius, junction F1 at twice
-that radius. Radii: DRIVE 3 px (junctions 6 px, as in the issue's table), vesselNN 3 um, DIADEM 3 px,
-SpaceNet 12 px (3.6 m on its 30 cm pixels: its roads are ~25 px wide). DIADEM traces one neuron per stack
-while the stacks show other fibres too: precision-type figures (correctness, node/edge precision) count
-those as false detections for every method alike.
+- ``skeleton``: the classical baseline (``inference.predict(method="skeleton")``); its settings (the defaults or
+  one of ``baseline.presets`` x polarity auto/dark/bright in 2D) are chosen on the shot split;
+- every bundled checkpoint with the set's number of spatial axes, source-only (2D RGB and grey models both
+  fit the 2D sets); in 2D its zoom (automatic, 0.5, 0.25) is chosen on the shot split;
+- ``contrastive`` / ``finetune`` / ``adversarial`` (``adapt.adapt``) from the source checkpoint (the bundled
+  one best on the shot split, or ``--source``), with K labelled shot images and ``val_fraction`` 0.2 of the
+  shot split held out (at least one image) to pick the step and the thresholds (never the test split); K = 1 and
+  5 (``--shots``), seeds 0 1 2 (training seed = shot seed). Where the shot split is too small for K (vesselNN: 3
+  images, DIADEM: 2) K is all the images left after the held-out one, and the table says so;
+- ``translation``: a CycleGAN translator trained on the shot images that are not held out, without labels.
 
-    python benchmarks/real_data.py                      # all sets, writes the `real-data` section
-    python benchmarks/real_data.py --sets drive --no-write
-    python benchmarks/real_data.py --quick              # 2 test images per set, no choice on shots
+An adapted model sees the images at the scale at which its source is evaluated: when the source's chosen zoom
+resamples the shot images, the adaptation reads a resampled copy of the shot split (``<work>/data/<set>@...``),
+made exactly as ``predict(zoom=...)`` resamples, and the test images are predicted with the same zoom.
 
-``--cache FILE`` keeps each finished (set, method, image) row (keyed by the checkpoint's file hash and the
-settings) so the run can be split into pieces and reported by one command.
+Choices are made by length quality on the shot split (at the set's matching radius). Metrics
+(``metrics.evaluate``, every test image predicted whole): SMD with 400 even samples in pixels (raw, not
+normalised by the image size as in the synthetic tables), node and edge F1 and junction F1 (branch points,
+``metrics.junctions``) at the set's matching radius (junctions at twice it), length completeness / correctness /
+quality at 3 px (the road-extraction convention), for SpaceNet also at its matching radius. Radii: 3 px, SpaceNet
+12 px (its 30 cm roads are ~25 px wide). vesselNN is measured in voxels like the others (one test stack has no
+known voxel size); SMD also in micrometres for the stacks whose voxel size is known.
+
+    python benchmarks/real_data.py --quick                    # small honest version (2 test images, K=1, seed 0)
+    python benchmarks/real_data.py --methods skeleton models --cache runs/realdata/cache.jsonl --write
+    python benchmarks/real_data.py --sets drive --methods contrastive finetune --seeds 0 --cache runs/realdata/cache.jsonl
+    python benchmarks/real_data.py --cache runs/realdata/cache.jsonl --cached-only --write   # report what is done
+
+``--cache FILE`` (JSON lines) keeps every finished image evaluation and every finished adaptation run, keyed
+by the settings, the checkpoint's file hash and the ground truth, so the grid runs in pieces (one set, one
+method, one seed at a time) and one command reports it all. Changes to the adaptation or inference code are not
+detected: start a new file after changing them.
 """
 
 from __future__ import annotations
@@ -41,7 +59,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -54,7 +73,10 @@ if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
 DATA = ROOT.parent / "shared" / "realdata"
+WORK = ROOT / "runs" / "realdata"
 SETS = ("drive", "vesselnn", "diadem", "spacenet")
+FOLDERS = {"drive": "drive-train", "vesselnn": "vesselnn", "diadem": "diadem-op", "spacenet": "spacenet-vegas"}
+#: (shot split, test split) of every set: fixed, never changed
 SPLITS = {
     "drive": ([str(i) for i in range(21, 31)], [str(i) for i in range(31, 41)]),
     "vesselnn": (
@@ -64,86 +86,162 @@ SPLITS = {
     "diadem": (["OP_1", "OP_2"], ["OP_3", "OP_4", "OP_5"]),
     "spacenet": (["left"], ["right"]),
 }
-RADIUS = {"drive": 3.0, "vesselnn": 3.0, "diadem": 3.0, "spacenet": 12.0}
-ZOOMS_2D = (None, 0.5, 0.25)
-KEYS = ("smd", "node_f1", "edge_f1", "length_completeness", "length_correctness", "length_quality", "junction_f1")
-NAMES = {"smd": "SMD", "node_f1": "node F1", "edge_f1": "edge F1", "length_completeness": "completeness",
-         "length_correctness": "correctness", "length_quality": "length quality", "junction_f1": "junction F1"}  # fmt: skip
+SPACENET_TILE = 325  # shot tiles of the left half (1300 x 650): 4 x 2 tiles
+RADIUS = {"drive": 3.0, "vesselnn": 3.0, "diadem": 3.0, "spacenet": 12.0}  # matching radius, px
+LENGTH_TOL = 3.0  # length completeness / correctness / quality tolerance, px (all sets)
+SMD_POINTS = 400
+VAL_FRACTION = 0.2  # share of the shot split held out by adapt (at least one image)
+ZOOMS_2D = (("zoom auto", None), ("zoom 0.5", 0.5), ("zoom 0.25", 0.25))
+POLARITIES_2D = ("auto", "dark", "bright")
+SHOT_METHODS = ("contrastive", "finetune", "adversarial")
+ADAPT_METHODS = (*SHOT_METHODS, "translation")
+KEYS = ("smd", "smd_um", "node_f1", "edge_f1", "junction_f1", "length_completeness", "length_correctness",
+        "length_quality", "length_quality_wide")  # fmt: skip
+NAMES = {"smd": "SMD px", "smd_um": "SMD µm", "node_f1": "node F1", "edge_f1": "edge F1", "junction_f1": "junction F1",
+         "length_completeness": "completeness", "length_correctness": "correctness",
+         "length_quality": "LQ 3 px", "length_quality_wide": "LQ 12 px"}  # fmt: skip
 
 
-# ----------------------------------------------------------------------------- loading (via the importers)
-def _vesselnn_scale(meta_dir: Path, key: str):
-    for f in sorted(meta_dir.glob(f"{key}*")):
+def quiet(_s):
+    pass
+
+
+# ----------------------------------------------------------------------------- the data sets (via the importers)
+def available(name: str, data: Path) -> str | None:
+    """None when the set's folder exists, else why it is skipped (one line)."""
+    if not (data / FOLDERS[name]).is_dir():
+        return f"{name}: skipped, {data / FOLDERS[name]} not found (the real data lives in ../shared/realdata)"
+    return None
+
+
+def vesselnn_voxels(data: Path) -> dict[str, tuple]:
+    """Voxel size (z, y, x) in micrometres of each vesselNN stack whose OME-XML metadata gives it."""
+    import re
+
+    out = {}
+    meta = data / FOLDERS["vesselnn"] / "metadata"
+    for key in [*SPLITS["vesselnn"][0], *SPLITS["vesselnn"][1]]:
+        f = meta / f"{key}_metadata.xml.txt"
+        if not f.is_file():
+            continue
         text = f.read_text(errors="replace")
         got = {a: re.search(rf'PhysicalSize{a}="([0-9.]+)"', text) for a in "ZYX"}
         if all(got.values()):
-            return tuple(float(got[a].group(1)) for a in "ZYX")
-    return None
-
-
-def load_set(name: str, data: Path, split: str):
-    """``[(id, image, graph, scale)]`` of one split (``"shot"`` or ``"test"``) of a set."""
-    import tifffile
-
-    from napari_vesselgraph.importers import mask_to_graph, read_swc_graph
-
-    ids = SPLITS[name][0 if split == "shot" else 1]
-    out = []
-    if name == "drive":
-        import imageio.v2 as imageio
-
-        d = data / "drive-train"
-        for i in ids:
-            img = tifffile.imread(d / "images" / f"{i}_training.tif")
-            mask = np.asarray(imageio.imread(d / "1st_manual" / f"{i}_manual1.gif")) > 0
-            fov = np.asarray(imageio.imread(d / "mask" / f"{i}_training_mask.gif")) > 0
-            out.append((i, img, mask_to_graph(mask, fov=fov), None))
-    elif name == "vesselnn":
-        d = data / "vesselnn"
-        for key in ids:
-            img = tifffile.imread(next((d / "images").glob(f"{key}_*.tif")))
-            lab = tifffile.imread(next((d / "labels").glob(f"{key}_*.tif")))
-            scale = _vesselnn_scale(d / "metadata", key)
-            out.append((key, img, mask_to_graph(lab > 0, scale=scale), scale))
-    elif name == "diadem":
-        d = data / "diadem-op"
-        for key in ids:
-            img = tifffile.imread(d / f"{key}.tif")
-            out.append((key, img, read_swc_graph(d / f"{key}.swc", shape=img.shape), None))
-    elif name == "spacenet":
-        from napari_vesselgraph.importers.geojson import geojson_to_graph
-        from napari_vesselgraph.synth import crop_patch
-
-        d = data / "spacenet-vegas"
-        img = tifffile.imread(d / "road_mask_input.tif")
-        gt = geojson_to_graph(d / "sample_roads_for_masking.geojson", d / "road_mask_input.tif")
-        h, w = img.shape[:2]
-        half = w // 2
-        for key in ids:
-            x0, x1 = (0, half) if key == "left" else (half, w)
-            _, g = crop_patch(img, gt, (0, x0), (h, x1 - x0))
-            out.append((key, np.ascontiguousarray(img[:, x0:x1]), g, None))
+            out[key] = tuple(float(got[a].group(1)) for a in "ZYX")
     return out
 
 
-def available(name: str, data: Path) -> str | None:
-    """None when the set can be read, else why not (one line)."""
-    folder = {"drive": "drive-train", "vesselnn": "vesselnn", "diadem": "diadem-op", "spacenet": "spacenet-vegas"}[name]
-    if not (data / folder).is_dir():
-        return f"{name}: skipped, {data / folder} not found (the real data lives in ../shared/realdata)"
-    return None
+def _importers_sha() -> str:
+    import napari_vesselgraph.importers as imp
 
-
-# ----------------------------------------------------------------------------- running
-def _hash(path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    for f in sorted(Path(imp.__file__).parent.glob("*.py")):
+        h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 
+def _import_set(name: str, data: Path, out: Path) -> None:
+    from napari_vesselgraph.importers import import_geojson, import_masks, import_swc
+
+    shots, tests = SPLITS[name]
+    d = data / FOLDERS[name]
+    split = {**{i: "train" for i in shots}, **{i: "test" for i in tests}}
+    if name == "drive":
+        import_masks(d / "images", d / "1st_manual", out, pattern="{id}_training.tif", mask_pattern="{id}_manual1.gif",
+                     fov=d / "mask", fov_pattern="{id}_training_mask.gif", split=split, domain="drive",
+                     ids=[*shots, *tests])  # fmt: skip
+    elif name == "vesselnn":
+        vox = vesselnn_voxels(data)
+        for key in [*shots, *tests]:
+            img = next((d / "images").glob(f"{key}_*.tif"))
+            lab = next((d / "labels").glob(f"{key}_*.tif"))
+            import_masks(img, lab, out, pattern="{id}_BM4D_denoised.tif", scale=vox.get(key), split=split[key],
+                         domain="vesselnn")  # fmt: skip
+    elif name == "diadem":
+        for key in [*shots, *tests]:
+            import_swc(d / f"{key}.tif", d / f"{key}.swc", out, z_step=1.0, split=split[key], domain="diadem",
+                       sample_id=key)  # fmt: skip
+    elif name == "spacenet":
+        tif, gj = d / "road_mask_input.tif", d / "sample_roads_for_masking.geojson"
+        import_geojson(tif, gj, out, tile=SPACENET_TILE, region="left", split="train", domain="spacenet")
+        import_geojson(tif, gj, out, region="right", split="test", domain="spacenet")
+
+
+def prepare_set(name: str, data: Path, work: Path, log=print) -> Path:
+    """The set's dataset folder ``<work>/data/<name>`` (imported once; again when the importers change)."""
+    out = work / "data" / name
+    stamp = work / "data" / f"{name}.stamp.json"
+    want = {"importers": _importers_sha(), "splits": SPLITS[name], "tile": SPACENET_TILE, "data": str(data.resolve())}
+    if (out / "manifest.json").is_file() and stamp.is_file():
+        try:
+            if json.loads(stamp.read_text()) == want:
+                return out
+        except json.JSONDecodeError:
+            pass
+    t0 = time.perf_counter()
+    tmp = work / "data" / f".{name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    _import_set(name, data, tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    stamp.write_text(json.dumps(want))
+    log(f"{name}: imported into {out} in {time.perf_counter() - t0:.1f}s")
+    return out
+
+
+def graph_sha(g) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(np.asarray(g.nodes, np.float64)).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(g.edges, np.int64)).tobytes())
+    return h.hexdigest()[:16]
+
+
+def load_split(name: str, folder: Path, split: str, data: Path) -> list[dict]:
+    """``[{id, image, graph, voxel, gt}]`` of one split (``"train"``: shots, ``"test"``) of a set's folder."""
+    from napari_vesselgraph.synth import read_dataset
+
+    vox = vesselnn_voxels(data) if name == "vesselnn" else {}
+    recs = sorted(read_dataset(folder, split=split), key=lambda r: r.id)
+    return [{"id": r.id, "image": r.image, "graph": r.graph, "voxel": vox.get(r.id), "gt": graph_sha(r.graph)}
+            for r in recs]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- scoring
+def score(pred, gt, name: str, voxel=None) -> dict:
+    """The metrics of one predicted graph (pixels; ``smd_um`` where the voxel size is known)."""
+    from napari_vesselgraph.graph import VesselGraph
+    from napari_vesselgraph.metrics import evaluate, length_metrics, smd
+
+    r = RADIUS[name]
+    m = evaluate(pred, gt, radius=r, smd_points=SMD_POINTS, length_tol=LENGTH_TOL,
+                 metrics=["prf", "smd", "length", "junctions"])  # fmt: skip
+    if r != LENGTH_TOL:
+        m["length_quality_wide"] = float(length_metrics(pred, gt, tol=r)["length_quality"])
+    if voxel is not None:
+        phys = lambda g: VesselGraph(g.nodes, g.edges, scale=tuple(float(v) for v in voxel))
+        m["smd_um"] = float(smd(phys(pred), phys(gt), n_points=SMD_POINTS, physical=True))
+    return m
+
+
+def predict_and_score(rec, name, method, predictor=None, zoom=None, params=None) -> dict:
+    from napari_vesselgraph.inference import predict
+
+    t = time.perf_counter()
+    kw = dict(params or {})
+    if method == "model":
+        kw.update(predictor=predictor, zoom=zoom)
+    g = predict(rec["image"], method=method, scale=rec["voxel"], **kw)
+    secs = time.perf_counter() - t
+    m = score(g, rec["graph"], name, rec["voxel"])
+    zf = (g.metadata or {}).get("zoom_factor")
+    m.update(seconds=secs, nodes=float(g.n_nodes), zoom_factor=[float(z) for z in zf] if zf else None)
+    return m
+
+
+# ----------------------------------------------------------------------------- cache
 class Cache:
+    """JSON-lines store ``{"key": ..., "result": ...}``; a half-written last line is skipped (run again)."""
+
     def __init__(self, path):
         self.path = Path(path) if path else None
         self.rows: dict[str, dict] = {}
@@ -152,186 +250,643 @@ class Cache:
                 try:
                     r = json.loads(line)
                 except json.JSONDecodeError:
-                    continue  # a half-written last line
-                self.rows[r["key"]] = r
+                    continue
+                if isinstance(r, dict) and "key" in r and "result" in r:
+                    self.rows[r["key"]] = r["result"]
 
-    def get(self, key):
+    def get(self, key: str):
         return self.rows.get(key)
 
-    def put(self, key, row):
-        row = {"key": key, **row}
-        self.rows[key] = row
+    def put(self, key: str, result: dict) -> None:
+        self.rows[key] = result
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            text = self.path.read_text() if self.path.exists() else ""
-            with open(self.path, "a") as f:
-                if text and not text.endswith("\n"):
-                    f.write("\n")
-                f.write(json.dumps(row) + "\n")
+            with open(self.path, "a+") as fh:
+                fh.seek(0, os.SEEK_END)
+                if fh.tell():  # after a half-written line, start a new one
+                    fh.seek(fh.tell() - 1)
+                    if fh.read(1) != "\n":
+                        fh.write("\n")
+                fh.write(json.dumps({"key": key, "result": result}, default=float) + "\n")
 
 
-def run_one(image, gt, scale, method, checkpoint, zoom, radius, params=None):
-    from napari_vesselgraph.inference import predict
-    from napari_vesselgraph.metrics import evaluate
-
-    t = time.perf_counter()
-    kw = dict(params or {})
-    if method == "model":
-        kw["zoom"] = zoom if zoom is not None else None
-    g = predict(image, method=method, checkpoint=checkpoint, scale=scale, **kw)
-    secs = time.perf_counter() - t
-    phys = scale is not None
-    if phys:
-        g.scale = tuple(float(s) for s in scale)
-        gt.scale = tuple(float(s) for s in scale)
-    m = evaluate(g, gt, radius=radius, physical=phys, smd_points=400,
-                 metrics=["prf", "smd", "length", "junctions"])  # fmt: skip
-    m["seconds"] = secs
-    m["nodes"] = float(g.n_nodes)
-    return m
+def make_key(**fields) -> str:
+    return json.dumps(fields, sort_keys=True, default=str)
 
 
-def methods_for(ndim: int, only=None):
-    """``[(label, method, checkpoint_path_or_None)]``: the skeleton and the bundled checkpoints of that ndim."""
+def checkpoint_sha(path) -> str:
+    """Hash of a checkpoint's files (weights + metadata)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    for f in sorted(p.parent.glob(p.stem + ".*")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- methods
+def checkpoints_for(ndim: int) -> list[tuple[str, str]]:
+    """``[(name, path)]``: the bundled checkpoints with ``ndim`` spatial axes (new ones are picked up)."""
     from napari_vesselgraph.checkpoints import list_bundled
 
-    out = [("skeleton", "skeleton", None)]
+    out = []
     for e in list_bundled():
         if e.get("error"):
             continue
-        nd = int(e["meta"].get("ndim") or (e["meta"].get("model") or {}).get("ndim") or 0)
+        meta = e.get("meta") or {}
+        nd = int(meta.get("ndim") or (meta.get("model") or {}).get("ndim") or 0)
         if nd == ndim:
-            out.append((e["name"], "model", e["path"]))
-    if only:
-        out = [m for m in out if m[0] in only]
+            out.append((e["name"], str(e["path"])))
     return out
 
 
-def skeleton_presets(ndim: int):
+def extra_training_data(path) -> list[str]:
+    from napari_vesselgraph.checkpoints import read_metadata
+
+    cfg = ((read_metadata(path) or {}).get("training") or {}).get("config") or {}
+    return [str(x) for x in (cfg.get("extra_data") or [])]
+
+
+def skeleton_options(ndim: int, quick: bool) -> list[tuple[str, dict]]:
     from napari_vesselgraph.baseline.presets import PRESETS
 
-    cands = [("defaults", {})]
-    for name, p in PRESETS.items():
-        if ("3d" in name) == (ndim == 3):
-            cands.append((name, dict(p)))
-    return cands
+    if quick:
+        return [("defaults", {})]
+    base = [("defaults", {})] + [(n, dict(p)) for n, p in PRESETS.items() if ("3d" in n) == (ndim == 3)]
+    if ndim == 3:
+        return base
+    return [(f"{n}/{pol}" if pol != "auto" else n, {**p, "polarity": pol}) for n, p in base for pol in POLARITIES_2D]
 
 
-def mean_rows(rows):
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if isinstance(rows[0][k], float)}
+def model_options(ndim: int, quick: bool) -> list[tuple[str, float | None]]:
+    if ndim == 3:
+        return [("native", 1.0)]
+    return list(ZOOMS_2D[:1] if quick else ZOOMS_2D)
 
 
-def benchmark(sets, data: Path, cache: Cache, only=None, quick=False, log=print):
+# ----------------------------------------------------------------------------- units of work
+def eval_unit(u: dict, cache_get, put, log=print) -> dict | None:
+    """One (set, skeleton or checkpoint) row: its choice on the shot split, then the test split.
+
+    ``u["run"]`` False: only what the cache has (``None`` when something is missing). ``u["test"]`` False: the
+    shot split only (a checkpoint whose test row was not asked for, to choose the adaptation source)."""
+    import torch
+
+    torch.set_num_threads(u["threads"])
+    name, label, method, ckpt = u["set"], u["label"], u["method"], u["ckpt"]
+    folder, data = Path(u["folder"]), Path(u["data"])
+    ndim = int(json.loads((folder / "manifest.json").read_text())["ndim"])
+    tag = checkpoint_sha(ckpt) if ckpt else "skeleton"
+    options = skeleton_options(ndim, u["quick"]) if method == "skeleton" else model_options(ndim, u["quick"])
+    cached_split: dict[str, list] = {}
+    predictor = None
+
+    def rows(split, opt_name, opt):
+        nonlocal predictor
+        if split not in cached_split:
+            cached_split[split] = load_split(name, folder, "train" if split == "shot" else "test", data)
+        recs = cached_split[split]
+        if split == "test" and u["n_test"]:
+            recs = recs[: u["n_test"]]
+        out = []
+        for rec in recs:
+            key = make_key(kind="image", set=name, split=split, id=rec["id"], gt=rec["gt"], label=label, ckpt=tag,
+                           option=opt_name, params=opt, radius=RADIUS[name], tol=LENGTH_TOL)  # fmt: skip
+            r = cache_get(key)
+            if r is None:
+                if not u["run"]:
+                    return None
+                if method == "model" and predictor is None:
+                    from napari_vesselgraph.model.predictor import make_predictor
+
+                    predictor = make_predictor(ckpt, device=u["device"])
+                r = predict_and_score(rec, name, method, predictor=predictor,
+                                      zoom=opt if method == "model" else None,
+                                      params=opt if method == "skeleton" else None)  # fmt: skip
+                put(key, r)
+                if split == "test":
+                    log(f"  {name} {label} [{opt_name}] {rec['id']}: LQ {r['length_quality']:.3f} SMD "
+                        f"{r['smd']:.1f} junction F1 {r['junction_f1']:.3f} ({r['seconds']:.1f}s)")  # fmt: skip
+            out.append(r)
+        return out
+
+    t0 = time.perf_counter()
+    try:
+        shot_lq = {}
+        for opt_name, opt in options:
+            got = rows("shot", opt_name, opt)
+            if got is None:
+                return None
+            lq_key = "length_quality_wide" if "length_quality_wide" in got[0] else "length_quality"
+            shot_lq[opt_name] = float(np.mean([r[lq_key] for r in got]))
+            if u["run"] and len(options) > 1:
+                log(f"  {name} {label} shots {opt_name}: length quality {shot_lq[opt_name]:.3f}")
+        chosen = max(options, key=lambda o: shot_lq[o[0]])  # first best on ties
+        shot_rows = rows("shot", *chosen)
+        result = {"set": name, "label": label, "method": method, "ckpt": ckpt, "ckpt_sha": tag, "choice": chosen[0],
+                  "choice_value": chosen[1], "shot_lq": shot_lq,
+                  "shot_zoom": {rec["id"]: r.get("zoom_factor") for rec, r in zip(cached_split["shot"], shot_rows)},
+                  "per_image": None}  # fmt: skip
+        if u["test"]:
+            per = rows("test", *chosen)
+            if per is None:
+                return None
+            result["per_image"] = per
+            result["test_ids"] = [rec["id"] for rec in cached_split["test"]][: len(per)]
+        if u["run"]:
+            log(f"{name} {label}: chosen {chosen[0]} (shot length quality {shot_lq[chosen[0]]:.3f}); "
+                f"{time.perf_counter() - t0:.0f}s")  # fmt: skip
+        return result
+    finally:
+        if predictor is not None:
+            predictor.close()
+
+
+def _unit_in_worker(u: dict, cache_rows: dict):
+    """``eval_unit`` in a worker process: reads the given cache rows, returns the new ones."""
+    new: list = []
+    res = eval_unit(u, lambda k: cache_rows.get(k) or dict(new).get(k), lambda k, r: new.append((k, r)))
+    return res, new
+
+
+def adapt_folder(name: str, folder: Path, source: dict, work: Path, log=print) -> Path:
+    """The folder the adaptation reads: the set's own, or its shot split resampled by the source's zoom."""
+    from scipy import ndimage as ndi
+
+    from napari_vesselgraph.graph import VesselGraph
+    from napari_vesselgraph.io import save_tiff, write_graph
+    from napari_vesselgraph.synth import read_dataset
+
+    out = _adapt_folder_name(name, source, work)
+    if out is None:
+        return folder
+    zooms = source["shot_zoom"]
+    if (out / "manifest.json").is_file() and out.stat().st_mtime >= (folder / "manifest.json").stat().st_mtime:
+        return out
+    t0 = time.perf_counter()
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for sub in ("images", "graphs"):
+        (tmp / sub).mkdir(parents=True)
+    m = json.loads((folder / "manifest.json").read_text())
+    samples = []
+    for r in read_dataset(folder, split="train"):
+        img, g = np.asarray(r.image, np.float32), r.graph
+        snd = g.ndim
+        real = np.ones(snd)
+        if zooms.get(r.id):
+            new_shape = tuple(max(1, round(n * f)) for n, f in zip(img.shape[:snd], zooms[r.id]))
+            real = np.asarray(new_shape, float) / np.asarray(img.shape[:snd], float)
+            extra = (1.0,) if img.ndim > snd else ()
+            if np.all(real < 1):  # as predict(zoom=...) resamples: anti-alias, then linear
+                sig = [max(0.0, (1 / f - 1) / 2) for f in real] + ([0.0] if extra else [])
+                img = ndi.gaussian_filter(img, sig, mode="nearest")
+            img = ndi.zoom(img, tuple(real) + extra, order=1, mode="nearest", grid_mode=True)
+        attrs = dict(g.node_attrs)
+        if "radius" in attrs:
+            attrs["radius"] = np.asarray(attrs["radius"], float) * float(np.mean(real[-2:]))
+        g2 = VesselGraph((g.nodes + 0.5) * real - 0.5, g.edges, attrs, dict(g.edge_attrs),
+                         tuple(float(s) / f for s, f in zip(g.scale, real)), dict(g.metadata))  # fmt: skip
+        save_tiff(tmp / "images" / f"{r.id}.tif", np.clip(img, 0, 1).astype(np.float32), scale=g2.scale,
+                  rgb=img.ndim > snd)  # fmt: skip
+        write_graph(g2, tmp / "graphs" / f"{r.id}.json")
+        samples.append({"id": r.id, "image": f"images/{r.id}.tif", "graph": f"graphs/{r.id}.json", "split": "train",
+                        "seed": None, "zoom": [float(f) for f in real]})  # fmt: skip
+    m.update(samples=samples, description=f"shot split of {folder}, resampled as predict(zoom) does for "
+             f"{source['label']} ({source['choice']})")  # fmt: skip
+    (tmp / "manifest.json").write_text(json.dumps(m, indent=1))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    log(f"{name}: shot split resampled for {source['label']} ({source['choice']}) into {out} in "
+        f"{time.perf_counter() - t0:.1f}s")  # fmt: skip
+    return out
+
+
+def plan_adapt(name: str, pool: int, args, source: dict, target: Path, test_ids: list[str]) -> list[dict]:
+    """The adaptation jobs of one set: (method, K, seed); K capped at what the shot split allows."""
+    from napari_vesselgraph.adapt.data import n_heldout_for
+
+    n_hold = n_heldout_for(pool, VAL_FRACTION)
+    left = pool - n_hold
+    base = {"set": name, "source": source["label"], "ckpt": source["ckpt"], "ckpt_sha": source["ckpt_sha"],
+            "zoom": source["choice"], "zoom_value": source["choice_value"], "target": str(target),
+            "data_sha": dataset_sha(target), "test_ids": test_ids, "val_fraction": VAL_FRACTION}  # fmt: skip
+    jobs = []
+    for seed in args.seeds:
+        ks = []
+        for k in args.shots:
+            ke = min(k, left)
+            if ke >= 1 and ke not in [x[0] for x in ks]:
+                ks.append((ke, k))
+        for method in args.adapt_methods:
+            if method == "translation":
+                jobs.append({**base, "method": method, "K": 0, "K_asked": 0, "seed": seed,
+                             "steps": args.translation_steps, "unlabelled": left})  # fmt: skip
+                continue
+            for ke, k in ks:
+                asked = [a for a in args.shots if min(a, left) == ke]
+                jobs.append({**base, "method": method, "K": ke, "K_asked": asked, "seed": seed, "steps": args.steps,
+                             "pool": pool, "held_out": n_hold})  # fmt: skip
+    return jobs
+
+
+def dataset_sha(folder: Path) -> str:
+    """Hash of the train split (images and graphs) a folder gives adapt."""
+    m = json.loads((Path(folder) / "manifest.json").read_text())
+    h = hashlib.sha256()
+    for s in sorted(m["samples"], key=lambda s: s["id"]):
+        if s["split"] == "train":
+            for k in ("image", "graph"):
+                h.update((Path(folder) / s[k]).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def adapt_key(job: dict) -> str:
+    return make_key(
+        kind="adapt",
+        **{
+            k: v
+            for k, v in job.items()
+            if k not in ("target", "ckpt", "threads", "device", "work", "data", "folder", "verbose", "K_asked")
+        },
+    )
+
+
+def run_adapt_job(job: dict) -> dict:
+    """Adapt (``adapt.adapt``), then predict and score the set's test images with the adapted checkpoint."""
+    import torch
+
+    from napari_vesselgraph.adapt import adapt
+    from napari_vesselgraph.checkpoints import read_metadata
+    from napari_vesselgraph.model.predictor import make_predictor
+
+    torch.set_num_threads(job["threads"])
+    out = (
+        Path(job["work"])
+        / "adapted"
+        / (f"{job['set']}-{job['source']}-{job['method']}-k{job['K']}-s{job['seed']}-{job['steps']}steps.safetensors")
+    )
+    cfg = {"method": job["method"], "checkpoint": job["ckpt"], "target": job["target"], "seed": job["seed"],
+           "shot_seed": job["seed"], "val_fraction": job["val_fraction"], "steps": job["steps"], "out": str(out),
+           "device": job["device"], "threads": job["threads"]}  # fmt: skip
+    if job["method"] != "translation":
+        cfg["shots"] = job["K"]
+    t0 = time.perf_counter()
+    path = adapt(cfg, log=print if job.get("verbose") else quiet)
+    train_s = time.perf_counter() - t0
+    ad = read_metadata(path).get("adaptation") or {}
+    recs = [
+        r for r in load_split(job["set"], Path(job["folder"]), "test", Path(job["data"])) if r["id"] in job["test_ids"]
+    ]
+    pred = make_predictor(path, device=job["device"])
+    try:
+        per = [predict_and_score(r, job["set"], "model", predictor=pred, zoom=job["zoom_value"]) for r in recs]
+    finally:
+        pred.close()
+    prov = {k: ad.get(k) for k in ("shot_ids", "heldout_ids", "unlabelled_ids", "steps_done", "before", "after")}
+    return {"per_image": per, "train_s": train_s, "eval_s": float(sum(p["seconds"] for p in per)),
+            "provenance": prov, "checkpoint": str(path)}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- the benchmark
+def run_pool(fn, items, jobs: int):
+    """``fn(item)`` for every item, ``jobs`` at a time in worker processes; yields ``(index, result)`` as they end."""
+    if jobs <= 1:
+        for i, it in enumerate(items):
+            yield i, fn(*it) if isinstance(it, tuple) else fn(it)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futs = {pool.submit(fn, *it) if isinstance(it, tuple) else pool.submit(fn, it): i for i, it in enumerate(items)}
+        for f in as_completed(futs):
+            yield futs[f], f.result()
+
+
+def benchmark(args, cache: Cache, log=print) -> tuple[dict, list[str]]:
+    """Every asked row of every available set: ``({set: {...}}, notes)``."""
+    data, work = Path(args.data), Path(args.work)
     results, notes = {}, []
-    for name in sets:
+    for name in args.sets:
         why = available(name, data)
         if why:
             log(why)
             notes.append(why)
             continue
-        t0 = time.time()
-        shots = load_set(name, data, "shot")
-        tests = load_set(name, data, "test")
-        if quick:
-            tests = tests[:2]
-        ndim = tests[0][2].ndim
-        radius = RADIUS[name]
-        log(f"{name}: {len(shots)} shot / {len(tests)} test images, loaded in {time.time() - t0:.0f}s")
-        rows = {}
-        for label, method, ck in methods_for(ndim, only):
-            tag = _hash(ck) if ck else "skeleton"
-            # the choice on the shot split: the skeleton's preset, a 2D model's zoom
-            if method == "skeleton":
-                options = skeleton_presets(ndim) if not quick else [("defaults", {})]
+        t_set = time.perf_counter()
+        folder = prepare_set(name, data, work, log=log)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        ndim = int(manifest["ndim"])
+        n_shot = sum(s["split"] == "train" for s in manifest["samples"])
+        test_ids = sorted(s["id"] for s in manifest["samples"] if s["split"] == "test")[: args.n_test or None]
+        log(f"{name}: {n_shot} shot / {len(test_ids)} test images ({folder})")
+        cks = checkpoints_for(ndim)
+        want_rows = [("skeleton", "skeleton", None)] if "skeleton" in args.row_methods else []
+        want_rows += [(n, "model", p) for n, p in cks if "models" in args.row_methods or n in args.row_methods]
+        need_source = bool(args.adapt_methods) and args.source.get(name) is None
+        units = []
+        for label, method, ckpt in want_rows:
+            units.append({"label": label, "method": method, "ckpt": ckpt, "test": True})
+        if need_source:  # shot-split rows of every checkpoint, to choose the source
+            have = {u["label"] for u in units}
+            units += [{"label": n, "method": "model", "ckpt": p, "test": False} for n, p in cks if n not in have]
+        elif args.adapt_methods and args.source[name] not in {u["label"] for u in units}:
+            src = dict(cks).get(args.source[name])
+            if src is None:
+                raise SystemExit(f"--source {name}={args.source[name]}: no bundled {ndim}D checkpoint of that name")
+            units.append({"label": args.source[name], "method": "model", "ckpt": src, "test": False})
+        common = {"set": name, "folder": str(folder), "data": str(data), "quick": args.quick, "n_test": args.n_test,
+                  "threads": args.threads, "device": args.device, "run": not args.cached_only}  # fmt: skip
+        units = [{**common, **u} for u in units]
+        rows: dict[str, dict] = {}
+        missing: list[str] = []
+        if args.jobs <= 1 or args.cached_only:
+            for u in units:
+                r = eval_unit(u, cache.get, cache.put, log=log)
+                (missing.append(u["label"]) if r is None else rows.__setitem__(u["label"], r))
+        else:
+            for i, (r, new) in run_pool(_unit_in_worker, [(u, cache.rows) for u in units], args.jobs):
+                for k, v in new:
+                    cache.put(k, v)
+                (missing.append(units[i]["label"]) if r is None else rows.__setitem__(units[i]["label"], r))
+        # adaptation
+        adapt_rows, adapt_missing, source, jobs = [], [], None, []
+        if args.adapt_methods:
+            cand = [r for r in rows.values() if r["method"] == "model"]
+            if args.source.get(name):
+                cand = [r for r in cand if r["label"] == args.source[name]]
+            if cand:
+                source = max(cand, key=lambda r: r["shot_lq"][r["choice"]])
+                target = adapt_folder(name, folder, source, work, log=log) if not args.cached_only else None
+                if target is None:  # report only: the folder the runs used
+                    target = _existing_adapt_folder(name, folder, source, work)
+                jobs = plan_adapt(name, n_shot, args, source, target, test_ids)
+                extra = {"work": str(work), "data": str(data), "folder": str(folder), "threads": args.threads,
+                         "device": args.device, "verbose": args.verbose}  # fmt: skip
+                todo = []
+                for j in jobs:
+                    res = cache.get(adapt_key(j))
+                    if res is not None:
+                        adapt_rows.append({**j, **res})
+                    elif args.cached_only:
+                        adapt_missing.append(j)
+                    else:
+                        todo.append({**j, **extra})
+                if todo:
+                    log(f"{name}: {len(todo)} adaptation run(s) from {source['label']} ({source['choice']}), "
+                        f"{len(jobs) - len(todo)} from the cache; {args.jobs} at a time")  # fmt: skip
+                for i, res in run_pool(run_adapt_job, todo, args.jobs):
+                    j = {k: v for k, v in todo[i].items() if k not in extra}
+                    cache.put(adapt_key(j), res)
+                    adapt_rows.append({**j, **res})
+                    m = mean_of(res["per_image"])
+                    log(f"  {name} {j['method']} K={j['K']} seed={j['seed']}: LQ {m['length_quality']:.3f} SMD "
+                        f"{m['smd']:.1f} junction F1 {m['junction_f1']:.3f} (adapted in {res['train_s']:.0f}s, "
+                        f"tested in {res['eval_s']:.0f}s)")  # fmt: skip
             else:
-                options = [(f"zoom {z if z is not None else 'auto'}", z) for z in ZOOMS_2D] if ndim == 2 and not quick else [("zoom auto", None)]
-            best, best_lq, chosen = None, -1.0, options[0]
-            if len(options) > 1:
-                for opt_name, opt in options:
-                    lqs = []
-                    for sid, img, gt, sc in shots:
-                        key = f"{name}|shot|{sid}|{label}|{tag}|{opt_name}"
-                        r = cache.get(key)
-                        if r is None:
-                            r = run_one(img, gt, sc, method, ck, opt if method == "model" else None, radius,
-                                        opt if method == "skeleton" else None)  # fmt: skip
-                            cache.put(key, r)
-                        lqs.append(r["length_quality"])
-                    lq = float(np.mean(lqs))
-                    log(f"  {name} {label} shots {opt_name}: length quality {lq:.3f}")
-                    if lq > best_lq:
-                        best_lq, chosen = lq, (opt_name, opt)
-            per = []
-            for sid, img, gt, sc in tests:
-                key = f"{name}|test|{sid}|{label}|{tag}|{chosen[0]}"
-                r = cache.get(key)
-                if r is None:
-                    r = run_one(img, gt, sc, method, ck, chosen[1] if method == "model" else None, radius,
-                                chosen[1] if method == "skeleton" else None)  # fmt: skip
-                    cache.put(key, r)
-                per.append(r)
-                log(f"  {name} {label} [{chosen[0]}] {sid}: LQ {r['length_quality']:.3f} SMD {r['smd']:.2f} "
-                    f"junction F1 {r['junction_f1']:.3f} ({r['seconds']:.1f}s)")  # fmt: skip
-            rows[label] = {"mean": mean_rows(per), "std": {k: float(np.std([p[k] for p in per])) for k in KEYS},
-                           "choice": chosen[0], "n": len(per)}  # fmt: skip
-        results[name] = {"rows": rows, "radius": radius, "n_test": len(tests), "physical": tests[0][3] is not None}
+                missing.append("adaptation source (shot-split rows of the checkpoints)")
+        results[name] = {"rows": rows, "missing": missing, "adapt": adapt_rows, "adapt_missing": adapt_missing,
+                         "source": source, "n_shot": n_shot, "test_ids": test_ids, "ndim": ndim,
+                         "extra_data": {n: extra_training_data(p) for n, p in cks},
+                         "seconds": time.perf_counter() - t_set}  # fmt: skip
+        log(f"{name}: done in {(time.perf_counter() - t_set) / 60:.1f} min")
     return results, notes
 
 
-def section(results, notes, cmd: str) -> str:
+def _adapt_folder_name(name: str, source: dict, work: Path) -> Path | None:
+    """Where the shot split resampled for ``source`` goes; None when the source's zoom resamples nothing."""
+    zooms = source["shot_zoom"]
+    if not any(z and any(abs(f - 1.0) > 1e-9 for f in z) for z in zooms.values()):
+        return None
+    tag = hashlib.sha256(json.dumps(zooms, sort_keys=True).encode()).hexdigest()[:8]
+    return work / "data" / f"{name}@{source['label']}-{source['choice'].replace(' ', '')}-{tag}"
+
+
+def _existing_adapt_folder(name, folder, source, work):
+    out = _adapt_folder_name(name, source, work)
+    return out if out is not None and (out / "manifest.json").is_file() else folder
+
+
+# ----------------------------------------------------------------------------- report
+def mean_of(per: list[dict]) -> dict:
+    out = {}
+    for k in (*KEYS, "seconds"):
+        vals = [p[k] for p in per if p.get(k) is not None]
+        if vals:
+            out[k] = float(np.mean(vals))
+    return out
+
+
+def summary_rows(res: dict) -> list[dict]:
+    """Table rows of one set: single runs (± over the test images), adaptation (± over the seeds)."""
+    out = []
+    for label, r in res["rows"].items():
+        if r["per_image"] is None:
+            continue
+        per = r["per_image"]
+        mean = mean_of(per)
+        std = {k: float(np.std([p[k] for p in per if p.get(k) is not None])) for k in mean}
+        out.append({"method": label, "K": "-", "runs": "1", "choice": r["choice"], "mean": mean, "std": std,
+                    "train_s": None, "over": "images"})  # fmt: skip
+    groups: dict[tuple, list] = {}
+    for a in res["adapt"]:
+        groups.setdefault((a["method"], a["K"]), []).append(a)
+    order = {m: i for i, m in enumerate(ADAPT_METHODS)}
+    for (method, k), runs in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
+        means = [mean_of(a["per_image"]) for a in runs]
+        mean = {key: float(np.mean([m[key] for m in means])) for key in means[0]}
+        std = {key: float(np.std([m[key] for m in means])) for key in means[0]}
+        a0 = runs[0]
+        if method == "translation":
+            kl = f"0 ({a0['unlabelled']} unlabelled)"
+        else:
+            asked = a0["K_asked"]
+            kl = str(k) if asked == [k] else f"{k} (K={'/'.join(map(str, asked))} asked: all {k} left)"
+        out.append({"method": f"{method} ← {a0['source']}", "K": kl, "runs": str(len(runs)), "choice": a0["zoom"],
+                    "mean": mean, "std": std, "train_s": float(np.mean([a["train_s"] for a in runs])),
+                    "over": "seeds", "seeds": sorted(a["seed"] for a in runs)})  # fmt: skip
+    return out
+
+
+def set_table(name: str, res: dict) -> list[str]:
+    keys = [
+        k for k in KEYS if (k != "smd_um" or name == "vesselnn") and (k != "length_quality_wide" or name == "spacenet")
+    ]
+    rows = summary_rows(res)
+    skel = next((r for r in rows if r["method"] == "skeleton"), None)
+    head = ["method", "K", "runs", "choice (shots)", *[NAMES[k] for k in keys], "Δ LQ vs skeleton", "s/image",
+            "adapt s"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["method"], r["K"], r["runs"], r["choice"]]
+        for k in keys:
+            cells.append(f"{r['mean'][k]:.3f} ± {r['std'][k]:.3f}" if k in r["mean"] else "-")
+        if skel is not None and r is not skel:
+            d = r["mean"]["length_quality"] - skel["mean"]["length_quality"]
+            cells.append(f"{d:+.3f}" + (" (loses)" if d < 0 else ""))
+        else:
+            cells.append("-")
+        cells.append(f"{r['mean']['seconds']:.1f}")
+        cells.append("-" if r["train_s"] is None else f"{r['train_s']:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def section(results: dict, notes: list[str], cmd: str, args) -> str:
     lines = [
-        "## Real images (source-only models vs the classical skeleton)",
+        "## Real images: skeleton, bundled checkpoints and adaptation on fixed test splits",
         "",
         f"- Command: `{cmd}`",
-        f"- Date: {time.strftime('%Y-%m-%d')}; machine: {cpu_name()}, 1 torch thread",
-        "- Data: `../shared/realdata` (DRIVE, Staal et al. 2004; vesselNN, Teikari et al. 2016; DIADEM OP; "
-        "SpaceNet-3 Las Vegas, CC BY-SA 4.0), fixed splits (`benchmarks/real_data.py` docstring); every row "
-        "measured on the TEST split in this run; choices (skeleton preset, model zoom) made on the shot split only.",
-        "- Rows are mean ± std over the test images; SMD is the street mover distance with 400 even samples "
-        "(pixels; micrometres for vesselNN); length metrics at the matching radius, junction F1 at twice it. "
-        "Rows where a model loses to the skeleton stay in the table.",
-        "- DIADEM traces one neuron per stack while other fibres are visible: correctness and precision count "
-        "those as false detections for every method alike.",
+        (
+            f"- Date: {time.strftime('%Y-%m-%d')}; machine: {os.cpu_count()} CPU cores, {cpu_name()}; "
+            f"{args.threads} torch thread(s) per run, {args.jobs} run(s) at once; device {args.device}."
+        ),
+        (
+            "- Data: `../shared/realdata` (DRIVE, Staal et al. 2004; vesselNN, Teikari et al. 2016; DIADEM Olfactory "
+            "Projection Fibers; SpaceNet-3 Las Vegas chip from the solaris sample data, imagery CC BY-SA 4.0), converted "
+            "by `vesselgraph`'s importers. Fixed splits (shot → test): DRIVE 21–30 → 31–40; vesselNN bbbDisruption, "
+            "tgMouse, BBB_Leakage → lowerRes_hiSNR, plaqueVessels, santos2015_lowContrastVessels; DIADEM OP_1–2 → "
+            f"OP_3–5; SpaceNet {SPACENET_TILE} px tiles of the left half → the right half (1300 × 650). Every number "
+            "below is on the TEST split; every choice (skeleton settings, zoom, adaptation source, the adapted step and "
+            "thresholds) was made on the shot split only."
+        ),
+        (
+            "- Metrics: SMD in pixels with 400 even samples (raw, not normalised by the image size as the synthetic "
+            "tables are), for vesselNN also in µm on the test stacks with a known voxel size (lowerRes_hiSNR 1.59 µm, "
+            "plaqueVessels 2.485 µm in x/y, 5 µm in z; santos has none); node / edge / junction F1 at the set's "
+            "matching radius (3 px; SpaceNet 12 px, its roads are ~25 px wide), junctions (degree ≥ 3, close ones "
+            "merged) at twice it; length completeness / correctness / quality (LQ) at 3 px as in road extraction "
+            "(SpaceNet also at 12 px). vesselNN and DIADEM are measured in voxels. Node and edge F1 depend on how densely "
+            "a method places nodes."
+        ),
+        (
+            "- `skeleton` and checkpoint rows: one run, mean ± std over the test images. Adaptation rows (`method ← "
+            "source`): mean over the test images per run, then mean ± std over the seeds (training seed = shot seed); "
+            f"K labelled shot images, {int(VAL_FRACTION * 100)} % of the shot split (at least one image) held out to "
+            "choose the step and thresholds; translation uses the shot images that are not held out, without labels. "
+            "`adapt s`: wall time of one adaptation. `Δ LQ vs skeleton`: rows that lose to the skeleton stay in the "
+            "table."
+        ),
+        (
+            "- DIADEM traces one neuron per stack while other fibres are visible: correctness and precision-type figures "
+            "count those as false detections for every method alike."
+        ),
         "",
     ]
+    missing_total = []
     for name, res in results.items():
-        unit = "um" if res["physical"] else "px"
-        lines += [f"### {name} (test: {res['n_test']} images; radius {res['radius']:g} {unit})", "",
-                  "| method | choice (shots) | " + " | ".join(NAMES[k] for k in KEYS) + " | s/image |",
-                  "|---" * (len(KEYS) + 3) + "|"]  # fmt: skip
-        for label, row in res["rows"].items():
-            cells = [f"{row['mean'][k]:.3f} ± {row['std'][k]:.3f}" for k in KEYS]
-            lines.append(f"| {label} | {row['choice']} | " + " | ".join(cells) + f" | {row['mean']['seconds']:.1f} |")
+        src = res["source"]
+        lines += [f"### {name} (test: {len(res['test_ids'])} images; shot split: {res['n_shot']} images)", ""]
+        lines += set_table(name, res)
         lines.append("")
+        extra = {n: x for n, x in res["extra_data"].items() if x}
+        for n, x in extra.items():
+            lines.append(f"- `{n}` was trained with real images besides synthetic ones ({', '.join(x)}); none of a "
+                         "test split.")  # fmt: skip
+        if src is not None and res["adapt"]:
+            lines.append(f"- Adaptation source: `{src['label']}` (best shot-split length quality among the bundled "
+                         f"checkpoints), at {src['choice']}.")  # fmt: skip
+        if res["missing"]:
+            lines.append(f"- Not in the cache (not run yet): {', '.join(res['missing'])}.")
+        if res["adapt_missing"]:
+            miss = sorted({(j["method"], j["K"], j["seed"]) for j in res["adapt_missing"]})
+            missing_total += [(name, m) for m in miss]
+            lines.append(f"- Adaptation runs not done yet: {len(miss)} ("
+                         + ", ".join(f"{m} K={k} seed {s}" for m, k, s in miss) + ").")  # fmt: skip
+        lines.append("")
+        if res["adapt"]:
+            lines += ["<details><summary>" + name + ": shot / held-out images of each adaptation run</summary>", ""]
+            for a in sorted(res["adapt"], key=lambda a: (a["method"], a["K"], a["seed"])):
+                p = a["provenance"]
+                used = p.get("unlabelled_ids") if a["method"] == "translation" else p.get("shot_ids")
+                bef, aft = p.get("before") or {}, p.get("after") or {}
+                ba = ""
+                if bef.get("score") is not None and aft.get("score") is not None:
+                    ba = f"; held-out score {bef['score']:.3f} → {aft['score']:.3f}"
+                lines.append(f"- {a['method']} K={a['K']} seed {a['seed']}: {'unlabelled ' if a['method'] == 'translation' else ''}"
+                             f"{used}; held out {p.get('heldout_ids')}; {a['steps']} steps, adapted in "
+                             f"{a['train_s']:.0f} s{ba}")  # fmt: skip
+            lines += ["", "</details>", ""]
     for n in notes:
         lines.append(f"- {n}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
+    ap.add_argument("--data", default=str(DATA), help="folder of the real data sets (default ../shared/realdata)")
+    ap.add_argument("--work", default=str(WORK), help="dataset folders and adapted checkpoints (default runs/realdata)")
+    ap.add_argument("--methods", nargs="+", default=None,
+                    help="rows to run: skeleton, models (every fitting bundled checkpoint) or checkpoint names, and "
+                    f"adaptation methods {', '.join(ADAPT_METHODS)} (default all)")  # fmt: skip
+    ap.add_argument(
+        "--source",
+        nargs="+",
+        default=[],
+        metavar="SET=CHECKPOINT",
+        help="adaptation source per set (default: the bundled checkpoint best on the shot split)",
+    )
+    ap.add_argument("--shots", nargs="+", type=int, default=None, help="K values (default 1 5)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=None, help="adaptation seeds (default 0 1 2)")
+    ap.add_argument("--steps", type=int, default=None, help="adaptation steps (default 300)")
+    ap.add_argument("--translation-steps", type=int, default=None, help="default 1000")
+    ap.add_argument("--n-test", type=int, default=None, help="only the first N test images of each set")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 test images per set, no choice grid, K=1, seed 0, 20 steps (translation 40)",
+    )
+    ap.add_argument("--cache", default=None, help="JSON-lines file of finished evaluations and adaptation runs")
+    ap.add_argument("--cached-only", action="store_true", help="run nothing: report what the cache has, list the rest")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once in worker processes (default 1)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--write", action="store_true", help="write the section of docs/benchmarks.md")
+    ap.add_argument("--section", default=None, help="section key (default real-data; real-data-quick with --quick)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show the adaptation logs")
+    a = ap.parse_args(argv)
+    q = a.quick
+    for k, v in {"shots": [1] if q else [1, 5], "seeds": [0] if q else [0, 1, 2], "steps": 20 if q else 300,
+                 "translation_steps": 40 if q else 1000, "n_test": 2 if q else None}.items():  # fmt: skip
+        if getattr(a, k) is None:
+            setattr(a, k, v)
+    methods = a.methods or ["skeleton", "models", *ADAPT_METHODS]
+    a.adapt_methods = [m for m in ADAPT_METHODS if m in methods]
+    a.row_methods = [m for m in methods if m not in ADAPT_METHODS]
+    src = {}
+    for s in a.source:
+        if s.count("=") != 1 or s.split("=")[0] not in SETS:
+            ap.error(f"--source is SET=CHECKPOINT with SET in {', '.join(SETS)}, got {s!r}")
+        src[s.split("=")[0]] = s.split("=")[1]
+    a.source = {n: src.get(n) for n in SETS}
+    if a.section is None:
+        a.section = "real-data-quick" if q else "real-data"
+    return a
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", nargs="*", default=list(SETS), choices=SETS)
-    ap.add_argument("--data", default=str(DATA), help="folder of the real data sets (default ../shared/realdata)")
-    ap.add_argument("--methods", nargs="*", default=None, help="only these rows (skeleton, checkpoint names)")
-    ap.add_argument("--cache", default=None, help="JSONL file of finished rows (resumable; code changes not detected)")
-    ap.add_argument("--quick", action="store_true", help="2 test images per set, no choice on the shots")
-    ap.add_argument("--no-write", action="store_true", help="print only; do not update docs/benchmarks.md")
-    a = ap.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = parse_args(argv)
     data = Path(a.data)
     if not data.is_dir():
         print(f"real_data: skipped, {data} not found (the real data lives in ../shared/realdata)")
         return 0
-    results, notes = benchmark(a.sets, data, Cache(a.cache), only=a.methods, quick=a.quick)
+    import torch
+
+    torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    results, notes = benchmark(a, Cache(a.cache))
     if not results:
         return 0
-    cmd = "python benchmarks/real_data.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = section(results, notes, cmd.strip())
+    cmd = "python benchmarks/real_data.py " + " ".join(argv)
+    text = section(results, notes, cmd.strip(), a)
+    print()
     print(text)
-    if not a.no_write and not a.quick:
-        write_section("real-data" if set(a.sets) == set(SETS) else "real-data-" + "-".join(a.sets), text)
+    print(f"wall time {(time.perf_counter() - t0) / 60:.1f} min")
+    if a.write:
+        print(f"written {write_section(a.section, text)} (section {a.section})")
     return 0
 
 

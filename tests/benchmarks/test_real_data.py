@@ -1,39 +1,79 @@
-"""benchmarks/real_data.py: fixed splits, a clean skip without data, the cache, and a tiny run on drawn data."""
+"""benchmarks/real_data.py: fixed splits, a clean skip without data, the cache, K capped by small shot splits,
+and a tiny end-to-end run (skeleton, a bundled checkpoint, one adaptation) on a drawn DRIVE layout."""
 
 import json
 
 import numpy as np
+import pytest
 
 
 def test_splits_are_fixed_and_disjoint(load_bench):
     rd = load_bench("real_data")
+    assert set(rd.SPLITS) == set(rd.SETS) == {"drive", "vesselnn", "diadem", "spacenet"}
     for name, (shot, test) in rd.SPLITS.items():
         assert shot and test and not set(shot) & set(test), name
     assert rd.SPLITS["drive"] == ([str(i) for i in range(21, 31)], [str(i) for i in range(31, 41)])
     assert rd.SPLITS["diadem"] == (["OP_1", "OP_2"], ["OP_3", "OP_4", "OP_5"])
+    assert rd.SPLITS["vesselnn"] == (
+        ["burgess2014_bbbDisruption", "burgess2014_tgMouse", "poon2015_BBB_Leakage"],
+        ["burgess2014_lowerRes_hiSNR", "poon2015_plaqueVessels", "santos2015_lowContrastVessels"],
+    )
+    assert rd.SPLITS["spacenet"] == (["left"], ["right"])
 
 
 def test_missing_data_skips_with_one_line(load_bench, tmp_path, capsys):
     rd = load_bench("real_data")
-    assert rd.main(["--data", str(tmp_path / "nowhere"), "--no-write"]) == 0
+    assert rd.main(["--data", str(tmp_path / "nowhere")]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and "skipped" in out[0]
-    assert rd.main(["--data", str(tmp_path), "--sets", "drive", "--no-write"]) == 0
-    assert "drive: skipped" in capsys.readouterr().out
+    # the data folder exists but not the set's folder: one line for that set, exit 0
+    assert rd.main(["--data", str(tmp_path), "--sets", "drive", "diadem", "--work", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert [s for s in out if "skipped" in s] == [s for s in out if s.startswith(("drive:", "diadem:"))]
+    assert len(out) == 2
 
 
 def test_cache_round_trip_and_half_written_line(load_bench, tmp_path):
     rd = load_bench("real_data")
     path = tmp_path / "c.jsonl"
     c = rd.Cache(path)
-    c.put("a", {"length_quality": 0.5})
+    key = rd.make_key(kind="image", set="drive", id="31", option={"sigmas": (1.0, 2.0)})
+    c.put(key, {"length_quality": 0.5, "zoom_factor": None})
     with open(path, "a") as f:
-        f.write('{"key": "b", "length_qu')  # killed mid-write
+        f.write('{"key": "b", "result": {"length_qu')  # killed mid-write
     c2 = rd.Cache(path)
-    assert c2.get("a")["length_quality"] == 0.5 and c2.get("b") is None
+    assert c2.get(key) == {"length_quality": 0.5, "zoom_factor": None} and c2.get("b") is None
     c2.put("c", {"length_quality": 0.25})
-    rows = [json.loads(s) for s in path.read_text().splitlines() if s.startswith('{"key": "c"')]
-    assert rows and rows[0]["length_quality"] == 0.25
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[-1]) == {"key": "c", "result": {"length_quality": 0.25}}
+    assert rd.Cache(path).get("c") == {"length_quality": 0.25}
+    # rows of another layout (no "result") are ignored, not an error
+    with open(path, "a") as f:
+        f.write(json.dumps({"key": "old", "length_quality": 1.0}) + "\n")
+    assert rd.Cache(path).get("old") is None
+
+
+@pytest.mark.parametrize(
+    ("pool", "shots", "expected"),
+    [
+        (10, [1, 5], [(1, [1]), (5, [5])]),  # DRIVE: 2 held out, K as asked
+        (3, [1, 5], [(1, [1]), (2, [5])]),  # vesselNN: 1 held out, K=5 -> the 2 left
+        (2, [1, 5], [(1, [1, 5])]),  # DIADEM: 1 held out, K=1 and K=5 are the same run
+    ],
+)
+def test_k_is_capped_by_the_shot_split(load_bench, tmp_path, pool, shots, expected):
+    rd = load_bench("real_data")
+    args = rd.parse_args(["--shots", *map(str, shots), "--seeds", "0", "--methods", "finetune", "translation"])
+    (tmp_path / "manifest.json").write_text(json.dumps({"samples": []}))
+    source = {"label": "m", "ckpt": "m.safetensors", "ckpt_sha": "x", "choice": "native", "choice_value": 1.0}
+    jobs = rd.plan_adapt("set", pool, args, source, tmp_path, ["t1"])
+    ft = [(j["K"], j["K_asked"]) for j in jobs if j["method"] == "finetune"]
+    assert ft == expected
+    (tr,) = [j for j in jobs if j["method"] == "translation"]
+    assert tr["K"] == 0 and tr["unlabelled"] == pool - (2 if pool == 10 else 1)
+    # the cache key does not depend on which K values were asked together
+    keys = {rd.adapt_key({**j, "K_asked": [99]}) for j in jobs}
+    assert keys == {rd.adapt_key(j) for j in jobs}
 
 
 def _drive_layout(root, ids):
@@ -44,7 +84,8 @@ def _drive_layout(root, ids):
         (root / "drive-train" / sub).mkdir(parents=True, exist_ok=True)
     yy, xx = np.mgrid[:96, :96]
     for k, i in enumerate(ids):
-        mask = (np.abs(yy - 30 - k) < 2) | (np.abs(xx - 50) < 2)
+        # a dark cross of 3 px wide vessels (one junction) on a bright background, moved a little per image
+        mask = (np.abs(yy - 30 - 3 * k) <= 1) | (np.abs(xx - 50 + 2 * k) <= 1)
         img = np.full((96, 96, 3), 180, np.uint8)
         img[mask] = 90
         tifffile.imwrite(root / "drive-train" / "images" / f"{i}_training.tif", img)
@@ -56,10 +97,36 @@ def test_tiny_run_on_drawn_drive_layout(load_bench, tmp_path, monkeypatch):
     rd = load_bench("real_data")
     monkeypatch.setitem(rd.SPLITS, "drive", (["21", "22"], ["31", "32"]))
     _drive_layout(tmp_path, ["21", "22", "31", "32"])
-    results, notes = rd.benchmark(["drive"], tmp_path, rd.Cache(None), only=["skeleton"], log=lambda s: None)
-    row = results["drive"]["rows"]["skeleton"]
-    assert row["n"] == 2 and row["choice"]
-    # a clean drawn cross: the skeleton finds most of it
-    assert row["mean"]["length_completeness"] > 0.5
-    text = rd.section(results, notes, "python benchmarks/real_data.py")
-    assert "### drive" in text and "| skeleton |" in text
+    cache = tmp_path / "cache.jsonl"
+    argv = ["--data", str(tmp_path), "--work", str(tmp_path / "work"), "--cache", str(cache), "--sets", "drive",
+            "--methods", "skeleton", "vessel2d-fluo", "finetune", "--shots", "1", "--seeds", "0", "--steps", "2",
+            "--source", "drive=vessel2d-fluo", "--quick"]  # fmt: skip
+    args = rd.parse_args(argv)
+    logs = []
+    results, notes = rd.benchmark(args, rd.Cache(cache), log=logs.append)
+    assert not notes
+    res = results["drive"]
+    # the set went through the importers into a dataset folder with the fixed split
+    from napari_vesselgraph.synth import read_dataset
+
+    recs = read_dataset(tmp_path / "work" / "data" / "drive")
+    assert sorted((r.id, r.split) for r in recs) == [("21", "train"), ("22", "train"), ("31", "test"), ("32", "test")]
+    skel = res["rows"]["skeleton"]
+    assert skel["choice"] == "defaults" and len(skel["per_image"]) == 2
+    assert skel["per_image"][0]["length_completeness"] > 0.5  # a clean drawn cross: the skeleton finds it
+    assert {"smd", "junction_f1", "length_quality", "node_f1"} <= set(skel["per_image"][0])
+    assert res["rows"]["vessel2d-fluo"]["choice"] == "zoom auto"
+    (run,) = res["adapt"]
+    assert run["method"] == "finetune" and run["K"] == 1 and run["source"] == "vessel2d-fluo"
+    # one shot image trained, the other held out; never a test image
+    prov = run["provenance"]
+    assert len(prov["shot_ids"]) == 1 and len(prov["heldout_ids"]) == 1
+    assert set(prov["shot_ids"]) | set(prov["heldout_ids"]) == {"21", "22"}
+    assert len(run["per_image"]) == 2 and run["train_s"] > 0
+    text = rd.section(results, notes, "python benchmarks/real_data.py ...", args)
+    assert "### drive" in text and "| skeleton |" in text and "finetune ← vessel2d-fluo" in text
+    # everything comes back from the cache: nothing runs again, the report is the same
+    logs2 = []
+    again, _ = rd.benchmark(rd.parse_args([*argv, "--cached-only"]), rd.Cache(cache), log=logs2.append)
+    assert not any("adapted in" in s or "LQ" in s for s in logs2)
+    assert rd.section(again, [], "c", args) == rd.section(results, [], "c", args)

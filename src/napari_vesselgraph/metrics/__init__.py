@@ -5,12 +5,13 @@ functions are exported too. Physical units: pass ``physical=True`` (coordinates 
 ``scale``; radius and tolerances are then physical as well).
 
 Node/edge P/R/F1 and mAP depend on node density (:data:`DENSITY_DEPENDENT`); SMD, APLS, TOPO,
-Betti errors and the length metrics do not.
+Betti errors, the length metrics and junction F1 (:func:`junction_prf`) do not.
 """
 
 from ._geometry import match_points
 from .ap import average_precision, node_edge_map
 from .evaluate import DENSITY_DEPENDENT, GROUPS, LOWER_IS_BETTER, aggregate, evaluate, format_table
+from .junctions import junction_points, junction_prf
 from .length import length_metrics
 from .matching import match_nodes, node_edge_prf
 from .paths import apls, topo
@@ -18,21 +19,23 @@ from .smd import smd
 from .topology import betti_errors, betti_numbers
 
 __all__ = [
-    "evaluate",
     "DENSITY_DEPENDENT",
-    "LOWER_IS_BETTER",
     "GROUPS",
+    "LOWER_IS_BETTER",
     "aggregate",
+    "apls",
+    "average_precision",
+    "betti_errors",
+    "betti_numbers",
+    "evaluate",
     "format_table",
+    "junction_points",
+    "junction_prf",
+    "length_metrics",
     "match_nodes",
     "match_points",
-    "node_edge_prf",
     "node_edge_map",
-    "average_precision",
+    "node_edge_prf",
     "smd",
-    "apls",
     "topo",
-    "betti_numbers",
-    "betti_errors",
-    "length_metrics",
 ]

@@ -43,7 +43,7 @@ def junction_prf(pred: VesselGraph, gt: VesselGraph, radius: float = 6.0, physic
     t = junction_points(gt, radius, physical)
     if len(p) and len(t):
         ip, _, _ = match_points(p, t, radius)
-        matched = int(len(ip))
+        matched = len(ip)
     else:
         matched = 0
     prec = safe_ratio(matched, len(p))
