@@ -261,13 +261,16 @@ class Cache:
         self.rows[key] = result
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a+") as fh:
-                fh.seek(0, os.SEEK_END)
-                if fh.tell():  # after a half-written line, start a new one
-                    fh.seek(fh.tell() - 1)
-                    if fh.read(1) != "\n":
-                        fh.write("\n")
-                fh.write(json.dumps({"key": key, "result": result}, default=float) + "\n")
+            line = json.dumps({"key": key, "result": result}, default=float) + "\n"
+            # one O_APPEND write per row: pieces of the grid may run at once on the same file
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":  # after a half-written line, start a new one
+                    line = "\n" + line
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
 
 
 def make_key(**fields) -> str:
