@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from contextlib import contextmanager
@@ -390,7 +391,9 @@ def test_failed_write_graph_leaves_old_files(tmp_path, monkeypatch, fmt):
             f.flush()
             yield _CrashingFile(f, tmp_path)
 
-    monkeypatch.setattr(graphfiles, "atomic_write", crashing_atomic_write)
+    # each format module writes through its own atomic_write (io/formats/<fmt>.py)
+    module = importlib.import_module(f"napari_vesselgraph.io.formats.{fmt}")
+    monkeypatch.setattr(module, "atomic_write", crashing_atomic_write)
     other = _tree(3, (1.0, 1.0, 1.0))
     with pytest.raises(RuntimeError, match="simulated crash"):
         write_graph(other, tmp_path / f"g.{fmt}")
