@@ -255,3 +255,35 @@ def test_sigterm_ends_a_command_like_ctrl_c_and_handlers_are_restored(monkeypatc
     assert main(["checkpoints"]) == 130
     assert "cancelled" in capsys.readouterr().err
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+# ------------------------------------------------------------------ issue 19 items 11-13
+def _square_file(tmp_path, scale=(1.0, 1.0)):
+    g = VesselGraph(np.array([[0, 0], [0, 10], [10, 10], [10, 0], [20, 0]], float),
+                    [[0, 1], [1, 2], [2, 3], [3, 0], [3, 4]],
+                    node_attrs={"radius": np.array([1, 1, 4, 1, 1.0])}, scale=scale)
+    path = tmp_path / "square.graphml"
+    write_graph(g, path)
+    return path
+
+
+def test_export_swc_break_cycles(tmp_path, capsys):
+    src = _square_file(tmp_path)
+    assert main(["export", str(src), str(tmp_path / "a.swc")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--break-cycles" in err
+    assert main(["export", str(src), str(tmp_path / "a.swc"), "--break-cycles"]) == 0
+    out, err = capsys.readouterr()
+    assert "4 edges" in out and "1 edge removed" in out
+    warning = err.strip()
+    assert warning.startswith("vesselgraph: warning:") and "\n" not in warning and "3-0" in warning
+    back = read_graph(tmp_path / "a.swc")
+    assert back.n_edges == 4 and back.metadata["swc_removed_edges"] == [[3, 0]]
+    assert main(["export", str(src), str(tmp_path / "b.swc"), "--break-cycles", "--root", "4"]) == 0
+    assert read_graph(tmp_path / "b.swc").metadata["swc_roots"] == [4]
+    capsys.readouterr()
+    for extra, needle in ((["--root", "9"], "root node 9"), (["--break-cycles"], "SWC output")):
+        target = "c.swc" if "--root" in extra else "c.json"
+        assert main(["export", str(src), str(tmp_path / target), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("vesselgraph: error:") and needle in err and "\n" not in err

@@ -191,10 +191,22 @@ def _cmd_info(args) -> int:
 def _cmd_convert(args) -> int:
     from .io import check_graph_output, read_graph, write_graph
 
-    check_graph_output(args.output)
+    fmt = check_graph_output(args.output)
+    tree = {}
+    if args.break_cycles or args.root is not None:
+        if fmt != "swc":
+            raise VesselGraphError("--break-cycles and --root apply to SWC output (.swc) only")
+        tree = {"break_cycles": args.break_cycles, "root": args.root}
     g = read_graph(args.input)
-    paths = write_graph(g, args.output)
-    print(f"{g.n_nodes} nodes, {g.n_edges} edges -> {', '.join(paths)}")
+    paths = write_graph(g, args.output, **tree)
+    removed = 0
+    if args.break_cycles:  # a forest keeps one edge fewer than nodes per connected component
+        from .graph.morphometrics import connected_components
+
+        removed = g.n_edges - (g.n_nodes - connected_components(g)[0])
+    n_edges = g.n_edges - removed
+    print(f"{g.n_nodes} nodes, {n_edges} edges -> {', '.join(paths)}"
+          + (f" ({removed} edge{'s' if removed > 1 else ''} removed to break cycles)" if removed else ""))
     return 0
 
 
@@ -334,6 +346,15 @@ def build_parser() -> argparse.ArgumentParser:
     cv = sub.add_parser("convert", aliases=["export"], help="convert a graph file to another format")
     cv.add_argument("input")
     cv.add_argument("output")
+    cv.add_argument(
+        "--break-cycles", action="store_true",
+        help="SWC only: write the graph's spanning forest instead of refusing a graph with cycles; the removed "
+             "edges are listed (warning line and the file's metadata)",
+    )  # fmt: skip
+    cv.add_argument(
+        "--root", type=int, default=None, metavar="NODE",
+        help="SWC only: node index the tree starts from (default: the node of largest radius in each component)",
+    )  # fmt: skip
     cv.set_defaults(func=_cmd_convert)
 
     sy = sub.add_parser("synth", help="write a synthetic dataset folder")

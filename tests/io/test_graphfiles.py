@@ -11,7 +11,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from napari_vesselgraph.errors import GraphFileError, VesselGraphError
+from napari_vesselgraph.errors import GraphFileError, GraphFileWarning, VesselGraphError
 from napari_vesselgraph.graph import VesselGraph
 from napari_vesselgraph.io import FORMATS, atomic_write, read_graph, write_graph
 from napari_vesselgraph.io import graphfiles
@@ -188,6 +188,41 @@ def test_swc_refuses_cycles(tmp_path):
     loop = VesselGraph(np.zeros((2, 2)), [[0, 1], [1, 1]])
     with pytest.raises(VesselGraphError, match="self loop"):
         write_graph(loop, tmp_path / "l.swc")
+
+
+def test_swc_break_cycles_writes_the_spanning_forest_and_reports_the_removed_edges(tmp_path):
+    # a square 0-1-2-3 with a tail 3-4; node 2 has the largest radius, so the tree grows from it
+    nodes = np.array([[0, 0], [0, 10], [10, 10], [10, 0], [20, 0]], float)
+    g = VesselGraph(nodes, [[0, 1], [1, 2], [2, 3], [3, 0], [3, 4]],
+                    node_attrs={"radius": np.array([1, 1, 4, 1, 1.0])}, scale=(0.5, 0.5))
+    with pytest.warns(GraphFileWarning, match=r"1 edge closing cycles.*root node 2\).*3-0") as rec:
+        [p] = write_graph(g, tmp_path / "c.swc", break_cycles=True)
+    assert len(rec) == 1 and "\n" not in str(rec[0].message)
+    back = read_graph(p)
+    assert back.n_nodes == 5 and back.n_edges == 4
+    assert {tuple(sorted(e)) for e in back.edges.tolist()} == {(0, 1), (1, 2), (2, 3), (3, 4)}
+    assert back.metadata["swc_removed_edges"] == [[3, 0]] and back.metadata["swc_roots"] == [2]
+    rows = [line.split() for line in open(p) if line.strip() and not line.startswith("#")]
+    assert rows[0][0] == "3" and rows[0][6] == "-1"  # the root (node 2, sample 3) comes first, no parent
+    # a chosen root; a tree with a root loses nothing and warns nothing
+    with pytest.warns(GraphFileWarning, match="root node 4"):
+        write_graph(g, tmp_path / "r.swc", break_cycles=True, root=4)
+    tree = VesselGraph(nodes, [[0, 1], [1, 2], [2, 3], [3, 4]])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        [p] = write_graph(tree, tmp_path / "t.swc", root=3)
+    rows = [line.split() for line in open(p) if line.strip() and not line.startswith("#")]
+    assert rows[0][0] == "4" and rows[0][6] == "-1"
+    # root alone does not break cycles; the options are for SWC only; a bad root is one clear error
+    with pytest.raises(VesselGraphError, match="break-cycles"):
+        write_graph(g, tmp_path / "x.swc", root=4)
+    with pytest.raises(VesselGraphError, match="SWC files only"):
+        write_graph(g, tmp_path / "x.graphml", break_cycles=True)
+    with pytest.raises(VesselGraphError, match="root node 9 does not exist"):
+        write_graph(g, tmp_path / "x.swc", break_cycles=True, root=9)
+    assert not list(tmp_path.glob("x*"))
 
 
 def test_swc_layout(tmp_path):

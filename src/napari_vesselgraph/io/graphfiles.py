@@ -28,7 +28,8 @@ Formats (chosen from the file suffix, or by ``format=``):
     lines); every other attribute is dropped. Positions are physical (``x y z = pos * scale``; a 2D
     graph gets ``z = 0``). Sample ids are node index + 1 and parents come before their children
     (breadth-first from the lowest-numbered node of each connected component); reading sorts by id, so
-    the node order comes back. Only trees and forests can be stored: a graph with a cycle is refused.
+    the node order comes back. Only trees and forests can be stored: a graph with a cycle is refused, unless
+    ``write_graph(..., break_cycles=True)`` writes its spanning forest (the removed edges are reported).
 ``.vtk`` — legacy VTK PolyData, ASCII
     Opens in ParaView. ``POINTS`` are physical ``x y z`` (napari order reversed, times the scale;
     2D graphs get ``z = 0``), each edge is a 2-point ``LINES`` cell, and numeric and bool node and
@@ -178,16 +179,30 @@ def _valid(path: str, g: VesselGraph) -> VesselGraph:
     )
 
 
-def write_graph(graph: VesselGraph, path, format: str | None = None) -> list[str]:
+def write_graph(
+    graph: VesselGraph, path, format: str | None = None, *, break_cycles: bool = False, root: int | None = None
+) -> list[str]:
     """Write ``graph`` to ``path``; returns the paths written (the CSV format writes three files).
 
     See the module docstring for what each format keeps: GraphML, JSON and CSV keep everything; SWC
     keeps only coordinates, edges, ``radius``, ``swc_type``, scale and metadata (and refuses graphs
     with cycles); VTK keeps everything except string attributes.
+
+    SWC only: ``break_cycles=True`` writes the graph's spanning forest instead of refusing a graph with a
+    cycle (the removed edges are reported in a :class:`GraphFileWarning`); ``root`` is the node index its
+    tree starts from (default: each component's node of largest ``radius``). See
+    :func:`napari_vesselgraph.graph.trees.spanning_forest`.
     """
     if not isinstance(graph, VesselGraph):
         raise VesselGraphError(f"write_graph needs a VesselGraph, got {type(graph).__name__}")
     fmt = graph_format(path, format)
+    tree_options = {}
+    if break_cycles or root is not None:
+        if fmt != "swc":
+            raise VesselGraphError(
+                f"breaking cycles and choosing a root apply to SWC files only, not {DESCRIPTIONS[fmt]}"
+            )
+        tree_options = {"break_cycles": bool(break_cycles), "root": root}
     path = os.fspath(path)
     if os.path.isdir(path):
         raise GraphFileError(path, "is a folder; give a file name")
@@ -195,7 +210,7 @@ def write_graph(graph: VesselGraph, path, format: str | None = None) -> list[str
     if not os.path.isdir(folder):
         raise GraphFileError(path, f"the folder {folder} does not exist")
     try:
-        return WRITERS[fmt](graph, path)
+        return WRITERS[fmt](graph, path, **tree_options)
     except OSError as e:
         raise GraphFileError(path, f"cannot write: {e.strerror or e}") from None
 

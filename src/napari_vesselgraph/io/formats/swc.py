@@ -7,14 +7,21 @@ SWC keeps only coordinates, edges, the node attributes ``radius`` (pixels; store
 lines); every other attribute is dropped. Positions are physical (``x y z = pos * scale``; a 2D
 graph gets ``z = 0``). Sample ids are node index + 1 and parents come before their children
 (breadth-first from the lowest-numbered node of each connected component); reading sorts by id, so
-the node order comes back. Only trees and forests can be stored: a graph with a cycle is refused.
+the node order comes back. Only trees and forests can be stored: a graph with a cycle is refused, unless
+``break_cycles=True`` (``vesselgraph export --break-cycles``): then the graph's shortest-path spanning forest
+(:func:`napari_vesselgraph.graph.trees.spanning_forest`) is written, rooted at ``root`` (a node index) or at
+each component's node of largest radius, the removed edges are reported in one
+:class:`~napari_vesselgraph.errors.GraphFileWarning` and recorded in the metadata (``swc_removed_edges``, node
+index pairs; ``swc_roots``). ``root`` alone makes that node the first sample of its tree (parent -1).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from ...errors import GraphFileError, VesselGraphError
+from ...errors import GraphFileError, GraphFileWarning, VesselGraphError
 from ...graph.core import (
     VesselGraph,
     _parse_metadata,
@@ -44,11 +51,7 @@ def _forest_order(graph: VesselGraph, path: str) -> tuple[np.ndarray, np.ndarray
         ra, rb = find(a), find(b)
         if ra == rb:
             what = "a self loop" if a == b else f"a cycle (edge {a}-{b} closes a loop)"
-            raise GraphFileError(
-                path,
-                f"the graph has {what}; SWC can only store trees and forests. "
-                "Save it as GraphML (.graphml) or JSON (.json) instead",
-            )
+            raise GraphFileError(path, _cycle_problem(what))
         root[ra] = rb
     adj: list[list[int]] = [[] for _ in range(n)]
     for a, b in edges.tolist():
@@ -75,8 +78,49 @@ def _forest_order(graph: VesselGraph, path: str) -> tuple[np.ndarray, np.ndarray
     return np.array(order, dtype=np.int64), parent
 
 
-def _write_swc(graph: VesselGraph, path: str) -> list[str]:
-    order, parent = _forest_order(graph, path)
+def _cycle_problem(what: str) -> str:
+    return (
+        f"the graph has {what}; SWC can only store trees and forests. Save it as GraphML (.graphml) or JSON "
+        "(.json) instead, or break the cycles (vesselgraph export --break-cycles; write_graph(..., break_cycles=True))"
+    )
+
+
+def _tree_order(graph: VesselGraph, path: str, break_cycles: bool, root):
+    """(graph to write, order, parent, report): the spanning forest from ``root``; ``report`` is the warning
+    text naming the removed edges (None when none was removed)."""
+    from ...graph.trees import format_edges, spanning_forest
+
+    forest = spanning_forest(graph, root=root)
+    if forest.n_removed and not break_cycles:
+        a, b = forest.removed[0].tolist()
+        raise GraphFileError(path, _cycle_problem(f"a cycle (edge {a}-{b} closes a loop)"))
+    g = forest.graph
+    report = None
+    if forest.n_removed:
+        k, roots = forest.n_removed, forest.roots
+        g.metadata["swc_removed_edges"] = forest.removed.tolist()
+        g.metadata["swc_roots"] = list(roots)
+        report = (
+            f"{path}: SWC stores trees only, so {k} edge{'s' if k > 1 else ''} closing cycles "
+            f"{'were' if k > 1 else 'was'} left out (kept: the shortest-path tree from root node"
+            f"{'s' if len(roots) > 1 else ''} {_roots_text(roots)}); removed (node indices): "
+            f"{format_edges(forest.removed)}; all are listed in the file's metadata 'swc_removed_edges'"
+        )
+    return g, forest.order, forest.parent, report
+
+
+def _roots_text(roots: list[int], limit: int = 5) -> str:
+    text = ", ".join(str(r) for r in roots[:limit])
+    return text + (f", … ({len(roots) - limit} more)" if len(roots) > limit else "")
+
+
+def _write_swc(graph: VesselGraph, path: str, break_cycles: bool = False, root: int | None = None) -> list[str]:
+    """Write ``graph`` as SWC; ``break_cycles``/``root``: see the module docstring."""
+    report = None
+    if break_cycles or root is not None:
+        graph, order, parent, report = _tree_order(graph, path, break_cycles, root)
+    else:
+        order, parent = _forest_order(graph, path)
     scale = np.asarray(graph.scale, dtype=float)
     phys = graph.nodes * scale  # napari order
     xyz = np.zeros((graph.n_nodes, 3))
@@ -115,6 +159,8 @@ def _write_swc(graph: VesselGraph, path: str) -> list[str]:
                 f"{i + 1} {int(types[i])} {_fmt_float(xyz[i, 0])} {_fmt_float(xyz[i, 1])} {_fmt_float(xyz[i, 2])} "
                 f"{_fmt_float(radius[i])} {p + 1 if p >= 0 else -1}\n"
             )
+    if report is not None:  # after the write: a failed write reports its error, not this
+        warnings.warn(report, GraphFileWarning, stacklevel=3)
     return [path]
 
 
