@@ -186,6 +186,28 @@ def test_save_swc_of_a_cyclic_graph_writes_nothing(make_napari_viewer, qtbot, no
     assert notes["error"] and "cycle" in notes["error"][-1] and "GraphML" in notes["error"][-1]
 
 
+def test_save_swc_with_cycles_broken_from_the_dialog(make_napari_viewer, qtbot, notes, tmp_path, monkeypatch):
+    from napari_vesselgraph._napari import _inspector_widget as mod
+
+    viewer = make_napari_viewer()
+    graph = make_graph_2d()  # has the cycle 0-1-2-3
+    add_graph_to_viewer(viewer, graph, name="loop")
+    widget = make_inspector(viewer)
+    wait_result(qtbot, widget)
+    assert widget.save_graph(tmp_path / "refused.swc") == []
+    assert "spanning tree" in notes["error"][-1]  # the refusal names the way out
+    target = tmp_path / "tree"
+    monkeypatch.setattr(
+        mod.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), mod.FILE_FILTERS["swc_tree"]))
+    )
+    widget.save_button.click()
+    back = read_graph(tmp_path / "tree.swc")
+    removed = back.metadata["swc_removed_edges"]
+    assert removed and back.n_nodes == graph.n_nodes and back.n_edges == graph.n_edges - len(removed)
+    assert any("left out" in m for m in notes["warning"])
+    assert any(f"{back.n_edges:,} edges" in m for m in notes["info"])
+
+
 def test_save_button_uses_the_file_dialog(make_napari_viewer, qtbot, notes, tmp_path, monkeypatch):
     from napari_vesselgraph._napari import _inspector_widget as mod
 

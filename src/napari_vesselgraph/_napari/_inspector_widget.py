@@ -57,6 +57,7 @@ FILE_FILTERS = {
     "json": "JSON node-link (*.json)",
     "csv": "CSV node + edge tables (*.csv)",
     "swc": "SWC, trees only (*.swc)",
+    "swc_tree": "SWC, cycles broken into a spanning tree (*.swc)",
     "vtk": "VTK polydata (*.vtk)",
 }
 STAT_ROWS = [
@@ -703,27 +704,46 @@ class InspectorWidget(QWidget):
             return
         if not Path(path).suffix:
             fmt = next((k for k, v in FILE_FILTERS.items() if v == chosen), "graphml")
-            path += f".{fmt}"
-        self.save_graph(path)
+            path += f".{fmt.removesuffix('_tree')}"
+        self.save_graph(path, break_cycles=chosen == FILE_FILTERS["swc_tree"] and path.lower().endswith(".swc"))
 
-    def save_graph(self, path: str | Path, format: str | None = None) -> list[str]:
+    def save_graph(self, path: str | Path, format: str | None = None, break_cycles: bool = False) -> list[str]:
         """Write the chosen graph, as it is now in the layers, to ``path`` (format from the suffix).
 
         Problems (no graph, unknown format, a cycle in a graph saved as SWC, ...) become an error notification
-        and nothing is written; returns the written paths (empty on failure).
+        and nothing is written; returns the written paths (empty on failure). ``break_cycles`` (SWC): write the
+        spanning forest instead (``io.write_graph``); the removed edges become a warning notification.
         """
+        import warnings
+
+        from ..errors import GraphFileWarning
         from ..io import write_graph
 
         try:
             graph = self.current_graph()
-            written = write_graph(graph, str(path), format=format)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", GraphFileWarning)
+                written = write_graph(graph, str(path), format=format, break_cycles=break_cycles)
         except VesselGraphError as e:
-            notify("error", f"Nothing was saved: {e}")
+            hint = ""
+            if "SWC can only store trees" in str(e):
+                hint = f". Or choose '{FILE_FILTERS['swc_tree'].split(' (')[0]}' as the file type"
+            notify("error", f"Nothing was saved: {e}{hint}")
             return []
         except OSError as e:
             notify("error", f"Nothing was saved: cannot write {path}: {e}")
             return []
-        notify("info", f"Saved {graph.n_nodes:,} nodes and {graph.n_edges:,} edges to {', '.join(written)}")
+        for w in caught:
+            if issubclass(w.category, GraphFileWarning):
+                notify("warning", str(w.message))
+            else:  # pragma: no cover - not ours: pass it on
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        n_edges = graph.n_edges
+        if break_cycles:  # the forest written: one edge fewer than nodes per connected component
+            from ..graph.morphometrics import connected_components
+
+            n_edges = min(n_edges, graph.n_nodes - connected_components(graph)[0])
+        notify("info", f"Saved {graph.n_nodes:,} nodes and {n_edges:,} edges to {', '.join(written)}")
         return list(written)
 
     def copy_to_console(self) -> dict[str, Any] | None:
