@@ -114,7 +114,33 @@ def test_cancel_before_any_checkpoint_writes_the_current_state(method, tiny_chec
         log=lambda s: None,
     )
     _, meta = ck.load_checkpoint(path)
-    assert meta["adaptation"]["cancelled"] is True and meta["adaptation"]["steps_done"] == 1
+    if method == "translation":
+        assert meta["adaptation"]["cancelled"] is True and meta["adaptation"]["steps_done"] == 1
+    else:  # the source, measured on the held-out samples first, is the last good checkpoint
+        assert meta["adaptation"]["source_weights"] is True and meta["adaptation"]["steps_done"] == 0
+        assert meta["adaptation"]["after"]["step"] == 0
+
+
+def test_source_is_kept_when_no_step_beats_it(tiny_checkpoint, fundus_folder, tmp_path):
+    """The source model (with thresholds chosen on the held-out samples) is the first candidate: an adaptation
+    that only gets worse returns it, and says so."""
+    src_model, _ = ck.load_checkpoint(tiny_checkpoint)
+    lines = []
+    path = adapt(
+        base_config(tiny_checkpoint, fundus_folder, steps=2, lr=5.0, val_every=1, out=str(tmp_path / "w.safetensors")),
+        log=lines.append,
+    )
+    model, meta = ck.load_checkpoint(path)
+    ad = meta["adaptation"]
+    scores = [h["score"] for h in ad["history"] if h["kind"] == "val"]
+    assert ad["before"]["score"] is not None and len(scores) == 2
+    if max(scores) <= ad["before"]["score"]:
+        assert ad["after"]["step"] == 0 and ad["source_weights"] is True
+        a, b = src_model.state_dict(), model.state_dict()
+        assert all((a[k] == b[k]).all() for k in a)
+        assert any("keeps the source weights" in s for s in lines)
+    else:  # a step beat the source: that step is kept
+        assert ad["after"]["step"] in (1, 2) and ad["after"]["score"] == max(scores)
 
 
 def test_translation_applies_the_generator_at_inference(tiny_checkpoint, fundus_folder, tmp_path):

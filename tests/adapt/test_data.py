@@ -68,3 +68,37 @@ def test_target_sampler_patches(fundus_folder):
     )
     small = prepare(np.random.default_rng(0).random((20, 40, 3)), meta, (32, 32))
     assert small.shape == (1, 32, 40)
+
+
+def test_zoom_number_resamples_samples_and_records_reference(fundus_folder):
+    """A numeric zoom brings every target sample to the model's scale: images shrunk, graphs scaled and
+    re-spaced, and a scale reference that makes predict's automatic zoom pick about that factor."""
+    cfg = AdaptConfig.from_dict({"target": str(fundus_folder), "shots": 2, "zoom": 0.5})
+    ref = load_target(AdaptConfig.from_dict({"target": str(fundus_folder), "shots": 2, "zoom": 1}), 2, meta={})
+    d = load_target(cfg, 2, meta={"postprocess": {"spacing": 10.0}})
+    assert not ref.zoomed and d.zoomed
+    for a, b in zip(ref.shots + ref.heldout, d.shots + d.heldout):
+        assert a.id == b.id and b.image.shape[:2] == (32, 32) and b.image.shape[2:] == a.image.shape[2:]
+        assert b.graph.nodes.max() <= 32 and b.graph.nodes.min() >= -0.5
+        # lengths halve (re-spacing keeps the paths within 1 px)
+        la, lb = a.graph.edge_lengths(False).sum(), b.graph.edge_lengths(False).sum()
+        assert lb == pytest.approx(la / 2, rel=0.15)
+    assert {k for k, _ in d.zoom} == {s.id for s in d.shots + d.heldout} and all(z == 0.5 for _, z in d.zoom)
+
+
+def test_zoom_auto_needs_a_scale_reference(fundus_folder):
+    cfg = AdaptConfig.from_dict({"target": str(fundus_folder), "shots": 2})
+    assert cfg.zoom == "auto" and cfg.selection == "graph"
+    assert not load_target(cfg, 2, meta={}).zoomed  # no reference: the images as they are
+    # a tiny reference radius: structures look wide, so the images are shrunk as predict would shrink them
+    d = load_target(cfg, 2, meta={"scale_reference": {"radius_p90": 0.3}})
+    assert d.zoomed and any(z < 1 for _, z in d.zoom) and all(z <= 1 for _, z in d.zoom)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 9, "half", True])
+def test_zoom_and_select_by_validated(fundus_folder, bad):
+    with pytest.raises(VesselGraphError, match="zoom"):
+        AdaptConfig.from_dict({"target": str(fundus_folder), "zoom": bad})
+    with pytest.raises(VesselGraphError, match="select_by"):
+        AdaptConfig.from_dict({"target": str(fundus_folder), "select_by": "best"})
+    assert AdaptConfig.from_dict({"target_domain": "vessel2d-fundus", "shots": 1}).selection == "f1"

@@ -51,7 +51,7 @@ def adapt(
         torch.set_num_threads(int(cfg.threads))
     device = select_device(cfg.device)
     model, meta = load_checkpoint(cfg.checkpoint, device="cpu")
-    data = load_target(cfg, model.cfg.ndim, log=log)
+    data = load_target(cfg, model.cfg.ndim, log=log, meta=meta)
     out = loop.output_path(cfg, meta, data)
     from ..io import check_writable
 

@@ -13,6 +13,9 @@ METHODS = ("contrastive", "finetune", "adversarial", "translation")
 #: which parameters train (see :func:`napari_vesselgraph.adapt.loop.select_trainable`)
 TRAIN_LAYERS = ("all", "decoder+heads", "heads")
 
+#: held-out selection scores (see ``AdaptConfig.select_by``)
+SELECT_BY = ("auto", "f1", "graph")
+
 
 @dataclass
 class AdaptConfig:
@@ -26,6 +29,15 @@ class AdaptConfig:
       selection and thresholds (at least one when there are two or more samples; 0: none).
     - ``temperature``/``align_weight``: SupCon temperature; weight of the contrastive or adversarial term.
     - ``train_layers``: ``"all"``, ``"decoder+heads"`` (backbone and encoder frozen) or ``"heads"``.
+    - ``zoom``: the scale the target images are adapted (and later predicted) at. ``"auto"``: each 2D image is
+      shrunk as ``predict``'s automatic zoom would shrink it (from the source checkpoint's scale reference;
+      nothing without one); a number: every target image is resampled by it (e.g. 0.25 for 30 cm satellite
+      tiles), and the adapted checkpoint records the scale reference that makes ``predict`` choose about that
+      zoom on such images; ``1``: the images as they are.
+    - ``select_by``: the held-out score that picks the step and the thresholds. ``"f1"``: (node F1 + edge F1)
+      / 2; ``"graph"``: (length quality + junction F1) / 2, which does not depend on how densely the true
+      graphs' nodes lie (real annotations: skeletonised masks, traces); ``"auto"``: ``graph`` for a target
+      folder, ``f1`` for a synthetic target domain.
     """
 
     method: str = "contrastive"
@@ -49,6 +61,8 @@ class AdaptConfig:
     max_minutes: float | None = None
     # additions beyond the widget contract (all optional)
     val_every: int | None = None  # None: steps // 3 (at least 25)
+    zoom: float | str = "auto"  # see the class docstring
+    select_by: str = "auto"  # see the class docstring
     command: str | None = None  # recorded in the checkpoint metadata (the CLI fills it in)
 
     @classmethod
@@ -101,9 +115,24 @@ class AdaptConfig:
         vf = _float(self, "val_fraction")
         if not 0.0 <= vf < 1.0:
             raise VesselGraphError(f"val_fraction must be in [0, 1), got {vf}")
+        if self.select_by not in SELECT_BY:
+            raise VesselGraphError(f"select_by must be one of {', '.join(SELECT_BY)}, got {self.select_by!r}")
+        if isinstance(self.zoom, str) and self.zoom.strip().lower() == "auto":
+            self.zoom = "auto"
+        else:
+            z = _float(self, "zoom")
+            if not 0.0 < z <= 8.0:
+                raise VesselGraphError(f"zoom must be 'auto' or a factor in (0, 8], got {self.zoom!r}")
         if self.max_minutes is not None and _float(self, "max_minutes") <= 0:
             raise VesselGraphError(f"max_minutes must be positive, got {self.max_minutes}")
         return self
+
+    @property
+    def selection(self) -> str:
+        """``select_by`` with ``auto`` resolved: ``graph`` for a target folder, ``f1`` for a synthetic domain."""
+        if self.select_by != "auto":
+            return self.select_by
+        return "graph" if self.target is not None else "f1"
 
     @property
     def eval_every(self) -> int:

@@ -15,6 +15,10 @@ same) or from a synthetic domain:
 Every image is normalised whole with the source checkpoint's input recipe (``model.preprocess``: an RGB
 target image becomes grey by luminance for a one-channel model), exactly as :func:`inference.predict` does,
 so an adapted checkpoint runs through the normal predict path.
+
+Before that, 2D target samples are brought to the scale the model works at (:func:`apply_zoom`, the config's
+``zoom``): a model that ``predict`` runs on a photo shrunk by 0.5 is adapted on the shots shrunk by 0.5 (their
+graphs scaled and re-spaced like the training graphs), and judged on the held-out samples at that scale.
 """
 
 from __future__ import annotations
@@ -50,6 +54,13 @@ class TargetData:
     heldout: list[TargetSample] = field(default_factory=list)
     unlabelled: list[TargetSample] = field(default_factory=list)  # images only (translation)
     synthetic: bool = False
+    zoom: list = field(default_factory=list)  # per sample (id, factor) when the samples were resampled
+    scale_reference: dict | None = None  # what the adapted checkpoint records when ``zoom`` is a number
+
+    @property
+    def zoomed(self) -> bool:
+        """Whether the samples are already at the model's scale (evaluate them with ``zoom=1``)."""
+        return bool(self.zoom)
 
     def ids(self, samples: list[TargetSample]) -> list:
         """Seeds of synthetic samples, ids of folder samples."""
@@ -63,11 +74,62 @@ def n_heldout_for(pool: int, val_fraction: float) -> int:
     return int(min(pool - 1, max(1, round(val_fraction * pool))))
 
 
-def load_target(cfg: AdaptConfig, ndim: int, log=print) -> TargetData:
-    """The K shots, held-out samples and (translation) unlabelled images of the target."""
-    if cfg.target is not None:
-        return _from_folder(cfg, ndim)
-    return _from_domain(cfg, ndim)
+def load_target(cfg: AdaptConfig, ndim: int, log=print, meta: dict | None = None) -> TargetData:
+    """The K shots, held-out samples and (translation) unlabelled images of the target, at the model's scale
+    (:func:`apply_zoom`; ``meta``: the source checkpoint's metadata)."""
+    data = _from_folder(cfg, ndim) if cfg.target is not None else _from_domain(cfg, ndim)
+    if ndim == 2 and not data.synthetic:
+        apply_zoom(data, cfg.zoom, meta or {}, log=log)
+    return data
+
+
+def apply_zoom(data: TargetData, zoom, meta: dict, log=print) -> None:
+    """Resample every 2D sample of ``data`` in place to the scale the model works at.
+
+    ``zoom="auto"``: each image by :func:`inference.autozoom.estimate_zoom` against the checkpoint's
+    ``scale_reference`` (as ``predict`` does; nothing without a reference); a number: every image by it, and
+    ``data.scale_reference`` becomes the median structure radius of the resampled labelled images, so that the
+    adapted checkpoint makes ``predict``'s automatic zoom pick about that factor on images like these. Graphs are
+    scaled and re-spaced ``spacing`` px apart (the checkpoint's clean-up setting, else 10).
+    """
+    from ..inference.autozoom import estimate_zoom, structure_radius, zoom_graph, zoom_image
+
+    ref = ((meta.get("scale_reference") or {}).get("radius_p90")) if isinstance(meta, dict) else None
+    if (zoom == "auto" and not ref) or (zoom != "auto" and float(zoom) == 1.0):
+        return
+    spacing = float(((meta.get("postprocess") or {}).get("spacing")) or 10.0)
+    groups = (data.shots, data.heldout, data.unlabelled)
+    factors = {}
+    for group in groups:
+        for s in group:
+            z = float(zoom) if zoom != "auto" else estimate_zoom(np.asarray(s.image), float(ref))
+            factors[s.id] = z
+    if all(abs(z - 1.0) < 1e-9 for z in factors.values()) and zoom == "auto":
+        return
+    for group in groups:
+        for i, s in enumerate(group):
+            z = factors[s.id]
+            if abs(z - 1.0) < 1e-9:
+                continue
+            img, real = zoom_image(s.image, z, 2)
+            g = None if s.graph is None else zoom_graph(s.graph, real, spacing)
+            group[i] = TargetSample(s.id, s.seed, img, g)
+    data.zoom = [[str(k), round(v, 4)] for k, v in factors.items()]
+    log(f"target images resampled to the model's scale: zoom {_zoom_summary(factors.values())}")
+    if zoom != "auto":
+        radii = [structure_radius(np.asarray(s.image, np.float32)) for s in data.shots + data.heldout + data.unlabelled]
+        radii = [r for r in radii if r is not None]
+        if radii:
+            data.scale_reference = {
+                "radius_p90": round(float(np.median(radii)), 3),
+                "source": f"median structure radius of the target images resampled by zoom {float(zoom)} "
+                "(adapt): predict's automatic zoom shrinks images like them by about that factor",
+            }
+
+
+def _zoom_summary(values) -> str:
+    v = sorted(float(x) for x in values)
+    return f"{v[0]:.3f}" if v[0] == v[-1] else f"{v[0]:.3f}-{v[-1]:.3f}"
 
 
 def _check_ndim(graph_or_image_ndim: int, ndim: int, where: str) -> None:

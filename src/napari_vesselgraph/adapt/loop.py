@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import VesselGraphError
 from ..model.loop import (  # noqa: F401 - free_device: its old place
+    STOP_CANCELLED,
     STOP_MAX_STEPS,
     StepOutput,
     TrainingLoop,
@@ -82,25 +83,29 @@ def predictor_input_meta(model, meta: dict) -> dict:
     return m
 
 
-def evaluate_heldout(model, meta: dict, samples, device, sweep: bool = True) -> dict | None:
+def evaluate_heldout(
+    model, meta: dict, samples, device, sweep: bool = True, zoom=None, select_by: str = "f1"
+) -> dict | None:
     """Whole-sample metrics (``inference.predict``) of ``model`` on labelled samples, averaged.
 
     The raw graphs are finished as ``predict`` finishes them (:func:`inference.postprocess.finish_graph` with
     the checkpoint's clean-up settings). With ``sweep`` the node/edge thresholds are picked on these samples
     (:func:`model.thresholds.select_thresholds` over ``THRESHOLD_GRID``, best ``(node_f1 + edge_f1) / 2``);
-    otherwise the checkpoint's thresholds are used. Returns ``None`` without samples. The model is left in the
-    mode it was in.
+    otherwise the checkpoint's thresholds are used. ``zoom``: ``predict``'s (``1.0`` for samples already at the
+    model's scale, :func:`.data.apply_zoom`). ``select_by``: the score (``model.thresholds.SCORES``) that picks
+    the thresholds and is returned as ``score``. Returns ``None`` without samples. The model is left in the mode
+    it was in.
     """
     if not samples:
         return None
     from ..inference import predict
     from ..model.predictor import PatchPredictor
-    from ..model.thresholds import cleanup_settings, select_thresholds
+    from ..model.thresholds import SCORES, cleanup_settings, select_thresholds
 
     was_training = model.training
     pred = PatchPredictor(model, meta, device=device)
     try:
-        raws = [predict(s.image, predictor=pred, keep_raw=True) for s in samples]
+        raws = [predict(s.image, predictor=pred, keep_raw=True, zoom=zoom) for s in samples]
     finally:
         model.train(was_training)
     _, _, out = select_thresholds(
@@ -113,6 +118,8 @@ def evaluate_heldout(model, meta: dict, samples, device, sweep: bool = True) -> 
         default=(pred.node_threshold, pred.edge_threshold),
         groups=EVAL_GROUPS,
         smd_points=300,
+        score_fn=SCORES[select_by][0],
+        score_groups=SCORES[select_by][1],
     )
     out["n"] = len(samples)
     return out
@@ -121,7 +128,8 @@ def evaluate_heldout(model, meta: dict, samples, device, sweep: bool = True) -> 
 def short_metrics(m: dict | None) -> dict | None:
     if m is None:
         return None
-    keys = ("node_f1", "edge_f1", "smd", "node_precision", "node_recall", "edge_precision", "edge_recall", "score")
+    keys = ("node_f1", "edge_f1", "smd", "node_precision", "node_recall", "edge_precision", "edge_recall",
+            "length_quality", "junction_f1", "score")  # fmt: skip
     out = {k: round(float(m[k]), 4) for k in keys if k in m and m[k] is not None and np.isfinite(m[k])}
     for k in ("node_threshold", "edge_threshold", "n", "step"):
         if k in m:
@@ -188,6 +196,10 @@ def adapted_meta(src_meta: dict, cfg: AdaptConfig, data: TargetData, out: Path, 
     }
     if cfg.method == "translation":
         ad["unlabelled_ids"] = data.ids(data.unlabelled)
+    if data.zoom:
+        ad["zoom"] = data.zoom  # (id, factor) the target images were resampled by
+    if data.scale_reference:
+        m["scale_reference"] = data.scale_reference
     ad.update(adaptation)
     m["adaptation"] = ad
     after = ad.get("after")
@@ -267,13 +279,16 @@ def run(
         lambda m, i, o: feats.__setitem__("x", o[0] if isinstance(o, tuple) else o)
     )
 
-    before = evaluate_heldout(model, meta, data.heldout, device)
+    held_kw = {"zoom": 1.0 if data.zoomed else None, "select_by": cfg.selection}
+    before = evaluate_heldout(model, meta, data.heldout, device, **held_kw)
     if before is not None:
-        log(f"before: node_f1 {before['node_f1']:.3f} edge_f1 {before['edge_f1']:.3f} smd {before['smd']:.4f}")
+        log(f"before: node_f1 {before['node_f1']:.3f} edge_f1 {before['edge_f1']:.3f} smd {before['smd']:.4f} "
+            f"score ({cfg.selection}) {before['score']:.3f}")  # fmt: skip
     history: list[dict] = []
     best_score, best_metrics, saved = -math.inf, None, False
+    best_after = -math.inf  # the best held-out score of an adapted step
 
-    def save(loop: TrainingLoop, metrics: dict | None, **extra) -> None:
+    def save(step: int, metrics: dict | None, **extra) -> None:
         nonlocal saved
         m = adapted_meta(
             meta,
@@ -283,7 +298,7 @@ def run(
             source,
             before=short_metrics(before),
             after=short_metrics(metrics),
-            steps_done=loop.step,
+            steps_done=step,
             history=history[-50:],
             wall_s=round(time.time() - t_start, 1),
             **extra,
@@ -299,25 +314,34 @@ def run(
         saved = True
 
     def validate(loop: TrainingLoop, reason: str) -> dict | None:
-        nonlocal best_score, best_metrics
+        nonlocal best_score, best_metrics, best_after
         step = loop.step
         if not data.heldout:
-            save(loop, None)
+            save(step, None)
             log(f"[{reason}] step {step}: no held-out samples; checkpoint written")
             return None
         tv = time.time()
-        met = evaluate_heldout(model, meta, data.heldout, device)
+        met = evaluate_heldout(model, meta, data.heldout, device, **held_kw)
         met["step"] = step
         history.append({"kind": "val", **short_metrics(met)})
+        best_after = max(best_after, met["score"])
         improved = met["score"] > best_score
         if improved:
             best_score, best_metrics = met["score"], met
-            save(loop, met)
+            save(step, met)
         log(
             f"[val {reason}] step {step} node_f1 {met['node_f1']:.3f} edge_f1 {met['edge_f1']:.3f} "
-            f"smd {met['smd']:.4f}{' (best, saved)' if improved else ''} [{time.time() - tv:.1f}s]"
+            f"smd {met['smd']:.4f} score {met['score']:.3f}{' (best, saved)' if improved else ''} "
+            f"[{time.time() - tv:.1f}s]"
         )
         return met
+
+    source_state = None
+    if before is not None:  # the source itself is the first candidate: the output is never worse on held-out
+        before["step"] = 0
+        best_score, best_metrics = before["score"], before
+        save(0, before, source_weights=True)
+        source_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
     b = cfg.batch_size
     row_domain = [0] * b + [1] * b
@@ -375,18 +399,19 @@ def run(
     )
     model.train()
     try:
-        loop.run(step_fn)
+        reason = loop.run(step_fn)
         if not saved:  # cancelled before anything was written: the current state, marked as such
-            save(loop, None, cancelled=True)
-        elif (
-            data.heldout
-            and best_metrics is not None
-            and before is not None
-            and best_metrics["score"] <= before["score"]
-        ):
+            save(loop.step, None, cancelled=True)
+        elif data.heldout and best_metrics is not None and best_metrics.get("step") == 0:
+            # written again with the whole history (the weights are the source's, kept aside)
+            model.load_state_dict(source_state)
+            extra = {"cancelled": True} if reason == STOP_CANCELLED else {}
+            save(0, before, source_weights=True, steps_trained=loop.step, **extra)
+            after = f"best after {best_after:.3f}" if math.isfinite(best_after) else "no adapted step measured"
             log(
                 f"WARNING: adaptation did not beat the source model on the held-out samples (score before "
-                f"{before['score']:.3f}, best after {best_metrics['score']:.3f})"
+                f"{before['score']:.3f}, {after}): the output keeps the source weights, with the thresholds "
+                "chosen on the held-out samples"
             )
     finally:
         hook.remove()

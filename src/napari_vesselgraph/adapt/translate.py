@@ -237,7 +237,7 @@ def run(
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    before = evaluate_heldout(model, meta, data.heldout, device, sweep=False)
+    before = evaluate_heldout(model, meta, data.heldout, device, sweep=False, zoom=1.0 if data.zoomed else None)
 
     nd, ch = mcfg.ndim, mcfg.in_channels
     tcfg = {"ndim": nd, "channels": ch, **DEFAULT_TRANSLATOR}
@@ -317,7 +317,7 @@ def run(
     def validate(loop: TrainingLoop, reason: str) -> dict | None:
         """Measure the held-out samples (the source's thresholds; nothing is selected) and write the translator."""
         g_ts.eval()
-        met = evaluate_heldout(model, meta, data.heldout, device, sweep=False)
+        met = evaluate_heldout(model, meta, data.heldout, device, sweep=False, zoom=1.0 if data.zoomed else None)
         g_ts.train()
         if met is not None:
             history.append({"kind": "val", "step": loop.step, **short_metrics(met)})

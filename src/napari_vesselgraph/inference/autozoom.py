@@ -75,3 +75,42 @@ def estimate_zoom(source, reference_radius: float, tolerance: float = 1.3) -> fl
     if r is None or r <= tolerance * reference_radius:
         return 1.0
     return float(max(AUTO_ZOOM_MIN, reference_radius / r))
+
+
+def zoom_image(image: np.ndarray, zoom, spatial_ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(resampled image, factors actually applied per spatial axis)``: ``image`` (channels last, if any)
+    resampled by ``zoom`` (one factor or one per spatial axis) with linear interpolation, smoothed first when
+    shrinking (anti-aliasing), as :func:`napari_vesselgraph.inference.predict` resamples with ``zoom``."""
+    from scipy import ndimage as ndi
+
+    img = np.asarray(image, dtype=np.float32)
+    spatial = img.shape[:spatial_ndim]
+    z = np.broadcast_to(np.asarray(zoom, dtype=float), (spatial_ndim,))
+    new_shape = tuple(max(1, int(round(n * f))) for n, f in zip(spatial, z))
+    real = np.asarray(new_shape, float) / np.asarray(spatial, float)
+    extra = (1.0,) * (img.ndim - spatial_ndim)
+    if np.all(real < 1):
+        sig = [max(0.0, (1 / f - 1) / 2) for f in real] + [0.0] * len(extra)
+        img = ndi.gaussian_filter(img, sig, mode="nearest")
+    out = ndi.zoom(img, tuple(real) + extra, order=1, mode="nearest", grid_mode=True)
+    return out, real
+
+
+def zoom_graph(graph, factors, spacing: float | None = None):
+    """``graph`` in the pixels of an image resampled by ``factors`` (:func:`zoom_image`): node positions and
+    radii scaled, the voxel size divided; with ``spacing`` the nodes are re-spaced about ``spacing`` px apart
+    along the paths (as the training graphs are)."""
+    from ..graph.core import VesselGraph
+
+    f = np.asarray(factors, float)
+    nodes = (np.asarray(graph.nodes, float) + 0.5) * f - 0.5
+    attrs = dict(graph.node_attrs)
+    if "radius" in attrs:
+        attrs["radius"] = np.asarray(attrs["radius"], float) * float(np.mean(f[-2:]))
+    scale = None if graph.scale is None else tuple(float(s) / float(k) for s, k in zip(graph.scale, f))
+    out = VesselGraph(nodes, graph.edges, attrs, dict(graph.edge_attrs), scale, dict(graph.metadata))
+    if spacing:
+        from ..importers._resample import resample
+
+        out = resample(out, float(spacing))
+    return out

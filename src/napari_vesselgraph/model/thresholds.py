@@ -14,7 +14,8 @@ settings ``postprocess.settings(None, meta)`` (the defaults, then the checkpoint
   clean-up settings too).
 
 Metrics: :func:`metrics.evaluate` at a matching radius of 3 px; the mean over the samples of each metric's
-finite values; ``score = (node_f1 + edge_f1) / 2`` unless a score function is given.
+finite values; ``score = (node_f1 + edge_f1) / 2`` unless a score function is given (:data:`SCORES`:
+``graph_score``, length quality and junction F1, for real annotations).
 """
 
 from __future__ import annotations
@@ -60,6 +61,19 @@ def candidates_to_raw(cand: dict, ndim: int | None = None):
 def score(metrics: dict) -> float:
     """``(node_f1 + edge_f1) / 2`` (a missing one counts 0)."""
     return 0.5 * (metrics.get("node_f1", 0.0) + metrics.get("edge_f1", 0.0))
+
+
+def graph_score(metrics: dict) -> float:
+    """``(length_quality + junction_f1) / 2``: a score that does not depend on how densely the true graph's
+    nodes are spaced (traced or skeletonised real annotations), unlike node/edge F1."""
+    return 0.5 * (metrics.get("length_quality", 0.0) + metrics.get("junction_f1", 0.0))
+
+
+#: selection scores by name (``AdaptConfig.select_by``) and the metric groups each needs
+SCORES: dict[str, tuple[Callable[[dict], float], tuple[str, ...]]] = {
+    "f1": (score, ("prf",)),
+    "graph": (graph_score, ("length", "junctions")),
+}
 
 
 def mean_metrics(rows: Sequence[dict]) -> dict:
@@ -117,14 +131,15 @@ def select_thresholds(
     radius: float = 3.0,
     smd_points: int | None = 200,
     score_fn: Callable[[dict], float] = score,
+    score_groups: Sequence[str] = ("prf",),
 ) -> tuple[float, float, dict]:
     """``(node_threshold, edge_threshold, metrics)``: the grid pair whose finished graphs score best.
 
     ``raws``: raw graphs (``predict(..., keep_raw=True)``) or patch candidate dicts; ``gts``: their true graphs;
     ``grid``: ``(node thresholds, edge thresholds)``, every pair is tried; ``cleanup``: the clean-up settings
     inference will use (default: :func:`cleanup_settings` ``()``, i.e. ``postprocess.DEFAULTS``; pass
-    ``cleanup_settings(meta)`` for a checkpoint). The pairs are scored on precision / recall metrics only
-    (the first best in grid order wins); ``metrics`` holds ``groups`` at the chosen pair, ``score``,
+    ``cleanup_settings(meta)`` for a checkpoint). The pairs are scored by ``score_fn`` on the metric groups
+    ``score_groups`` only (default: precision / recall; the first best in grid order wins); ``metrics`` holds ``groups`` at the chosen pair, ``score``,
     ``node_threshold`` and ``edge_threshold``. ``sweep=False``: no search, the metrics at ``default``.
     """
     cleanup = cleanup_settings() if cleanup is None else dict(cleanup)
@@ -135,10 +150,10 @@ def select_thresholds(
     best, best_pair = -np.inf, pairs[0]
     if len(pairs) > 1:
         for nt, et in pairs:
-            sc = score_fn(finished_metrics(raws, gts, nt, et, cleanup, groups=["prf"], **kw))
+            sc = score_fn(finished_metrics(raws, gts, nt, et, cleanup, groups=list(score_groups), **kw))
             if sc > best + 1e-9:
                 best, best_pair = sc, (nt, et)
-    out = finished_metrics(raws, gts, *best_pair, cleanup, groups=list(groups), **kw)
+    out = finished_metrics(raws, gts, *best_pair, cleanup, groups=list(dict.fromkeys([*groups, *score_groups])), **kw)
     out["score"] = float(score_fn(out))
     out["node_threshold"], out["edge_threshold"] = float(best_pair[0]), float(best_pair[1])
     return out["node_threshold"], out["edge_threshold"], out
