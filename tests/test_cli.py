@@ -287,3 +287,89 @@ def test_export_swc_break_cycles(tmp_path, capsys):
         assert main(["export", str(src), str(tmp_path / target), *extra]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("vesselgraph: error:") and needle in err and "\n" not in err
+
+
+def test_info_prints_lengths_with_their_unit(graph_file, tmp_path, capsys):
+    _, path = graph_file  # scale 0.5 µm per pixel
+    assert main(["info", str(path)]) == 0
+    rows = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert rows["total_length"] == "15 µm" and rows["mean_segment_length"] == "15 µm"
+    assert rows["mean_radius"] == "0.75 µm"  # mean radius 1.5 px at 0.5 µm per pixel
+    assert rows["scale"] == "0.5, 0.5 µm per pixel" and rows["length_unit"].startswith("µm")
+    plain = _square_file(tmp_path)  # no voxel size
+    assert main(["info", str(plain)]) == 0
+    rows = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert rows["total_length"] == "50 px" and rows["length_unit"].startswith("px (the graph has no voxel size")
+    assert main(["info", str(plain), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["length_unit"] == "px"
+
+
+def test_evaluate_labels_the_smd_unit(graph_file, capsys):
+    _, path = graph_file
+    assert main(["evaluate", "--pred", str(path), "--gt", str(path)]) == 0
+    out = capsys.readouterr().out
+    smd_line = next(line for line in out.splitlines() if line.startswith("smd "))
+    assert "px" in smd_line and "pixels" in smd_line
+    assert "demo reports SMD divided by the image size" in out
+    assert main(["evaluate", "--pred", str(path), "--gt", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["distance_unit"] == "px"
+    assert main(["evaluate", "--pred", str(path), "--gt", str(path), "--physical", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["distance_unit"] == "µm"
+
+
+def test_evaluate_warns_when_the_voxel_sizes_differ(graph_file, tmp_path, capsys):
+    g, path = graph_file  # 0.5 µm per pixel
+    other = tmp_path / "other.graphml"
+    write_graph(VesselGraph(g.nodes, g.edges, scale=(1.0, 1.0)), other)
+    assert main(["evaluate", "--pred", str(other), "--gt", str(path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["node_f1"] == 1.0  # same pixels: a perfect score, but now with a warning
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vesselgraph: warning:") and "voxel size" in lines[0]
+    assert "--physical" in lines[0]
+    half = tmp_path / "half.graphml"  # the same curves in µm: positions at twice the pixels, half the voxel size
+    write_graph(VesselGraph(g.nodes * 2, g.edges, scale=(0.25, 0.25)), half)
+    assert main(["evaluate", "--pred", str(half), "--gt", str(path), "--physical", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["smd"] == pytest.approx(0.0, abs=1e-6) and err == ""
+    assert main(["evaluate", "--pred", str(path), "--gt", str(path)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_synth_shape(tmp_path, capsys):
+    from napari_vesselgraph.io import load_image
+
+    out = tmp_path / "ds"
+    assert main(["synth", "--domain", "vessel2d-fluo", "-n", "1", "--shape", "48,80", "-o", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    image, _ = load_image(out / manifest["samples"][0]["image"])
+    assert image.shape[:2] == (48, 80)
+    for bad, needle in (("64,64,64", "is 2D"), ("64;x", "whole numbers"), ("8,64", "at least 16"),
+                        ("100000,100000", "at most")):
+        assert main(["synth", "--domain", "vessel2d-fluo", "-n", "1", "--shape", bad, "-o", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("vesselgraph: error:") and needle in err and "\n" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_demo_help_lists_the_samples(capsys):
+    from napari_vesselgraph.samples import sample_names
+
+    with pytest.raises(SystemExit) as done:
+        main(["demo", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "samples:" in out and all(name in out for name in sample_names())
+
+
+def test_demo_output_says_which_scale_its_smd_is_on(tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path / "d"), "--sample", "vessel2d-fluo", "--method", "skeleton"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "SMD" in x)
+    assert "of the image side" in line and " px)" in line
+
+
+def test_demo_output_folder_is_git_ignored():
+    from pathlib import Path
+
+    ignore = Path(__file__).resolve().parents[1] / ".gitignore"
+    assert "vesselgraph-demo/" in ignore.read_text().split()

@@ -116,7 +116,9 @@ def _cmd_demo(args) -> int:
 
 def _evaluate_dataset(args) -> dict:
     """Predict every sample of a dataset folder (or annotation store) and score it against its graph; the mean
-    and standard deviation of every metric over the samples, plus ``n``."""
+    and standard deviation of every metric over the samples, plus ``n`` and ``distance_unit`` (``px``, or with
+    ``--physical`` the ground truths' length unit)."""
+    from .graph import length_unit
     from .inference import predict
     from .metrics import aggregate, evaluate
     from .synth import iter_dataset, read_dataset
@@ -132,22 +134,29 @@ def _evaluate_dataset(args) -> dict:
 
         predictor = make_predictor(args.checkpoint, device=args.device)
     rows = []
+    units = set()
     progress = TextProgress("evaluate")
     try:
         for i, rec in enumerate(iter_dataset(args.dataset, split=args.split)):
             pred = predict(rec.image, method=args.method, predictor=predictor, scale=rec.graph.scale)
-            rows.append(evaluate(pred, rec.graph, radius=args.radius))
+            rows.append(evaluate(pred, rec.graph, radius=args.radius, physical=args.physical))
+            units.add(length_unit(rec.graph) if args.physical else "px")
             progress(i + 1, len(records), {"sample": rec.id})
     finally:
         if predictor is not None:
             predictor.close()
-    return aggregate(rows)
+    if len(units) > 1:
+        print(f"vesselgraph: warning: the samples' graphs have different units ({', '.join(sorted(units))}); "
+              "their mean mixes them", file=sys.stderr)
+    return aggregate(rows) | {"distance_unit": "/".join(sorted(units)) or "px"}
 
 
 def _cmd_evaluate(args) -> int:
+    from .graph import length_unit
     from .io import read_graph
-    from .metrics import DENSITY_DEPENDENT, evaluate
+    from .metrics import DENSITY_DEPENDENT, evaluate, scale_mismatch
 
+    unit = "px"
     if args.dataset:
         if args.pred or args.gt:
             raise VesselGraphError("give either --dataset or --pred and --gt, not both")
@@ -155,36 +164,70 @@ def _cmd_evaluate(args) -> int:
         scores = {k: v for k, v in scores.items() if not k.endswith("_std")} | {
             k: v for k, v in scores.items() if k.endswith("_std")
         }
+        unit = scores.pop("distance_unit")
     else:
         if not (args.pred and args.gt):
             raise VesselGraphError("evaluate needs --pred and --gt (two graph files), or --dataset DIR")
         pred, gt = read_graph(args.pred), read_graph(args.gt)
         if pred.ndim != gt.ndim:
             raise VesselGraphError(f"prediction is {pred.ndim}D but ground truth is {gt.ndim}D")
-        scores = evaluate(pred, gt, radius=args.radius)
+        warning = scale_mismatch(pred, gt, physical=args.physical)
+        if warning:
+            print(f"vesselgraph: warning: {warning}", file=sys.stderr)
+        scores = evaluate(pred, gt, radius=args.radius, physical=args.physical)
+        if args.physical:
+            unit = length_unit(gt)
     if args.json:
-        print(json.dumps(scores, indent=2, default=float))
-    else:
-        width = max(len(k) for k in scores)
-        for k, v in scores.items():
-            note = "  (depends on node density)" if k in DENSITY_DEPENDENT else ""
-            print(f"{k:<{width}}  {v:.4f}{note}" if isinstance(v, float) else f"{k:<{width}}  {v}{note}")
+        print(json.dumps(scores | {"distance_unit": unit}, indent=2, default=float))
+        return 0
+    width = max(len(k) for k in scores)
+    print(f"{'distances':<{width}}  in {unit} (SMD, matching radius {args.radius:g} {unit})"
+          f"{'' if args.physical else '; vesselgraph demo reports SMD divided by the image size'}")
+    for k, v in scores.items():
+        note = "  (depends on node density)" if k in DENSITY_DEPENDENT else ""
+        if k in ("smd", "smd_std"):
+            note = f" {unit}  (street mover distance in {'pixels' if unit == 'px' else unit}; lower is better)"
+        print(f"{k:<{width}}  {v:.4f}{note}" if isinstance(v, float) else f"{k:<{width}}  {v}{note}")
     return 0
 
 
+#: ``info`` keys that are lengths (printed with the graph's length unit)
+_LENGTH_KEYS = ("total_length", "mean_segment_length", "mean_radius")
+
+
 def _cmd_info(args) -> int:
-    from .graph import graph_statistics
+    from .graph import graph_statistics, length_unit
+    from .graph.morphometrics import mean_radius
     from .io import read_graph
 
     g = read_graph(args.graph)
     stats = graph_statistics(g)
+    radius = mean_radius(g)
+    if radius is not None:
+        stats["mean_radius"] = radius
+    unit = length_unit(g)
     stats["ndim"] = g.ndim
     stats["scale"] = list(g.scale)
+    stats["length_unit"] = unit
     if args.json:
         print(json.dumps(stats, indent=2, default=float))
+        return 0
+    if unit == "px":
+        where = "px (the graph has no voxel size, its scale is 1: lengths and radii are in pixels)"
+    elif (g.metadata or {}).get("unit"):
+        where = f"{unit} (the graph's unit; scale = {unit} per pixel)"
     else:
-        for k, v in stats.items():
-            print(f"{k:<20} {v:.4g}" if isinstance(v, float) else f"{k:<20} {v}")
+        where = f"{unit} (scale = µm per pixel)"
+    for k, v in stats.items():
+        if k == "length_unit":
+            v = where
+        elif k == "scale":
+            v = f"{', '.join(f'{s:g}' for s in v)}" + ("" if unit == "px" else f" {unit} per pixel")
+        elif k in _LENGTH_KEYS:
+            v = f"{v:.4g} {unit}"
+        elif isinstance(v, float):
+            v = f"{v:.4g}"
+        print(f"{k:<20} {v}")
     return 0
 
 
@@ -210,13 +253,48 @@ def _cmd_convert(args) -> int:
     return 0
 
 
+#: the most pixels (voxels) one synthetic image may have: 8192 x 8192, 406^3
+MAX_SYNTH_PIXELS = 8192 * 8192
+
+
+def _parse_shape(text: str, domain) -> tuple[int, ...]:
+    """``--shape 256,256`` (or ``256x256``; 3D ``64,128,128``) for a domain: one readable error otherwise."""
+    example = "256,256" if domain.ndim == 2 else "64,128,128"
+    parts = [t.strip() for t in str(text).replace("x", ",").replace("X", ",").split(",")]
+    try:
+        shape = tuple(int(t) for t in parts)
+    except ValueError:
+        raise VesselGraphError(
+            f"--shape {text!r}: give {domain.ndim} whole numbers separated by commas, e.g. --shape {example}"
+        ) from None
+    if len(shape) != domain.ndim:
+        axes = "y,x" if domain.ndim == 2 else "z,y,x"
+        raise VesselGraphError(
+            f"--shape {text!r} has {len(shape)} size(s) but {domain.name} is {domain.ndim}D: give {axes}, "
+            f"e.g. --shape {example}"
+        )
+    if min(shape) < 16:
+        raise VesselGraphError(f"--shape {text!r}: every side must be at least 16 pixels")
+    total = 1
+    for n in shape:
+        total *= n
+    if total > MAX_SYNTH_PIXELS:
+        raise VesselGraphError(
+            f"--shape {text!r} is {total:,} pixels per image; at most {MAX_SYNTH_PIXELS:,} (e.g. 8192,8192 or "
+            "400,400,400)"
+        )
+    return shape
+
+
 def _cmd_synth(args) -> int:
     from .io import check_writable
-    from .synth import write_dataset
+    from .synth import get_domain, write_dataset
 
+    shape = _parse_shape(args.shape, get_domain(args.domain)) if args.shape is not None else None
     check_writable(args.output, folder=True)
-    out = write_dataset(args.output, args.domain, args.n, seed=args.seed, split=args.split)
-    print(f"wrote {args.n} {args.domain} samples to {out}")
+    out = write_dataset(args.output, args.domain, args.n, seed=args.seed, split=args.split, shape=shape)
+    size = "x".join(str(n) for n in shape) + " " if shape else ""
+    print(f"wrote {args.n} {size}{args.domain} samples to {out}")
     return 0
 
 
@@ -313,9 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     pr.set_defaults(func=_cmd_predict)
 
-    de = sub.add_parser("demo", help="run the bundled default on a sample image; writes a graph and an overlay PNG")
+    de = sub.add_parser("demo", help="run the bundled default on a sample image; writes a graph and an overlay PNG",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     de.add_argument("-o", "--output", default="vesselgraph-demo", help="output folder")
-    de.add_argument("--sample", default=None, help="sample image (default: the bundled model's sample)")
+    de.add_argument("--sample", default=None,
+                    help="sample image, one of those listed below (default: the bundled model's sample)")
+    _list_samples_in_help(de)
     de.add_argument("--method", choices=["model", "skeleton"], default=None)
     de.add_argument("--device", default="auto")
     de.set_defaults(func=_cmd_demo)
@@ -334,11 +415,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--method", choices=["model", "skeleton"], default="model", help="with --dataset")
     ev.add_argument("--split", default=None, help="with --dataset: only this split (train, val, test)")
     ev.add_argument("--device", default="auto", help="with --dataset: auto, cpu, cuda, mps")
-    ev.add_argument("--radius", type=float, default=3.0, help="matching radius in pixels")
+    ev.add_argument("--radius", type=float, default=3.0, help="matching radius in pixels (µm with --physical)")
+    ev.add_argument(
+        "--physical", action="store_true",
+        help="compare positions in physical units (pixels times each graph's voxel size): SMD and --radius in µm",
+    )  # fmt: skip
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_cmd_evaluate)
 
-    inf = sub.add_parser("info", help="statistics of a graph file (lengths in physical units)")
+    inf = sub.add_parser(
+        "info", help="statistics of a graph file (lengths in µm when the graph has a voxel size, else in pixels)"
+    )
     inf.add_argument("graph")
     inf.add_argument("--json", action="store_true")
     inf.set_defaults(func=_cmd_info)
@@ -362,6 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("-n", type=int, default=20)
     sy.add_argument("--seed", type=int, default=0)
     sy.add_argument("--split", default="train")
+    sy.add_argument(
+        "--shape", default=None, metavar="SIZES",
+        help="image size in pixels, napari axis order: y,x (e.g. 256,256) or z,y,x (e.g. 64,128,128); "
+             "default: the domain's (128,128 or 256,256 in 2D, 64,64,64 in 3D)",
+    )  # fmt: skip
     sy.add_argument("-o", "--output", required=True)
     sy.set_defaults(func=_cmd_synth)
 
@@ -373,6 +465,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("import", help="import annotated images (masks, SWC, GeoJSON) into a dataset folder "
                    "(see `vesselgraph import --help`)", add_help=False)
     return p
+
+
+def _list_samples_in_help(parser: argparse.ArgumentParser) -> None:
+    """``demo --help`` ends with the samples and what each is; listed only when the help is shown, so that
+    building the parser does not import the generators."""
+    plain = parser.format_help
+
+    def format_help() -> str:
+        from .samples import sample_descriptions
+
+        rows = sample_descriptions()
+        width = max(len(name) for name in rows)
+        parser.epilog = "samples:\n" + "\n".join(f"  {name:<{width}}  {text}" for name, text in rows.items())
+        return plain()
+
+    parser.format_help = format_help
 
 
 def main(argv: list[str] | None = None) -> int:

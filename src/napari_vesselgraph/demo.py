@@ -117,13 +117,15 @@ def run_demo(output, sample=None, method=None, device="auto", progress=None) -> 
     summary.append(f"graph: {graph.n_nodes} nodes, {graph.n_edges} edges in {seconds:.1f} s")
     scores = {}
     if gt is not None:
-        from .metrics import evaluate
+        from .metrics import evaluate, smd
 
         for m, (g, sec) in runs.items():
             scores[m] = evaluate(g, gt, image_shape=image.shape)
             s = scores[m]
+            s["smd_px"] = smd(g, gt)  # the scale `vesselgraph evaluate` reports
             summary.append(
-                f"{m:>9} vs ground truth: SMD {s['smd']:.4f} (per image size)  node F1 {s['node_f1']:.3f}  edge F1 {s['edge_f1']:.3f}  "
+                f"{m:>9} vs ground truth: SMD {s['smd']:.4f} of the image side ({s['smd_px']:.2f} px)  "
+                f"node F1 {s['node_f1']:.3f}  edge F1 {s['edge_f1']:.3f}  "
                 f"length quality {s['length_quality']:.3f}  ({sec:.1f} s)"
             )
     summary.append("wrote: " + ", ".join(paths))

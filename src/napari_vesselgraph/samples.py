@@ -20,6 +20,19 @@ def sample_names() -> list[str]:
     return ["retina", *DOMAINS]
 
 
+def sample_descriptions() -> dict[str, str]:
+    """Every sample name with a short description of the image (for ``vesselgraph demo --help``)."""
+    from .synth import DOMAINS
+    from .synth.domains import domain_info
+
+    out = {"retina": "real retina (fundus) photograph from scikit-image, no ground truth"}
+    for name, spec in DOMAINS.items():
+        shape = SAMPLE_SHAPE_2D if spec.ndim == 2 else spec.shape
+        desc = domain_info(spec)["description"].split(" (synth.randomize)")[0].split(":")[0]
+        out[name] = f"synthetic {'x'.join(map(str, shape))}, with ground truth: {desc}"
+    return out
+
+
 def load_sample(name: str, shape=None):
     """Return ``(image, scale, ground_truth_graph_or_None)`` for a sample name."""
     if name == "retina":

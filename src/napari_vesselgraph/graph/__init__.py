@@ -1,6 +1,7 @@
 """Graph core: the :class:`VesselGraph` type, networkx bridge and morphometrics."""
 
 from .core import VesselGraph, axis_names, pos_columns
-from .morphometrics import graph_statistics, segments, morphometrics
+from .morphometrics import graph_statistics, length_unit, segments, morphometrics
 
-__all__ = ["VesselGraph", "axis_names", "pos_columns", "graph_statistics", "segments", "morphometrics"]
+__all__ = ["VesselGraph", "axis_names", "pos_columns", "graph_statistics", "length_unit", "segments",
+           "morphometrics"]

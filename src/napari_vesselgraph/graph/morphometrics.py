@@ -159,3 +159,32 @@ def graph_statistics(graph: VesselGraph, m: dict | None = None) -> dict[str, flo
         "mean_segment_length": float(seg_len.mean()) if len(seg_len) else 0.0,
         "mean_tortuosity": float(tort.mean()) if len(tort) else float("nan"),
     }
+
+
+_MICRO = {"um", "µm", "μm", "micron", "microns", "micrometer", "micrometre", "micrometers", "micrometres"}
+
+
+def length_unit(graph: VesselGraph) -> str:
+    """The unit of the graph's physical lengths: its ``unit`` metadata when set (``um`` etc. written ``µm``),
+    else ``px`` when its scale is 1 along every axis (no voxel size: lengths in pixels), else ``µm`` (the scale
+    is micrometres per pixel, as the image readers give it)."""
+    unit = (graph.metadata or {}).get("unit")
+    if isinstance(unit, str) and unit.strip():
+        unit = unit.strip()
+        return "µm" if unit.lower() in _MICRO else unit
+    return "px" if np.allclose(graph.scale, 1.0) else "µm"
+
+
+def mean_radius(graph: VesselGraph) -> float | None:
+    """Mean of the ``radius`` node attribute in physical units (pixels times the x scale, as SWC stores it);
+    None when the graph has no numeric radius."""
+    r = graph.node_attrs.get("radius")
+    if r is None or not graph.n_nodes:
+        return None
+    try:
+        r = np.asarray(r, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    r = r[np.isfinite(r)]
+    return float(r.mean() * graph.scale[-1]) if len(r) else None
+

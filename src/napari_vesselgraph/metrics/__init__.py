@@ -10,7 +10,9 @@ Betti errors, the length metrics and junction F1 (:func:`junction_prf`) do not.
 
 from ._geometry import match_points
 from .ap import average_precision, node_edge_map
-from .evaluate import DENSITY_DEPENDENT, GROUPS, LOWER_IS_BETTER, aggregate, evaluate, format_table
+from .evaluate import (
+    DENSITY_DEPENDENT, GROUPS, LOWER_IS_BETTER, aggregate, evaluate, format_table, scale_mismatch,
+)
 from .junctions import junction_points, junction_prf
 from .length import length_metrics
 from .matching import match_nodes, node_edge_prf
@@ -36,6 +38,7 @@ __all__ = [
     "match_points",
     "node_edge_map",
     "node_edge_prf",
+    "scale_mismatch",
     "smd",
     "topo",
 ]

@@ -135,6 +135,32 @@ def evaluate(pred: VesselGraph, gt: VesselGraph, radius: float = 3.0, **opts) ->
     return {k: float(v) for k, v in out.items()}
 
 
+def scale_mismatch(pred: VesselGraph, gt: VesselGraph, physical: bool = False) -> str | None:
+    """One line saying why scores of ``pred`` against ``gt`` may mislead because of their voxel sizes, or None.
+
+    In pixels (``physical=False``) two graphs with different scales are compared as if they lay on the same
+    pixel grid (identical pixel positions score 1.0 although they lie at different places in µm). In physical
+    units, a graph without a voxel size (scale 1) against one with a voxel size reads its pixels as 1 µm.
+    """
+    a, b = np.asarray(pred.scale, float), np.asarray(gt.scale, float)
+    if a.shape != b.shape or np.allclose(a, b, rtol=1e-6, atol=0):
+        return None
+    fmt = lambda v: "(" + ", ".join(f"{x:g}" for x in v) + ")"  # noqa: E731
+    if not physical:
+        return (
+            f"the prediction's voxel size {fmt(a)} differs from the ground truth's {fmt(b)}: the scores compare pixel "
+            "positions as if both lay on one pixel grid; give both graphs the same scale, or compare in physical "
+            "units (--physical, evaluate(..., physical=True))"
+        )
+    for what, s, other in (("prediction", a, b), ("ground truth", b, a)):
+        if np.allclose(s, 1.0) and not np.allclose(other, 1.0):
+            return (
+                f"the {what} has no voxel size (scale 1) but the other graph has {fmt(other)}: in physical units its "
+                "pixels count as 1 µm each; set its scale first"
+            )
+    return None
+
+
 # ----------------------------------------------------------------------------- tables
 def aggregate(rows: Iterable[Mapping]) -> dict:
     """Mean and standard deviation of every numeric key over a list of result dicts.
