@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Cancelled, VesselGraphError
-from .config import METHODS, TRAIN_LAYERS, AdaptConfig
+from .config import METHODS, SELECT_BY, TRAIN_LAYERS, AdaptConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
     p.add_argument("--threads", type=int, help="torch threads (default 1; 0: leave torch's default)")
     p.add_argument("--max-minutes", type=float, help="time budget")
+    p.add_argument("--val-every", type=int, help="held-out validation every N steps (default: steps / 3)")
+    p.add_argument(
+        "--zoom",
+        help="scale the target images are adapted at: 'auto' (default: as predict would shrink them), or a factor "
+        "(e.g. 0.25 for 30 cm satellite tiles; recorded so that predict picks it on such images); 1: as they are",
+    )
+    p.add_argument(
+        "--select-by",
+        choices=SELECT_BY,
+        help="held-out score choosing the step and thresholds: graph = (length quality + junction F1)/2, "
+        "f1 = (node F1 + edge F1)/2, auto (default): graph for a target folder",
+    )
     p.add_argument("--config", help="JSON file with AdaptConfig keys (command-line flags win)")
     p.add_argument("-o", "--out", help="output .safetensors (default: the user checkpoint folder)")
     p.add_argument("-q", "--quiet", action="store_true", help="no log lines, only the progress bar")
@@ -82,6 +94,9 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> AdaptConfig:
         "device",
         "threads",
         "max_minutes",
+        "val_every",
+        "zoom",
+        "select_by",
         "out",
     ):
         val = getattr(args, key)

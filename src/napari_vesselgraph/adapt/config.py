@@ -120,7 +120,10 @@ class AdaptConfig:
         if isinstance(self.zoom, str) and self.zoom.strip().lower() == "auto":
             self.zoom = "auto"
         else:
-            z = _float(self, "zoom")
+            try:
+                z = _float(self, "zoom")
+            except VesselGraphError:
+                z = float("nan")
             if not 0.0 < z <= 8.0:
                 raise VesselGraphError(f"zoom must be 'auto' or a factor in (0, 8], got {self.zoom!r}")
         if self.max_minutes is not None and _float(self, "max_minutes") <= 0:
