@@ -32,13 +32,6 @@ KNOWN_LAZY_BACK_EDGES: dict[tuple[str, str], str] = {
     # and attach_translator into model/ and import them from there.
     ("checkpoints.store", "adapt.translate"): "issue 18: checkpoints must not import adapt",
     ("checkpoints.store", "adapt"): "issue 18: checkpoints must not import adapt (adapt/__init__ via translate)",
-    # settings finds its folder through checkpoints.store.user_home, while checkpoints ... inference.distributed
-    # read settings. Way out: user_home in a low-level module (e.g. a paths module) that both import.
-    ("settings", "checkpoints.store"): "issue 18: settings imports checkpoints.store.user_home",
-    ("settings", "checkpoints"): "issue 18: settings imports checkpoints.store.user_home",
-    # predict dispatches to distributed, and distributed reuses predict's private helpers (_plan, _finish,
-    # _layout, _model_options, ...). Way out: those helpers in a module of their own, public.
-    ("inference.distributed", "inference.predict"): "issue 18: distributed imports predict's private helpers",
 }
 
 
@@ -207,6 +200,48 @@ def test_the_graph_sees_imports():
     lazy = import_graph(lazy=True)
     assert f"{PKG}.model.data" in lazy[f"{PKG}.adapt.data"]
     assert not any(m.startswith(f"{PKG}.model.train") for m in lazy[f"{PKG}.adapt.data"] | lazy[f"{PKG}.adapt.loop"])
+
+
+def test_layers_stay_apart():
+    """Lower layers never reach up, not even through lazy imports (issue 18; the known back edges aside)."""
+    lazy = import_graph(lazy=True)
+    for a, b in KNOWN_LAZY_BACK_EDGES:
+        lazy[_full(a)].discard(_full(b))
+
+    def reaches(module: str) -> set[str]:
+        seen, todo = set(), [_full(module)]
+        while todo:
+            for dep in lazy[todo.pop()]:
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    # the user folder (settings.user_home) is found without the checkpoints package
+    assert not any(m.startswith(f"{PKG}.checkpoints") for m in reaches("settings"))
+    # local and dask prediction both execute inference.plan; neither imports the other's module
+    assert f"{PKG}.inference.plan" in lazy[f"{PKG}.inference.distributed"]
+    assert f"{PKG}.inference.plan" in lazy[f"{PKG}.inference.predict"]
+    assert f"{PKG}.inference.predict" not in reaches("inference.distributed")
+    # thresholds and clean-up (postprocess) and the plan never reach the runners or the cluster
+    for low in ("inference.postprocess", "inference.plan", "inference.stitch"):
+        assert not reaches(low) & {_full("inference.predict"), _full("inference.distributed")}, low
+    # checkpoint metadata is plain data: it reads nothing above errors
+    assert reaches("checkpoints.meta") <= {f"{PKG}.errors"}
+    # nothing in the core imports a widget module (widgets import checkpoint helpers from checkpoints/)
+    for mod, deps in lazy.items():
+        if not mod.startswith(f"{PKG}._napari"):
+            assert not any(d.startswith(f"{PKG}._napari") for d in deps), mod
+    assert not any(d.endswith("_predict_widget") for d in lazy[_full("_napari._finetune_widget")])
+
+
+def test_no_private_names_across_inference_modules():
+    """distributed uses the plan's public names, not predict's privates (issue 18)."""
+    tree = ast.parse((ROOT / "inference" / "distributed.py").read_text())
+    for node in _imports(tree, lazy=True):
+        if isinstance(node, ast.ImportFrom) and node.level and (node.module or "").startswith(("predict", "plan")):
+            private = [a.name for a in node.names if a.name.startswith("_")]
+            assert not private, f"inference.distributed imports private {private} from {node.module}"
 
 
 def test_a_cycle_is_found():

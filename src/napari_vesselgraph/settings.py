@@ -1,7 +1,7 @@
 """Plugin settings kept between sessions: a small JSON file in the user folder.
 
-``settings.json`` lives in :func:`napari_vesselgraph.checkpoints.store.user_home`
-(``$NAPARI_VESSELGRAPH_HOME`` or ``~/.napari-vesselgraph``). Unknown keys are kept; a missing or broken
+``settings.json`` lives in :func:`user_home` (``$NAPARI_VESSELGRAPH_HOME`` or ``~/.napari-vesselgraph``), the
+folder of everything the plugin keeps for the user (its ``checkpoints`` folder too). Unknown keys are kept; a missing or broken
 file reads as the defaults (a broken one is never overwritten silently: :func:`save_settings` replaces it
 with a valid file, atomically).
 
@@ -17,6 +17,7 @@ Keys
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,13 @@ DEFAULTS: dict[str, Any] = {"dask_scheduler": "", "use_dask_scheduler": False}
 FILENAME = "settings.json"
 
 
-def settings_path() -> Path:
-    from .checkpoints.store import user_home
+def user_home() -> Path:
+    """The plugin's folder in the user's home: ``$NAPARI_VESSELGRAPH_HOME``, else ``~/.napari-vesselgraph``."""
+    env = os.environ.get("NAPARI_VESSELGRAPH_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".napari-vesselgraph"
 
+
+def settings_path() -> Path:
     return user_home() / FILENAME
 
 

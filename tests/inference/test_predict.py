@@ -7,7 +7,7 @@ import pytest
 from napari_vesselgraph.errors import Cancelled, VesselGraphError
 from napari_vesselgraph.graph import VesselGraph
 from napari_vesselgraph.inference import apply_thresholds, predict, sliding_window
-from napari_vesselgraph.inference.predict import _layout
+from napari_vesselgraph.inference.plan import image_layout as _layout
 
 from .fakes import GTPredictor, coordinate_image, crop_graph, long_vessel, match_report, random_tree
 

@@ -248,7 +248,9 @@ class FinetuneWidget(QWidget):
         row = QHBoxLayout()
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("automatic name in your checkpoint folder")
-        self.out_edit.setToolTip("File name (or path) of the new checkpoint; a bare name goes to your checkpoint folder")
+        self.out_edit.setToolTip(
+            "File name (or path) of the new checkpoint; a bare name goes to your checkpoint folder"
+        )
         row.addWidget(self.out_edit, 1)
         form.addRow("Save as", row)
         self.advanced_section, form = collapsible("Validation, batch size, device", form)
@@ -464,8 +466,7 @@ class FinetuneWidget(QWidget):
             self._update_suitability(self._traits())
 
     def _fill_checkpoints(self, want) -> None:
-        from ..checkpoints import list_checkpoints
-        from ._predict_widget import checkpoint_ndim, describe_checkpoint
+        from ..checkpoints import checkpoint_ndim, describe_checkpoint, list_checkpoints
 
         self.checkpoint_combo.clear()
         try:
@@ -529,8 +530,7 @@ class FinetuneWidget(QWidget):
 
     def config(self) -> dict:
         """The :class:`napari_vesselgraph.adapt.AdaptConfig` fields for the current settings."""
-        from ..checkpoints import user_dir
-        from ._predict_widget import checkpoint_ndim
+        from ..checkpoints import checkpoint_ndim, user_dir
 
         folder = self.folder_edit.text().strip()
         if not folder:
@@ -642,6 +642,9 @@ class FinetuneWidget(QWidget):
                 f"SMD {_fmt(val.get('smd'))}"
             )
         elapsed = time.perf_counter() - self._t0
+        if isinstance(info.get("phase"), str) and step == 0:  # before the first step: say what it is doing
+            self.status_label.setText(f"{info['phase'][:1].upper()}{info['phase'][1:]}… · {elapsed:.0f} s")
+            return
         if not (self._cancel is not None and self._cancel.is_set()):
             left = elapsed / max(step, 1) * (total - step)
             self.status_label.setText(

@@ -9,7 +9,6 @@ without running the model again.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import Cancelled, VesselGraphError
+from ..checkpoints import checkpoint_ndim, checkpoint_thresholds, describe_checkpoint
+from ..errors import VesselGraphError
+from ._predict_job import PredictionResult, run_prediction
 from ._state import state_for
 from ._widget_utils import (
     AXES_2D,
@@ -44,8 +45,6 @@ from ._widget_utils import (
     contrast_color,
     displayed_pixels,
     field_of_view_region,
-    free_gpu_memory,
-    is_out_of_memory,
     notify,
     plan_image,
     scroll_body,
@@ -62,114 +61,6 @@ REGION_VIEW = "Current field of view"
 REGION_SHAPES = "Rectangle in a Shapes layer"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SKELETON_THRESHOLD = 0.0  # the skeleton is already thresholded: keep all of it by default
-
-
-# ---------------------------------------------------------------- the job run in the worker thread
-def run_prediction(job: dict, cancel: threading.Event, progress=None) -> dict:
-    """Run :func:`napari_vesselgraph.inference.predict` for the widget (in a worker thread).
-
-    Returns ``{"status": "ok", "graph", "fell_back"}``, ``{"status": "cancelled"}`` or
-    ``{"status": "error", "message"}``: expected problems never raise, so no traceback reaches the user.
-    A CUDA/MPS out-of-memory error is retried once on the CPU. GPU memory is freed at the end.
-    """
-    from .. import inference
-
-    kwargs = dict(job)
-    kwargs.update(cancel=cancel, progress=progress, keep_raw=True)
-    fell_back = None
-    try:
-        try:
-            graph = inference.predict(**kwargs)
-        except Exception as e:
-            if not is_out_of_memory(e) or kwargs.get("method") != "model" or str(kwargs.get("device")) == "cpu":
-                raise
-            fell_back = str(e).splitlines()[0] if str(e) else type(e).__name__
-            free_gpu_memory()
-            kwargs["device"] = "cpu"
-            graph = inference.predict(**kwargs)
-        return {"status": "ok", "graph": graph, "fell_back": fell_back}
-    except Cancelled:
-        return {"status": "cancelled"}
-    except VesselGraphError as e:
-        return {"status": "error", "message": str(e)}
-    except MemoryError:
-        return {
-            "status": "error",
-            "message": "Ran out of memory. Predict a smaller region (Region: current field of view or a rectangle) "
-            "or lower the batch size.",
-        }
-    except Exception as e:
-        if is_out_of_memory(e):
-            return {
-                "status": "error",
-                "message": "Ran out of memory, on the CPU too. Predict a smaller region (Region: current field of "
-                "view or a rectangle) or lower the batch size.",
-            }
-        raise
-    finally:
-        free_gpu_memory()
-
-
-# ---------------------------------------------------------------- results
-@dataclass
-class PredictionResult:
-    """One run's output kept by the widget: the raw graph (all candidates) and the layers showing it."""
-
-    key: tuple[str, str]  # (image layer name, method label)
-    name: str  # layer name prefix: "<image> graph (<method>)"
-    raw: Any  # VesselGraph with every candidate and its confidence
-    layers: dict[str, Any]  # role -> napari layer
-    scale: tuple[float, ...]
-    translate: tuple[float, ...]
-    node_threshold: float = 0.5
-    edge_threshold: float = 0.5
-    info: dict = field(default_factory=dict)
-
-    def alive(self, viewer) -> bool:
-        nodes = self.layers.get("nodes")
-        return nodes is not None and nodes in viewer.layers
-
-
-def describe_checkpoint(entry: dict, purpose: bool = False) -> str:
-    """One paragraph about a checkpoint for the widget: domain, dimensionality, adaptation, patch, validation;
-    with ``purpose``, first a line saying what images it suits (:func:`checkpoints.suits.model_purpose`)."""
-    from html import escape
-
-    if entry.get("error"):
-        return escape(f"⚠ {entry['error']}")
-    meta = entry.get("meta") or {}
-    ndim = checkpoint_ndim(meta)
-    head = ""
-    if purpose:
-        from ..checkpoints.suits import model_purpose
-
-        head = escape(model_purpose(meta)["text"]) + "<br>"
-    parts = [f"{head}<b>{escape(str(entry.get('name', '?')))}</b> ({entry.get('source', 'file')})"]
-    parts.append(f"domain: {escape(str(meta.get('domain') or 'unknown'))}")
-    parts.append(f"{ndim}D" if ndim else "dimensionality unknown")
-    adaptation = meta.get("adaptation") or {}
-    kind = adaptation.get("method", "none") if isinstance(adaptation, dict) else str(adaptation)
-    target = adaptation.get("target") or adaptation.get("target_domain") if isinstance(adaptation, dict) else None
-    parts.append(escape(f"adaptation: {kind}{f' → {target}' if target else ''}"))
-    patch = meta.get("patch_size")
-    if patch:
-        parts.append("patch " + "×".join(str(int(p)) for p in patch))
-    val = meta.get("validation") or {}
-    if isinstance(val, dict):
-        for key in ("edge_f1", "node_f1", "smd"):
-            if isinstance(val.get(key), (int, float)):
-                parts.append(f"{key} {val[key]:.3g}")
-    return " · ".join(parts)
-
-
-def checkpoint_ndim(meta: dict) -> int | None:
-    for value in (meta.get("ndim"), (meta.get("model") or {}).get("ndim"), (meta.get("input") or {}).get("ndim")):
-        if value is not None:
-            try:
-                return int(value)
-            except (TypeError, ValueError):
-                continue
-    return None
 
 
 # ---------------------------------------------------------------- the widget
@@ -512,8 +403,7 @@ class PredictWidget(QWidget):
             model = False
         else:
             self.method_info.setText(describe_checkpoint(data, purpose=True))
-            th = (data.get("meta") or {}).get("thresholds") or {}
-            node_t, edge_t = float(th.get("node", 0.5)), float(th.get("edge", 0.5))
+            node_t, edge_t = map(float, checkpoint_thresholds(data.get("meta") or {}))
             model = True
         for w in (self.device_combo, self.batch_spin, self.overlap_spin, self.cluster_check):
             w.setEnabled(model)

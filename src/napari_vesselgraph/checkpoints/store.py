@@ -19,8 +19,9 @@ from typing import Any
 
 from ..errors import VesselGraphError
 from ..graph.core import _json_default
+from ..settings import user_home
+from .meta import FORMAT_VERSION, CheckpointMeta
 
-FORMAT_VERSION = 1
 META_KEY = "napari_vesselgraph"
 SUFFIX = ".safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
@@ -207,58 +208,26 @@ def save_checkpoint(path: str | Path, model, meta: dict[str, Any] | None = None)
             else path.with_suffix(SUFFIX)
         )
     cfg = model.cfg
-    m: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
-        "architecture": "relationformer",
-        "model": cfg.to_dict(),
-        "ndim": cfg.ndim,
-        "channels": cfg.in_channels,
-        "patch_size": list(cfg.patch_size),
-        "input": {"ndim": cfg.ndim, "channels": cfg.in_channels, "method": "percentile", "low": 1.0, "high": 99.5},
-        "domain": None,
-        "adaptation": {"method": "none"},
+    m: dict[str, Any] = CheckpointMeta.for_model(cfg).to_dict()  # ndim, channels, patch size: from cfg
+    m.update({
         "command": " ".join(sys.argv),
         "seed": None,
         "validation": {},
         "package_version": _package_version(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "parameters": int(sum(p.numel() for p in model.parameters())),
-    }
-    m.update(meta or {})
+    })  # fmt: skip
+    m.update(meta or {})  # as given: load_checkpoint checks it
     m["format_version"] = FORMAT_VERSION
     m["model"] = cfg.to_dict()
     tensors = {k: v for k, v in model.state_dict().items()}
     return save_tensors(path, tensors, m)
 
 
-def check_metadata(meta: dict[str, Any], where: str = "checkpoint") -> None:
-    """Raise a clear error when the metadata cannot describe a model this package can build."""
-    if not isinstance(meta.get("format_version"), int):
-        raise VesselGraphError(f"{where}: metadata has no format_version")
-    if meta["format_version"] > FORMAT_VERSION:
-        raise VesselGraphError(
-            f"{where}: checkpoint format {meta['format_version']} is newer than this napari-vesselgraph supports "
-            f"({FORMAT_VERSION}); update the package"
-        )
-    if meta.get("architecture", "relationformer") != "relationformer":
-        raise VesselGraphError(f"{where}: unknown architecture {meta.get('architecture')!r}")
-    cfg = meta.get("model")
-    if not isinstance(cfg, dict):
-        raise VesselGraphError(f"{where}: metadata has no architecture config ('model')")
-    for key, ck in (("ndim", "ndim"), ("channels", "in_channels")):
-        if key in meta and cfg.get(ck) is not None and int(meta[key]) != int(cfg[ck]):
-            raise VesselGraphError(f"{where}: metadata says {key}={meta[key]} but the architecture has {cfg[ck]}")
-    if "patch_size" in meta and cfg.get("patch_size") is not None:
-        if [int(x) for x in meta["patch_size"]] != [int(x) for x in cfg["patch_size"]]:
-            raise VesselGraphError(
-                f"{where}: metadata patch_size {meta['patch_size']} differs from the architecture's {cfg['patch_size']}"
-            )
-    inp = meta.get("input") or {}
-    for key in ("ndim", "channels"):
-        if key in inp and key in meta and int(inp[key]) != int(meta[key]):
-            raise VesselGraphError(
-                f"{where}: input normalisation is for {key}={inp[key]} but the model has {meta[key]}"
-            )
+def check_metadata(meta: dict[str, Any], where: str = "checkpoint") -> CheckpointMeta:
+    """Raise a clear error when the metadata cannot describe a model this package can build; returns it as a
+    :class:`~napari_vesselgraph.checkpoints.meta.CheckpointMeta` (:meth:`CheckpointMeta.from_dict`)."""
+    return CheckpointMeta.from_dict(meta, where)
 
 
 def load_checkpoint(name_or_path, device="cpu"):
@@ -274,20 +243,13 @@ def load_checkpoint(name_or_path, device="cpu"):
     # compared with it before a single tensor is read or the real model is allocated.
     header = read_header(path)
     meta = _metadata(path, header)
+    info = CheckpointMeta.from_dict(meta, str(path))
     try:
-        check_metadata(meta, str(path))
-    except VesselGraphError:
-        raise
-    except (TypeError, ValueError, AttributeError) as e:  # e.g. "ndim": "two" in a hand-made file
-        raise VesselGraphError(f"{path}: invalid checkpoint metadata ({e})") from None
-    try:
-        cfg = ModelConfig.from_dict(meta["model"])
+        cfg = ModelConfig.from_dict(info.model)
     except (TypeError, VesselGraphError) as e:
         raise VesselGraphError(f"{path}: invalid architecture config: {e}") from None
-    translator = meta.get("translator")
-    if (meta.get("adaptation") or {}).get("method") == "translation" or translator:
-        if not isinstance(translator, dict):
-            raise VesselGraphError(f"{path}: a translation-adapted checkpoint without its translator config")
+    translator = info.translator
+    if translator is not None:
         from ..adapt.translate import attach_translator, build_translator
 
         if (
@@ -351,11 +313,6 @@ def bundled_dir() -> Path:
     return Path(__file__).resolve().parent / "bundled"
 
 
-def user_home() -> Path:
-    env = os.environ.get("NAPARI_VESSELGRAPH_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".napari-vesselgraph"
-
-
 def user_dir() -> Path:
     """Folder for the user's own checkpoints: ``$NAPARI_VESSELGRAPH_HOME/checkpoints`` or
     ``~/.napari-vesselgraph/checkpoints``."""
@@ -373,8 +330,7 @@ def _list_dir(folder: Path, source: str) -> list[dict]:
         except VesselGraphError as e:
             entry["meta"] = {}
             entry["error"] = str(e)
-        ad = entry["meta"].get("adaptation")
-        entry["adaptation"] = str(ad.get("method", "none")) if isinstance(ad, dict) else str(ad or "none")
+        entry["adaptation"] = CheckpointMeta.peek(entry["meta"]).adaptation_method
         out.append(entry)
     return out
 

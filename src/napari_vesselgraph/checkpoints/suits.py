@@ -25,9 +25,12 @@ to say in plain words when the chosen model does not fit it.
 from __future__ import annotations
 
 import re
+from html import escape
 from typing import Any
 
 import numpy as np
+
+from .meta import CheckpointMeta
 
 #: score of a checkpoint that cannot run on the image at all (wrong dimensionality)
 CANNOT_RUN = -100.0
@@ -143,19 +146,14 @@ def model_purpose(meta: dict | None) -> dict[str, Any]:
       ``"unknown"``).
     """
     meta = meta if isinstance(meta, dict) else {}
-    inp = meta.get("input") if isinstance(meta.get("input"), dict) else {}
-    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
-    ndim = _int_or_none(meta.get("ndim"))
-    if ndim is None:
-        ndim = _int_or_none(model.get("ndim")) or _int_or_none(inp.get("ndim"))
-    channels = _int_or_none(inp.get("channels")) or _int_or_none(meta.get("channels"))
-    ad = meta.get("adaptation")
-    method = str(ad.get("method", "none")) if isinstance(ad, dict) else str(ad or "none")
+    cm = CheckpointMeta.peek(meta)
+    ndim, channels = cm.ndim, cm.channels
+    ad = cm.adaptation
+    method = cm.adaptation_method
     adapted = method not in ("none", "None", "")
     target = None
     if adapted:
-        target = meta.get("target_domain") or (ad.get("target_domain") if isinstance(ad, dict) else None)
-        target = target or (ad.get("target") if isinstance(ad, dict) else None)
+        target = meta.get("target_domain") or ad.get("target_domain") or ad.get("target")
 
     purpose: dict[str, Any] = {
         "name": meta.get("name"),
@@ -213,6 +211,21 @@ def model_purpose(meta: dict | None) -> dict[str, Any]:
         purpose["images"] = str(meta["description"])
     purpose["text"] = _purpose_text(purpose, domain)
     return purpose
+
+
+def describe_checkpoint(entry: dict, purpose: bool = False) -> str:
+    """One paragraph (HTML) about a listed checkpoint (``list_checkpoints()`` entry) for a widget: name and
+    source, then :meth:`CheckpointMeta.describe`; with ``purpose``, first a line saying what images it suits
+    (:func:`model_purpose`). An entry whose file could not be read says why."""
+    if entry.get("error"):
+        return escape(f"⚠ {entry['error']}")
+    raw = entry.get("meta") or {}
+    head = ""
+    if purpose:
+        head = escape(model_purpose(raw)["text"]) + "<br>"
+    parts = [f"{head}<b>{escape(str(entry.get('name', '?')))}</b> ({entry.get('source', 'file')})"]
+    parts += [escape(p) for p in CheckpointMeta.peek(raw).describe()]
+    return " · ".join(parts)
 
 
 def _purpose_text(p: dict, domain) -> str:

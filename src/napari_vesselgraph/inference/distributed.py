@@ -43,6 +43,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import VesselGraphError
+from .plan import (
+    PredictionPlan,
+    PredictOptions,
+    as_array,
+    check_cancel,
+    default_checkpoint,
+    image_layout,
+    open_image,
+    tile_batches,
+    tile_order,
+)
 
 #: checkpoint keys this worker process loaded a predictor for, in order (one entry per load)
 LOADS: list[str] = []
@@ -66,21 +77,20 @@ class CheckpointInfo:
 
     @classmethod
     def from_path(cls, path: Path) -> CheckpointInfo:
-        from ..checkpoints import check_metadata, read_metadata
+        from ..checkpoints import CheckpointMeta, read_metadata
 
-        meta = read_metadata(path)
-        check_metadata(meta, str(path))
-        model = meta.get("model") or {}
-        ndim = int(model.get("ndim", meta.get("ndim", 2)))
-        patch = tuple(
-            int(p) for p in np.broadcast_to(np.asarray(model.get("patch_size", meta.get("patch_size"))), (ndim,))
-        )
-        channels = int(model.get("in_channels", meta.get("channels", 1)))
-        meta = dict(meta, path=str(path))
-        inp = dict(meta.get("input") or {})
+        raw = read_metadata(path)
+        info = CheckpointMeta.from_dict(raw, str(path))
+        ndim = info.ndim or 2
+        patch = info.patch_size or ()
+        if len(patch) == 1:
+            patch = patch * ndim
+        channels = info.channels or 1
+        meta = dict(raw, path=str(path))
+        inp = info.input_meta
         inp.setdefault("ndim", ndim)
         inp.setdefault("channels", channels)
-        return cls(ndim, patch, channels, meta, inp)
+        return cls(ndim, tuple(patch), channels, meta, inp)
 
 
 @dataclass
@@ -207,8 +217,6 @@ def worker_source(spec: SourceSpec, payload):
     with _LOCK:
         src = _SOURCES.get(spec.key)
         if src is None:
-            from .predict import open_image
-
             arr, _, _ = open_image(spec.path)
             src = ImageSource(arr, spec.spatial_ndim, spec.has_channels, spec.channel)
             _SOURCES[spec.key] = src
@@ -219,7 +227,6 @@ def worker_source(spec: SourceSpec, payload):
 
 def run_tile(model_key, model_payload, meta_override, device, torch_threads, spec, source_payload, job: TileJob):
     """A dask task: predict the windows of one tile and return their core contributions."""
-    from .predict import tile_batches
     from .reader import PatchReader
     from .stitch import core_part
 
@@ -441,32 +448,29 @@ def predict_distributed(
     ``"tiles"`` (both mean global statistics applied per tile). Only ``method="model"`` runs on a cluster.
     The metadata records the cluster, the number of workers that ran tiles and the model loads.
     """
-    from .predict import _as_array, _check_cancel, _finish, _layout, _model_options, _plan, open_image
-
     t_start = time.perf_counter()
     if str(method).lower() != "model":
         raise VesselGraphError("only method='model' runs on a dask cluster; the skeleton baseline runs in-process")
-    opts = _model_options(node_threshold, edge_threshold, overlap, batch_size, method_params)
-    if opts["normalize"] not in ("auto", "tiles"):
+    options = PredictOptions.from_call(node_threshold, edge_threshold, overlap, batch_size, **method_params)
+    if options.normalize not in ("auto", "tiles"):
         raise VesselGraphError(
-            f"normalize={opts['normalize']!r} is not available on a cluster: tiles are normalised with global "
+            f"normalize={options.normalize!r} is not available on a cluster: tiles are normalised with global "
             "statistics (normalize='tiles')"
         )
     image, path, file_scale = open_image(image)
     if scale is None:
         scale = file_scale
-    arr = _as_array(image)
+    arr = as_array(image)
     shape = tuple(int(n) for n in arr.shape)
     if channel is None and len(shape) == 4:
-        _layout(shape, None, None)
-    _check_cancel(cancel)
+        image_layout(shape, None, None)
+    check_cancel(cancel)
 
     # the model: checkpoint bytes (workers build the predictor), or a predictor object
     if predictor is None:
         from ..checkpoints import resolve
-        from .predict import _default_checkpoint
 
-        ckpt = checkpoint if checkpoint is not None else _default_checkpoint(shape, channel)
+        ckpt = checkpoint if checkpoint is not None else default_checkpoint(shape, channel)
         ckpt_path = resolve(ckpt)
         info = CheckpointInfo.from_path(ckpt_path)
         model_payload = ckpt_path.read_bytes()
@@ -479,10 +483,10 @@ def predict_distributed(
         meta_override = {}
         client_predictor = predictor
 
-    plan = _plan(arr, shape, client_predictor, checkpoint, scale, region, channel, opts)
+    plan = PredictionPlan.build(arr, shape, client_predictor, checkpoint, scale, region, channel, options)
     from .reader import PatchReader
 
-    reader = PatchReader(plan.source, client_predictor, mode="tiles", pad_mode=opts["pad_mode"])
+    reader = PatchReader(plan.source, client_predictor, mode="tiles", pad_mode=options.pad_mode)
     stats = reader.stats
     plan.meta["normalization"] = reader.normalization
     plan.meta["device"] = str(device) if predictor is None else str(getattr(predictor, "device", device))
@@ -508,13 +512,11 @@ def predict_distributed(
         return TileJob(
             tile=tile.index, windows=tile.windows, box=tile.box, starts=np.asarray(grid.starts, np.int64)[w],
             core_lo=stitcher.core_lo[w], core_hi=stitcher.core_hi[w], image_shape=plan.source.shape,
-            patch=plan.patch, stats=stats, pad_mode=opts["pad_mode"], batch_size=opts["batch_size"],
-            skip_empty=opts["skip_empty"], merge_radius=opts["merge_radius"],
+            patch=plan.patch, stats=stats, pad_mode=options.pad_mode, batch_size=options.batch_size,
+            skip_empty=options.skip_empty, merge_radius=options.merge_radius,
         )  # fmt: skip
 
-    from .predict import _tile_order
-
-    order = _tile_order(tiles)
+    order = tile_order(tiles)
     t_cluster = time.perf_counter()
     with cluster_client(client if client is not None else scheduler, dask_workers) as (cl, where):
         cluster_s = time.perf_counter() - t_cluster
@@ -554,7 +556,7 @@ def predict_distributed(
             while running:
                 finished = [f for f in running if f.done()]
                 if not finished:
-                    _check_cancel(cancel)
+                    check_cancel(cancel)
                     time.sleep(0.02)
                     continue
                 for f in finished:
@@ -576,7 +578,7 @@ def predict_distributed(
                     tiles_done += 1
                     if queue:
                         submit_next()
-                    _check_cancel(cancel)
+                    check_cancel(cancel)
                     if progress is not None:
                         progress(
                             done,
@@ -609,7 +611,7 @@ def predict_distributed(
         worker_task_s=round(task_s, 3),
         worker_read_s=round(read_s, 3),
     )
-    return _finish(raw, plan, opts, keep_raw, t_start)
+    return plan.finish(raw, keep_raw, t_start)
 
 
 def _worker_loads(key: str) -> int:

@@ -34,36 +34,140 @@ never on test images; each bundled checkpoint also records its own best setting 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from ..graph import VesselGraph
+from .stitch import splice_inserted
 
-#: ``flat``: a triangle ``i-j-k`` is flat when ``|ij| + |jk| <= flat * |ik|``; its long side goes.
-#: ``min_length``: components with less total centreline length (pixels) are dropped (0: keep all;
-#: isolated nodes have length 0 and go whenever ``min_length > 0``).
-#: ``link_threshold``: weakest edge confidence that may join two components (``None``: no linking).
-#: ``dedupe_radius``: nodes closer than this (pixels) are merged into the most confident one (0: off).
-#: ``spacing``: re-place the nodes along each chain at most this far apart (pixels; 0: off), keeping the
-#: path within ``spacing_tol`` pixels.
-DEFAULTS: dict = {
-    "link_threshold": 0.1,
-    "flat": 2.0,
-    "min_length": 0.0,
-    "dedupe_radius": 5.0,
-    "spacing": 11.0,
-    "spacing_tol": 2.0,
-}
 
-#: every step switched off (``postprocess=False``)
-OFF: dict = {
-    "link_threshold": None,
-    "flat": 1.0,
-    "min_length": 0.0,
-    "dedupe_radius": 0.0,
-    "spacing": 0.0,
-    "spacing_tol": 2.0,
-}
+def _setting(default, off, doc: str):
+    """A clean-up setting: its default, the value that switches its step off, one line saying what it does."""
+    return field(default=default, metadata={"off": off, "doc": doc})
+
+
+@dataclass(frozen=True)
+class CleanupSettings:
+    """The clean-up of a thresholded graph: one field per setting, and :meth:`apply`, the steps in order.
+
+    Adding a clean-up step touches only this class: a field (default, the value that switches it off, its
+    doc line) and its call in :meth:`apply`. :data:`DEFAULTS`, :data:`OFF`, :func:`finish_graph`'s keyword
+    arguments, the ``metadata["postprocess"]`` record and ``predict``'s options all follow from the fields.
+    Values are checked (numbers, ``None`` only for ``link_threshold``).
+    """
+
+    link_threshold: float | None = _setting(
+        0.1, None, "weakest edge confidence that may join two components (hysteresis linking; None: no linking)"
+    )
+    flat: float = _setting(
+        2.0, 1.0, "a triangle i-j-k is flat when |ij| + |jk| <= flat * |ik|; its long side goes (<= 1: off)"
+    )
+    min_length: float = _setting(
+        0.0, 0.0, "components with less total centreline length (px) are dropped (0: keep all)"
+    )
+    dedupe_radius: float = _setting(
+        5.0, 0.0, "nodes closer than this (px) are merged into the most confident one (0: off)"
+    )
+    spacing: float = _setting(11.0, 0.0, "re-place the nodes along each chain at most this far apart (px; 0: off)")
+    spacing_tol: float = _setting(2.0, 2.0, "how far (px) a re-placed chain may stray from the traced path")
+
+    def __post_init__(self) -> None:
+        from ..errors import VesselGraphError
+
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None and f.name == "link_threshold":
+                continue
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                x = float("nan")
+            if isinstance(v, (bool, str)) or not np.isfinite(x):
+                raise VesselGraphError(f"clean-up setting {f.name} must be a number, got {v!r}")
+            if f.name == "link_threshold" and not 0.0 <= x <= 1.0:
+                raise VesselGraphError(f"clean-up setting link_threshold must be in [0, 1] or None, got {v!r}")
+            object.__setattr__(self, f.name, x)
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def off(cls) -> CleanupSettings:
+        """Every step switched off (``postprocess=False``)."""
+        return cls(**{f.name: f.metadata["off"] for f in fields(cls)})
+
+    @classmethod
+    def check_names(cls, names, where: str = "clean-up setting(s)") -> None:
+        from ..errors import VesselGraphError
+
+        unknown = sorted(set(names) - set(cls.names()))
+        if unknown:
+            raise VesselGraphError(f"unknown {where} {unknown}; known: {sorted(cls.names())}")
+
+    @classmethod
+    def resolve(cls, params: dict | None = None, meta: dict | None = None) -> CleanupSettings:
+        """The settings a prediction uses: the defaults, then the checkpoint's ``meta["postprocess"]``, then
+        ``params`` (the call's options: ``None`` values are ignored; ``{"postprocess": False}`` switches every
+        step off)."""
+        recorded = (meta or {}).get("postprocess") or {}
+        cls.check_names(recorded, "clean-up setting(s) in the checkpoint metadata:")
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        out = cls().replace(**recorded) if params.pop("postprocess", True) is not False else cls.off()
+        cls.check_names(params)
+        return out.replace(**params)
+
+    @classmethod
+    def from_record(cls, record: dict | None) -> CleanupSettings:
+        """The settings a graph's ``metadata["postprocess"]`` records (a setting it does not record is off;
+        none recorded: all off, e.g. a skeleton graph; unknown keys are ignored)."""
+        record = record or {}
+        off = cls.off()
+        return cls(**{n: record.get(n, getattr(off, n)) for n in cls.names()})
+
+    @classmethod
+    def coerce(cls, value) -> CleanupSettings:
+        """``value`` as settings: a :class:`CleanupSettings`, a dict of settings over the defaults, or ``None``
+        (the defaults)."""
+        if isinstance(value, cls):
+            return value
+        if value is None:
+            return cls()
+        if isinstance(value, dict):
+            cls.check_names(value)
+            return cls(**value)
+        from ..errors import VesselGraphError
+
+        raise VesselGraphError(f"clean-up settings must be a CleanupSettings or a dict, got {value!r}")
+
+    def replace(self, **changes) -> CleanupSettings:
+        self.check_names(changes)
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """``{name: value}`` in field order (what ``metadata["postprocess"]`` records)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    # ---------------------------------------------------------------- the steps
+    def apply(self, raw: VesselGraph, node_threshold: float, edge_threshold: float) -> VesselGraph:
+        """Thresholds, then :func:`link_components`, :func:`dedupe_nodes`, :func:`prune_shortcuts`,
+        :func:`drop_fragments`, :func:`resample_chains` with these settings."""
+        link = self.link_threshold
+        low = edge_threshold if link is None else min(float(link), float(edge_threshold))
+        g = apply_thresholds(raw, node_threshold, low, drop_isolated=False)
+        g = link_components(g, edge_threshold, link)
+        g = dedupe_nodes(g, self.dedupe_radius)
+        g = drop_fragments(prune_shortcuts(g, self.flat), self.min_length)
+        return resample_chains(g, self.spacing, self.spacing_tol)
+
+
+#: the default clean-up settings, as a dict (``CleanupSettings().to_dict()``)
+DEFAULTS: dict = CleanupSettings().to_dict()
+
+#: every step switched off (``postprocess=False``), as a dict
+OFF: dict = CleanupSettings.off().to_dict()
 
 
 def _lengths(nodes: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -440,66 +544,89 @@ def _at(P: np.ndarray, s: np.ndarray, t: float) -> np.ndarray:
 
 
 def settings(params: dict | None = None, meta: dict | None = None) -> dict:
-    """The clean-up settings: :data:`DEFAULTS`, then the checkpoint's ``meta["postprocess"]``, then
-    ``params`` (``None`` values are ignored; ``{"postprocess": False}`` switches every step off)."""
-    out = dict(DEFAULTS)
-    out.update((meta or {}).get("postprocess") or {})
-    params = {k: v for k, v in (params or {}).items() if v is not None}
-    if params.pop("postprocess", True) is False:
-        out = dict(OFF)
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        from ..errors import VesselGraphError
+    """:meth:`CleanupSettings.resolve` as a dict: the defaults, then the checkpoint's ``meta["postprocess"]``,
+    then ``params`` (``None`` values are ignored; ``{"postprocess": False}`` switches every step off)."""
+    return CleanupSettings.resolve(params, meta).to_dict()
 
-        raise VesselGraphError(f"unknown clean-up setting(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    out.update(params)
-    return out
+
+def apply_thresholds(
+    raw_graph: VesselGraph, node_threshold: float = 0.5, edge_threshold: float = 0.5, drop_isolated: bool = False
+) -> VesselGraph:
+    """Keep nodes with ``confidence >= node_threshold`` and edges with ``confidence >= edge_threshold``
+    between kept nodes.
+
+    Cut nodes (``inserted``; placed by stitching where an edge crosses a patch or region border) have no
+    model score of their own: they stay exactly when one of their edges stays. ``drop_isolated`` also
+    removes model nodes left without edges. Works on the raw graph from ``predict(..., keep_raw=True)``
+    (re-threshold without running the model again) and on any graph with ``confidence`` columns
+    (missing columns count as confidence 1).
+    """
+    g = raw_graph
+    n = g.n_nodes
+    conf = np.asarray(g.node_attrs.get("confidence", np.ones(n)), float)
+    inserted = np.asarray(g.node_attrs.get("inserted", np.zeros(n, bool)), bool)
+    econf = np.asarray(g.edge_attrs.get("confidence", np.ones(g.n_edges)), float)
+    keep = inserted | (conf >= node_threshold)
+    ekeep = (econf >= edge_threshold) & keep[g.edges[:, 0]] & keep[g.edges[:, 1]] if g.n_edges else np.zeros(0, bool)
+    degree = np.bincount(g.edges[ekeep].ravel(), minlength=n)
+    keep &= ~inserted | (degree > 0)
+    edges = g.edges[ekeep]
+    eattrs = {k: v[ekeep] for k, v in g.edge_attrs.items()}
+    # cut nodes whose other edges were dropped are spliced out, as stitching does
+    kept_nodes, edges, conf_e, src = splice_inserted(n, inserted & keep, edges, econf[ekeep])
+    eattrs = {k: v[src] for k, v in eattrs.items()}
+    if "confidence" in eattrs:
+        eattrs["confidence"] = conf_e.astype(eattrs["confidence"].dtype, copy=False)
+    survives = np.zeros(n, bool)
+    survives[kept_nodes] = True
+    keep &= survives
+    if drop_isolated:
+        degree = np.bincount(edges.ravel(), minlength=n)
+        keep &= degree > 0
+    index = np.full(n, -1, np.int64)
+    index[keep] = np.arange(int(keep.sum()))
+    meta = dict(g.metadata)
+    meta.update(node_threshold=float(node_threshold), edge_threshold=float(edge_threshold), raw=False)
+    return VesselGraph(
+        g.nodes[keep],
+        index[edges],
+        {k: v[keep] for k, v in g.node_attrs.items()},
+        eattrs,
+        g.scale,
+        meta,
+    )
 
 
 def finish_graph(
     raw: VesselGraph,
     node_threshold: float,
     edge_threshold: float,
-    link_threshold: float | None = DEFAULTS["link_threshold"],
-    flat: float = DEFAULTS["flat"],
-    min_length: float = DEFAULTS["min_length"],
+    cleanup: CleanupSettings | dict | None = None,
     drop_isolated: bool = False,
-    dedupe_radius: float = DEFAULTS["dedupe_radius"],
-    spacing: float = DEFAULTS["spacing"],
-    spacing_tol: float = DEFAULTS["spacing_tol"],
+    **settings,
 ) -> VesselGraph:
-    """Raw candidates -> final graph: thresholds, :func:`link_components`, :func:`dedupe_nodes`,
-    :func:`prune_shortcuts`, :func:`drop_fragments`, :func:`resample_chains`; the settings are
-    recorded in ``metadata["postprocess"]``."""
-    from .stitch import apply_thresholds
+    """Raw candidates -> final graph: thresholds, then the clean-up (:meth:`CleanupSettings.apply`).
 
-    low = edge_threshold if link_threshold is None else min(float(link_threshold), float(edge_threshold))
-    g = apply_thresholds(raw, node_threshold, low, drop_isolated=False)
-    g = link_components(g, edge_threshold, link_threshold)
-    g = dedupe_nodes(g, dedupe_radius)
-    g = drop_fragments(prune_shortcuts(g, flat), min_length)
-    g = resample_chains(g, spacing, spacing_tol)
+    ``cleanup``: a :class:`CleanupSettings` or a dict of settings (``None``: :data:`DEFAULTS`); keyword
+    ``settings`` (``link_threshold=...``, any field of :class:`CleanupSettings`) replace single ones.
+    ``drop_isolated`` also removes nodes left without edges. The settings are recorded in
+    ``metadata["postprocess"]``, the thresholds in ``metadata["node_threshold"]``/``["edge_threshold"]``.
+    """
+    c = CleanupSettings.coerce(cleanup).replace(**settings)
+    g = c.apply(raw, node_threshold, edge_threshold)
     if drop_isolated and g.n_nodes:
         degree = np.bincount(g.edges.ravel(), minlength=g.n_nodes)
         g = g.subgraph(degree > 0)
     meta = dict(g.metadata)
     meta.update(node_threshold=float(node_threshold), edge_threshold=float(edge_threshold), raw=False)
-    meta["postprocess"] = {
-        "link_threshold": None if link_threshold is None else float(link_threshold),
-        "flat": float(flat),
-        "min_length": float(min_length),
-        "dedupe_radius": float(dedupe_radius),
-        "spacing": float(spacing),
-        "spacing_tol": float(spacing_tol),
-    }
+    meta["postprocess"] = c.to_dict()
     g.metadata = meta
     return g
 
 
 def finish_raw(raw: VesselGraph, node_threshold: float, edge_threshold: float) -> VesselGraph:
     """:func:`finish_graph` with the clean-up settings the prediction recorded in ``raw.metadata``
-    (none when it recorded none, e.g. a skeleton graph)."""
-    pp = (raw.metadata or {}).get("postprocess") or OFF
-    # a setting the prediction did not record (an older raw graph) is off
-    kw = {k: pp.get(k, OFF[k]) for k in OFF}
-    return finish_graph(raw, node_threshold, edge_threshold, **kw)
+    (none when it recorded none, e.g. a skeleton graph; a setting an older raw graph does not record is off)."""
+    return finish_graph(
+        raw, node_threshold, edge_threshold, CleanupSettings.from_record((raw.metadata or {}).get("postprocess"))
+    )

@@ -1,4 +1,4 @@
-"""Stitching patch graphs into one graph, and thresholding the result.
+"""Stitching patch graphs into one graph.
 
 The rule
 --------
@@ -31,7 +31,7 @@ The rule
    with one edge (the neighbour saw nothing there, or the region ends) stay as end points with
    ``inserted=True``.
 
-Thresholds are applied after stitching (:func:`apply_thresholds`, which splices again the cut nodes
+Thresholds are applied after stitching (:func:`.postprocess.apply_thresholds`, which splices again the cut nodes
 whose other edges fell below the threshold), so a raw graph stitched from low-threshold candidates can
 be re-thresholded without running the model again, and gives exactly what a prediction with those
 thresholds gives.
@@ -378,7 +378,7 @@ def _merge_and_splice(pos, sc, rad, ins, pid, edges, escore, merge_radius, regio
         rlo, rhi = region_box
         on_border = np.any(np.isclose(mpos, rlo, atol=1e-6) | np.isclose(mpos, rhi, atol=1e-6), axis=1)
         spur_ok &= ~on_border
-    keep_nodes, e, es, _ = _splice_inserted(n, mins, e, escore, mpos, merge_radius, spur_ok)
+    keep_nodes, e, es, _ = splice_inserted(n, mins, e, escore, mpos, merge_radius, spur_ok)
     index = np.full(n, -1, np.int64)
     index[keep_nodes] = np.arange(len(keep_nodes))
     e = index[e]
@@ -527,7 +527,7 @@ def _dedupe_with_source(e: np.ndarray, es: np.ndarray, src: np.ndarray):
     return e[order], es[order], src[order]
 
 
-def _splice_inserted(
+def splice_inserted(
     n: int, inserted: np.ndarray, e: np.ndarray, es: np.ndarray, pos=None, spur: float = 0.0, spur_ok=None
 ):
     """Remove cut nodes of degree 2, joining their neighbours; drop isolated cut nodes, and cut nodes at
@@ -603,51 +603,3 @@ def _splice_inserted(
     degree = np.bincount(e.ravel(), minlength=n)
     keep = ~removed & ~(inserted & (degree == 0))
     return np.flatnonzero(keep), e, es, src
-
-
-def apply_thresholds(
-    raw_graph: VesselGraph, node_threshold: float = 0.5, edge_threshold: float = 0.5, drop_isolated: bool = False
-) -> VesselGraph:
-    """Keep nodes with ``confidence >= node_threshold`` and edges with ``confidence >= edge_threshold``
-    between kept nodes.
-
-    Cut nodes (``inserted``; placed by stitching where an edge crosses a patch or region border) have no
-    model score of their own: they stay exactly when one of their edges stays. ``drop_isolated`` also
-    removes model nodes left without edges. Works on the raw graph from ``predict(..., keep_raw=True)``
-    (re-threshold without running the model again) and on any graph with ``confidence`` columns
-    (missing columns count as confidence 1).
-    """
-    g = raw_graph
-    n = g.n_nodes
-    conf = np.asarray(g.node_attrs.get("confidence", np.ones(n)), float)
-    inserted = np.asarray(g.node_attrs.get("inserted", np.zeros(n, bool)), bool)
-    econf = np.asarray(g.edge_attrs.get("confidence", np.ones(g.n_edges)), float)
-    keep = inserted | (conf >= node_threshold)
-    ekeep = (econf >= edge_threshold) & keep[g.edges[:, 0]] & keep[g.edges[:, 1]] if g.n_edges else np.zeros(0, bool)
-    degree = np.bincount(g.edges[ekeep].ravel(), minlength=n)
-    keep &= ~inserted | (degree > 0)
-    edges = g.edges[ekeep]
-    eattrs = {k: v[ekeep] for k, v in g.edge_attrs.items()}
-    # cut nodes whose other edges were dropped are spliced out, as stitching does
-    kept_nodes, edges, conf_e, src = _splice_inserted(n, inserted & keep, edges, econf[ekeep])
-    eattrs = {k: v[src] for k, v in eattrs.items()}
-    if "confidence" in eattrs:
-        eattrs["confidence"] = conf_e.astype(eattrs["confidence"].dtype, copy=False)
-    survives = np.zeros(n, bool)
-    survives[kept_nodes] = True
-    keep &= survives
-    if drop_isolated:
-        degree = np.bincount(edges.ravel(), minlength=n)
-        keep &= degree > 0
-    index = np.full(n, -1, np.int64)
-    index[keep] = np.arange(int(keep.sum()))
-    meta = dict(g.metadata)
-    meta.update(node_threshold=float(node_threshold), edge_threshold=float(edge_threshold), raw=False)
-    return VesselGraph(
-        g.nodes[keep],
-        index[edges],
-        {k: v[keep] for k, v in g.node_attrs.items()},
-        eattrs,
-        g.scale,
-        meta,
-    )
