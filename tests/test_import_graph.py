@@ -22,17 +22,11 @@ import napari_vesselgraph
 ROOT = Path(napari_vesselgraph.__file__).parent
 PKG = "napari_vesselgraph"
 
-# Lazy (function-level) imports that close cycles today, in modules owned by other work. Each is a back edge
-# ``(importer, imported)`` (without the package prefix), removed from the graph before looking for cycles; the
-# reason and the way out are given beside it, for whoever takes them (issue 18, architecture: the parts after
-# part A). The test fails on any other cycle, and on a listed edge that no longer exists (so the list shrinks).
-KNOWN_LAZY_BACK_EDGES: dict[tuple[str, str], str] = {
-    # loading a checkpoint that bundles a translator rebuilds it from adapt.translate: checkpoints (a low layer)
-    # reaches up into adapt (and so into the whole adapt package). Way out: move Translator, build_translator
-    # and attach_translator into model/ and import them from there.
-    ("checkpoints.store", "adapt.translate"): "issue 18: checkpoints must not import adapt",
-    ("checkpoints.store", "adapt"): "issue 18: checkpoints must not import adapt (adapt/__init__ via translate)",
-}
+# Lazy (function-level) imports allowed to close a cycle, each a back edge ``(importer, imported)`` (without the
+# package prefix) with its reason; removed from the graph before looking for cycles. None is left (issue 18 took
+# out checkpoints.store -> adapt.translate, settings -> checkpoints.store and inference.distributed -> predict);
+# the test fails on any cycle, and on a listed edge that no longer exists (so the list only shrinks).
+KNOWN_LAZY_BACK_EDGES: dict[tuple[str, str], str] = {}
 
 
 def _modules() -> dict[str, Path]:
@@ -228,6 +222,10 @@ def test_layers_stay_apart():
         assert not reaches(low) & {_full("inference.predict"), _full("inference.distributed")}, low
     # checkpoint metadata is plain data: it reads nothing above errors
     assert reaches("checkpoints.meta") <= {f"{PKG}.errors"}
+    # loading a checkpoint builds its translator from model/, never from adapt (a layer above)
+    assert f"{PKG}.model.translator" in lazy[f"{PKG}.checkpoints.store"]
+    for low in ("checkpoints", "checkpoints.store", "model.network", "model.translator", "settings"):
+        assert not any(m.startswith(f"{PKG}.adapt") for m in reaches(low)), low
     # nothing in the core imports a widget module (widgets import checkpoint helpers from checkpoints/)
     for mod, deps in lazy.items():
         if not mod.startswith(f"{PKG}._napari"):

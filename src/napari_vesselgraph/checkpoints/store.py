@@ -250,7 +250,7 @@ def load_checkpoint(name_or_path, device="cpu"):
         raise VesselGraphError(f"{path}: invalid architecture config: {e}") from None
     translator = info.translator
     if translator is not None:
-        from ..adapt.translate import attach_translator, build_translator
+        from ..model.translator import attach_translator, build_translator
 
         if (
             translator.get("ndim", cfg.ndim) != cfg.ndim
