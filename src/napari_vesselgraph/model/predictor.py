@@ -71,10 +71,10 @@ class PatchPredictor:
         if batch_size is None:
             batch_size = 64 if self.device.type != "cpu" else (16 if self.ndim == 2 else 4)
         self.batch_size = int(batch_size)
-        th = self.meta.get("thresholds") or {}
-        #: score thresholds chosen on the validation patches at training time (defaults 0.5)
-        self.node_threshold = float(th.get("node", 0.5))
-        self.edge_threshold = float(th.get("edge", 0.5))
+        from ..checkpoints.meta import checkpoint_thresholds
+
+        #: score thresholds the checkpoint records (defaults 0.5)
+        self.node_threshold, self.edge_threshold = map(float, checkpoint_thresholds(self.meta))
         #: node refinement on the patch intensities (:mod:`.refine`): ``refine`` if given, else the checkpoint's
         #: ``meta["node_refinement"]`` (a dict of settings, or false), else the defaults
         self.refine = RefineSettings.from_any(self.meta.get("node_refinement") if refine is None else refine)
