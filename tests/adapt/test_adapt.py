@@ -33,8 +33,9 @@ def test_each_method_writes_a_loadable_checkpoint(method, tiny_checkpoint, fundu
     )
     assert path.exists() and path.parent == ck.user_dir()  # no out: the user checkpoint folder
     assert method in path.name
-    assert sorted({c[0] for c in calls}) == [1, 2] and {c[1] for c in calls} == {2}
-    assert all(isinstance(c[2]["loss"], float) for c in calls)
+    steps = [c for c in calls if "phase" not in c[2]]  # phase updates (step 0) come before the first step
+    assert sorted({c[0] for c in steps}) == [1, 2] and {c[1] for c in calls} == {2}
+    assert all(isinstance(c[2]["loss"], float) for c in steps)
     model, meta = ck.load_checkpoint(path)
     ad = meta["adaptation"]
     assert ad["method"] == method and ad["target"] == str(fundus_folder) and ad["source"] == "vessel2d-fluo"
@@ -254,3 +255,20 @@ def test_3d_contrastive_and_translation(tmp_path):
         assert (meta.get("translator") or {}).get("ndim", 3) == 3
         assert (model._modules.get("translator") is not None) == (method == "translation")
         assert predict(volume, checkpoint=str(path), device="cpu").ndim == 3
+
+
+@pytest.mark.parametrize("method", ["contrastive", "translation"])
+def test_progress_says_what_happens_before_the_first_step(method, tiny_checkpoint, fundus_folder, tmp_path):
+    """The first progress updates come before any step (reading, preparing, measuring the source), each at
+    step 0 with a phase text, so a widget shows activity within seconds, not after the first step."""
+    calls = []
+    adapt(
+        base_config(tiny_checkpoint, fundus_folder, method=method, steps=2, out=str(tmp_path / "p.safetensors")),
+        progress=lambda step, total, info: calls.append((step, total, dict(info))),
+        log=lambda s: None,
+    )
+    phases = [c for c in calls if "phase" in c[2]]
+    assert [c[0] for c in phases] == [0] * len(phases) and len(phases) >= 3
+    assert calls[: len(phases)] == phases  # they come first
+    assert "reading" in phases[0][2]["phase"] and "measuring the source" in phases[-1][2]["phase"]
+    assert any(c[0] == 2 for c in calls)

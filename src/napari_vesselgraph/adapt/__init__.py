@@ -51,6 +51,8 @@ def adapt(
         torch.set_num_threads(int(cfg.threads))
     device = select_device(cfg.device)
     model, meta = load_checkpoint(cfg.checkpoint, device="cpu")
+    if progress is not None:  # the first update comes before the target is read (seconds for big images)
+        progress(0, cfg.steps, {"phase": "reading the target samples"})
     data = load_target(cfg, model.cfg.ndim, log=log, meta=meta)
     out = loop.output_path(cfg, meta, data)
     from ..io import check_writable

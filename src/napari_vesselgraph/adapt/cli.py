@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(("\n" if bar._last else "") + s, file=sys.stderr, flush=True)
 
         def progress(step, total, info):
+            if "phase" in info:  # the log lines say what happens before the first step; the bar starts with it
+                return
             show = {k: info[k] for k in ("loss",) if k in info}
             if "val" in info:
                 show.update({k: float(v) for k, v in info["val"].items()})

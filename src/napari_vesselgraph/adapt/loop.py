@@ -125,6 +125,12 @@ def evaluate_heldout(
     return out
 
 
+def phase(progress, total: int, text: str) -> None:
+    """A progress update at step 0 that says what the run is doing before its first step (``info["phase"]``)."""
+    if progress is not None:
+        progress(0, total, {"phase": text})
+
+
 def short_metrics(m: dict | None) -> dict | None:
     if m is None:
         return None
@@ -251,6 +257,7 @@ def run(
     weights = LossWeights(**{k: v for k, v in lw.items() if k in LossWeights.__dataclass_fields__})
     crit = SetCriterion(model, weights, rng=np.random.default_rng(cfg.seed + 1))
 
+    phase(progress, cfg.steps, "preparing source and target patches")
     ssampler, source = source_sampler(cfg, meta, mcfg, in_meta, rng)
     tsampler = TargetSampler(data.shots, in_meta, mcfg.patch_size, np.random.default_rng(cfg.seed + 2))
     log(
@@ -280,6 +287,8 @@ def run(
     )
 
     held_kw = {"zoom": 1.0 if data.zoomed else None, "select_by": cfg.selection}
+    if data.heldout:
+        phase(progress, cfg.steps, f"measuring the source model on {len(data.heldout)} held-out sample(s)")
     before = evaluate_heldout(model, meta, data.heldout, device, **held_kw)
     if before is not None:
         log(f"before: node_f1 {before['node_f1']:.3f} edge_f1 {before['edge_f1']:.3f} smd {before['smd']:.4f} "

@@ -55,7 +55,7 @@ def run(
     """Train the translator on unlabelled target images and source patches; returns the checkpoint path."""
     from ..checkpoints import save_checkpoint
     from .data import TargetSampler, source_sampler
-    from .loop import adapted_meta, evaluate_heldout, predictor_input_meta, short_metrics
+    from .loop import adapted_meta, evaluate_heldout, phase, predictor_input_meta, short_metrics
 
     if meta.get("translator"):
         raise VesselGraphError("this checkpoint already carries a translator; translate from its base checkpoint")
@@ -67,6 +67,7 @@ def run(
     in_meta = predictor_input_meta(model, meta)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
+    phase(progress, cfg.steps, "preparing source and target images")
     ssampler, source = source_sampler(cfg, meta, mcfg, in_meta, rng)
     tsampler = TargetSampler(images, in_meta, mcfg.patch_size, np.random.default_rng(cfg.seed + 2))
     log(
@@ -76,6 +77,8 @@ def run(
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    if data.heldout:
+        phase(progress, cfg.steps, f"measuring the source model on {len(data.heldout)} held-out sample(s)")
     before = evaluate_heldout(model, meta, data.heldout, device, sweep=False, zoom=1.0 if data.zoomed else None)
 
     nd, ch = mcfg.ndim, mcfg.in_channels
