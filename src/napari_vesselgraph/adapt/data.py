@@ -88,9 +88,9 @@ def apply_zoom(data: TargetData, zoom, meta: dict, log=print) -> None:
 
     ``zoom="auto"``: each image by :func:`inference.autozoom.estimate_zoom` against the checkpoint's
     ``scale_reference`` (as ``predict`` does; nothing without a reference); a number: every image by it, and
-    ``data.scale_reference`` becomes the median structure radius of the resampled labelled images, so that the
-    adapted checkpoint makes ``predict``'s automatic zoom pick about that factor on images like these. Graphs are
-    scaled and re-spaced ``spacing`` px apart (the checkpoint's clean-up setting, else 10).
+    ``data.scale_reference`` becomes the median structure radius of the full-size images times the factor, so
+    that the adapted checkpoint makes ``predict``'s automatic zoom pick about that factor on images like these.
+    Graphs are scaled and re-spaced ``spacing`` px apart (the checkpoint's clean-up setting, else 10).
     """
     from ..inference.autozoom import estimate_zoom, structure_radius, zoom_graph, zoom_image
 
@@ -106,6 +106,12 @@ def apply_zoom(data: TargetData, zoom, meta: dict, log=print) -> None:
             factors[s.id] = z
     if all(abs(z - 1.0) < 1e-9 for z in factors.values()) and zoom == "auto":
         return
+    radii = []
+    if zoom != "auto":  # measured at full size: predict measures a new image at full size too
+        for s in data.shots + data.heldout + data.unlabelled:
+            r = structure_radius(np.asarray(s.image, np.float32))
+            if r is not None:
+                radii.append(r)
     for group in groups:
         for i, s in enumerate(group):
             z = factors[s.id]
@@ -116,15 +122,13 @@ def apply_zoom(data: TargetData, zoom, meta: dict, log=print) -> None:
             group[i] = TargetSample(s.id, s.seed, img, g)
     data.zoom = [[str(k), round(v, 4)] for k, v in factors.items()]
     log(f"target images resampled to the model's scale: zoom {_zoom_summary(factors.values())}")
-    if zoom != "auto":
-        radii = [structure_radius(np.asarray(s.image, np.float32)) for s in data.shots + data.heldout + data.unlabelled]
-        radii = [r for r in radii if r is not None]
-        if radii:
-            data.scale_reference = {
-                "radius_p90": round(float(np.median(radii)), 3),
-                "source": f"median structure radius of the target images resampled by zoom {float(zoom)} "
-                "(adapt): predict's automatic zoom shrinks images like them by about that factor",
-            }
+    if radii:
+        data.scale_reference = {
+            "radius_p90": round(float(np.median(radii)) * float(zoom), 3),
+            "how": "napari_vesselgraph.inference.autozoom.structure_radius",
+            "source": f"median structure radius of the full-size target images x zoom {float(zoom)} (adapt): "
+            "predict's automatic zoom shrinks images like them by about that factor",
+        }
 
 
 def _zoom_summary(values) -> str:
