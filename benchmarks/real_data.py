@@ -536,8 +536,9 @@ def run_adapt_job(job: dict) -> dict:
            "device": job["device"], "threads": job["threads"]}  # fmt: skip
     if job["method"] != "translation":
         cfg["shots"] = job["K"]
-    # adapted at the scale the test images are predicted at (the zoom chosen for the source on the shots)
-    cfg["zoom"] = "auto" if job.get("zoom_value") is None else float(job["zoom_value"])
+    # the target folder is already at the scale the test images are predicted at (adapt_folder resampled the
+    # shots by the zoom chosen for the source): adapt must not resample again
+    cfg["zoom"] = 1.0
     t0 = time.perf_counter()
     path = adapt(cfg, log=print if job.get("verbose") else quiet)
     train_s = time.perf_counter() - t0
