@@ -10,7 +10,9 @@
   image and to warn on a mismatch;
 - with ``--reference-data``, records ``scale_reference.radius_p90``: the median over that dataset folder's
   train images of :func:`napari_vesselgraph.inference.autozoom.structure_radius` (the width of the structures
-  the model does best on), which ``predict`` uses to shrink images with wider structures (automatic zoom).
+  the model does best on), which ``predict`` uses to shrink images with wider structures (automatic zoom);
+- with ``--test-figures`` (adapted checkpoints), records ``adaptation.test``: the test-split figures of the
+  checkpoint, its source and the skeleton from ``benchmarks/adapted_checkpoints.py``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def main(argv=None) -> int:
     p.add_argument("--structures", default="vessels", help="vessels | neurites | roads | ...")
     p.add_argument("--reference-data", default=None, help="dataset folder: the scale reference is measured on it")
     p.add_argument("--reference-radius", type=float, default=None, help="or give the scale reference (px) directly")
+    p.add_argument("--test-figures", default=None,
+                   help="JSON from benchmarks/adapted_checkpoints.py: recorded as adaptation.test (adapted checkpoints)")
     a = p.parse_args(argv)
 
     from napari_vesselgraph.checkpoints import bundled_dir
@@ -80,6 +84,13 @@ def main(argv=None) -> int:
             "measured_on": a.reference_data or "given",
             "how": "napari_vesselgraph.inference.autozoom.structure_radius",
         }
+    if a.test_figures:
+        import json
+
+        if not meta.get("adaptation"):
+            print("bundle_checkpoint: --test-figures is for adapted checkpoints (no 'adaptation')", file=sys.stderr)
+            return 2
+        meta["adaptation"]["test"] = json.loads(Path(a.test_figures).read_text())
     meta["bundled"] = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "from": str(a.source),
                        "command": "python scripts/bundle_checkpoint.py " + " ".join(argv or sys.argv[1:])}  # fmt: skip
     out = bundled_dir() / f"{a.name}.safetensors"
