@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_vesselgraph.baseline import skeleton_graph, skeleton_to_graph
-from napari_vesselgraph.baseline.skeleton import pixel_graph, simplify_path, smooth_path
+from napari_vesselgraph.baseline.skeleton import simplify_path, skeleton_segments, smooth_path
 from napari_vesselgraph.errors import Cancelled, VesselGraphError
 from napari_vesselgraph.graph import VesselGraph
 
@@ -245,12 +245,27 @@ def test_simplify_path_on_random_walk():
 
 # --------------------------------------------------------------------------- pixel graph
 def test_staircase_has_no_triangles():
+    # a 4-connected staircase: every corner pixel also touches the next step diagonally (skan links it)
     m = np.zeros((10, 10), bool)
-    for k, (y, x) in enumerate([(1, 1), (1, 2), (2, 2), (2, 3), (3, 3), (3, 4), (4, 4)]):
+    for y, x in [(1, 1), (1, 2), (2, 2), (2, 3), (3, 3), (3, 4), (4, 4)]:
         m[y, x] = True
-    coords, links = pixel_graph(m)
-    deg = np.bincount(links.ravel(), minlength=len(coords))
-    assert sorted(deg.tolist()) == [1, 1, 2, 2, 2, 2, 2]
+    nodes, edges, _, _ = skeleton_to_graph(m, max_edge_length=100.0)
+    g = VesselGraph(nodes, edges)
+    assert sorted(g.degree().tolist()) == [1, 1] and _close(nodes, [(1, 1), (4, 4)], 1e-9)
+
+
+def test_skeleton_segments_of_a_loop_and_a_line():
+    m = np.zeros((20, 30), bool)
+    m[2, 2:12] = True  # a line: two end nodes, one segment with 8 interior pixels
+    m[8:15, 15] = m[8:15, 21] = True
+    m[8, 15:22] = m[14, 15:22] = True  # an isolated square loop: one node, one segment back to it
+    sg, coords = skeleton_segments(m)
+    assert len(coords) == m.sum()
+    assert sorted(len(p) for p in sg.seg_path) == [8, 23]
+    loop = [s for s in sg.live() if sg.seg_a[s] == sg.seg_b[s]]
+    assert len(loop) == 1 and not sg.junction[sg.seg_a[loop[0]]]
+    empty, none = skeleton_segments(np.zeros((5, 5, 5), bool))
+    assert not empty.pos and none.shape == (0, 3)
 
 
 def test_plus_shaped_junction_collapses_to_one_node():

@@ -55,3 +55,19 @@ def test_empty_graph_statistics():
 def test_edge_segment_labels_cover_all_edges():
     m = morphometrics(y_graph())
     assert (m["edges"]["segment"] >= 0).all()
+
+
+def test_3d_segments_with_a_branch_a_loop_and_a_zero_length_edge():
+    # 3D, anisotropic: a path 0-1-2 to the branch point 2, a loop 2-3-4-2 and a spur 2-5; 6-7 sit on one spot
+    nodes = [[0, 0, 0], [0, 0, 4], [0, 3, 4], [1, 3, 4], [1, 4, 4], [0, 3, 9], [5, 5, 5], [5, 5, 5]]
+    g = VesselGraph(np.array(nodes, float), [[0, 1], [1, 2], [2, 3], [3, 4], [4, 2], [2, 5], [6, 7]], scale=(3, 2, 1))
+    segs = segments(g)
+    by_edges = {tuple(sorted(s.edges)): s for s in segs}
+    assert set(by_edges) == {(0, 1), (2, 3, 4), (5,), (6,)}
+    assert by_edges[(0, 1)].length == pytest.approx(4 + 6) and by_edges[(0, 1)].chord == pytest.approx(np.hypot(6, 4))
+    loop = by_edges[(2, 3, 4)]
+    assert loop.nodes[0] == loop.nodes[-1] == 2 and np.isnan(loop.tortuosity)
+    assert loop.length == pytest.approx(3 + 2 + np.hypot(3, 2))
+    assert by_edges[(6,)].length == 0.0 and by_edges[(6,)].nodes in ([6, 7], [7, 6])
+    m = morphometrics(g)
+    assert (m["edges"]["segment"] >= 0).all() and m["nodes"]["is_branch_point"].tolist()[2]

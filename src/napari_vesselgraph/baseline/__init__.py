@@ -1,4 +1,5 @@
-"""Classical baseline: vesselness -> threshold -> skeleton -> graph (numpy/scipy/scikit-image only).
+"""Classical baseline: vesselness -> threshold -> skeleton -> graph (numpy/scipy/scikit-image, skan for
+the skeleton's pixel graph and paths).
 
 ``skeleton_graph(image, scale=None, **params)`` is what a user can do today without deep learning;
 ``PRESETS`` holds per-domain defaults for the synthetic domains (picked on validation seeds).

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import Cancelled, VesselGraphError
 from ..graph import VesselGraph
-from .skeleton import merge_close_junctions, pixel_graph, prune, segment_graph, to_node_edge_graph
+from .skeleton import merge_close_junctions, prune, skeleton_segments, to_node_edge_graph
 from .vesselness import choose_polarity, to_grey, vesselness
 
 DEFAULT_SIGMAS = (1.0, 2.0, 3.0)
@@ -342,8 +342,7 @@ def skeleton_graph(
     _check(cancel)
 
     # ------------------------------------------------------------ graph
-    coords, links = pixel_graph(skel)
-    sg = segment_graph(coords, links)
+    sg, coords = skeleton_segments(skel)
     if not sg.pos:
         return empty("empty skeleton")
     merge_close_junctions(sg, 2.5)

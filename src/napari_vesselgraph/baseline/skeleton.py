@@ -1,15 +1,16 @@
 """Skeleton -> graph: pixel graph, junction clusters, spur pruning and polyline simplification.
 
-Written with numpy/scipy only. The steps:
+The pixel graph and its paths come from skan (``skan.Skeleton``); the clean-up and simplification on
+top of them are this project's. The steps:
 
-1. **Pixel graph.** Skeleton pixels are linked to their 8- (2D) / 26- (3D) neighbours. A link that
-   skips a corner (a diagonal step whose "corner" pixel is also on the skeleton) is dropped, so
-   staircases do not form little triangles: the remaining graph has the same connectivity.
-2. **Segments.** Pixels with three or more links are junction pixels; touching junction pixels form
-   one junction cluster, which becomes one node at the cluster's centroid. Pixels with one link are
-   end points. Walking from every node along pixels with two links gives the *segments* (ordered
-   pixel paths between two nodes); closed loops without any node become one segment from a pixel
-   back to itself.
+1. **Pixel graph and paths (skan).** ``skan.csr.pixel_graph`` links skeleton pixels to their 8- (2D) /
+   26- (3D) neighbours. A link that skips a corner (a diagonal step whose "corner" pixel is also on the
+   skeleton) is dropped, so staircases do not form little triangles: the graph keeps the same
+   connectivity. ``skan.csr.PathGraph`` splits it into paths between junction pixels (three or more
+   links) and end pixels, an isolated closed loop being one path from a pixel back to itself.
+2. **Segments.** Touching junction pixels form one junction cluster, which becomes one node at the
+   cluster's centroid; end pixels are nodes. Each skan path becomes a *segment* (its ordered interior
+   pixels between two nodes); a path that is only a link inside one cluster is dropped.
 3. **Clean-up.** Junction nodes joined by a segment of at most ``merge_length`` px are merged (thick
    junctions, 2x2 pixel blocks); loops shorter than ``min_loop_length`` are removed; spurs (segments
    from an end point to a junction) shorter than ``prune_length`` px plus the vessel radius at their
@@ -23,73 +24,10 @@ Written with numpy/scipy only. The steps:
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
-
-
-# --------------------------------------------------------------------------- pixel graph
-def _half_offsets(d: int) -> np.ndarray:
-    """Neighbourhood offsets with the first nonzero component positive (each undirected link once)."""
-    out = []
-    for off in itertools.product((-1, 0, 1), repeat=d):
-        nz = [o for o in off if o != 0]
-        if nz and nz[0] > 0:
-            out.append(off)
-    return np.array(out, dtype=np.int64)
-
-
-def pixel_graph(skel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Skeleton pixel coordinates (P, D) and their links (L, 2), without corner-cutting diagonals."""
-    skel = np.asarray(skel, dtype=bool)
-    coords = np.argwhere(skel)
-    if len(coords) == 0:
-        return coords, np.zeros((0, 2), dtype=np.int64)
-    d = skel.ndim
-    lo = coords.min(axis=0)
-    shape = coords.max(axis=0) - lo + 3  # one pixel of padding on every side
-    index = np.full(tuple(shape), -1, dtype=np.int64)
-    local = coords - lo + 1
-    index[tuple(local.T)] = np.arange(len(coords))
-
-    def lookup(off):
-        q = local + off
-        return index[tuple(q.T)]
-
-    pairs = []
-    for off in _half_offsets(d):
-        nb = lookup(off)
-        ok = nb >= 0
-        if not ok.any():
-            continue
-        if np.count_nonzero(off) >= 2:
-            # drop the link when a pixel at a "sub-step" of it (the offset with some components zeroed)
-            # is on the skeleton: the two pixels are then joined by shorter steps already
-            nzi = np.flatnonzero(off)
-            redundant = np.zeros(len(coords), dtype=bool)
-            for r in range(1, len(nzi)):
-                for keep in itertools.combinations(nzi, r):
-                    sub = np.zeros(d, dtype=np.int64)
-                    sub[list(keep)] = off[list(keep)]
-                    redundant |= lookup(sub) >= 0
-            ok &= ~redundant
-        i = np.flatnonzero(ok)
-        pairs.append(np.stack([i, nb[i]], axis=1))
-    links = np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=np.int64)
-    return coords, links
-
-
-def _csr(n: int, links: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if len(links) == 0:
-        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    src = np.concatenate([links[:, 0], links[:, 1]])
-    dst = np.concatenate([links[:, 1], links[:, 0]])
-    order = np.argsort(src, kind="stable")
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
-    return indptr, dst[order]
 
 
 # --------------------------------------------------------------------------- segment graph
@@ -140,96 +78,90 @@ class SegmentGraph:
         return inc
 
 
-def segment_graph(coords: np.ndarray, links: np.ndarray) -> SegmentGraph:
-    """Walk the pixel graph into nodes (junction clusters, end points) and segments."""
-    from scipy.sparse import coo_matrix
+def _skan_paths(skel: np.ndarray):
+    """skan's pixel graph of ``skel`` without corner-cutting links, and skan's paths along it.
+
+    Returns ``(coords (P, D), degree (P,), adjacency (P, P) csr, paths)``; ``paths`` is skan's
+    path-by-pixel sparse matrix (row ``i``: the pixels of path ``i`` in order, end pixels included).
+    """
+    from scipy import sparse
+    from skan.csr import PathGraph, pixel_graph
+
+    d = skel.ndim
+    adj, flat = pixel_graph(skel, mask=skel, connectivity=d)
+    coords = np.stack(np.unravel_index(flat, skel.shape), axis=1).astype(np.int64)
+    # each link once; a diagonal link whose "sub-step" pixel (its offset with some components zeroed) is on
+    # the skeleton is dropped: the two pixels are joined by shorter steps already, and keeping it would make
+    # every corner of a pixel staircase a junction with a little triangle
+    up = sparse.triu(adj, k=1).tocoo()
+    i, j = up.row, up.col
+    off = coords[j] - coords[i]
+    nz = off != 0
+    redundant = np.zeros(len(i), dtype=bool)
+    for bits in range(1, 2**d - 1):
+        m = np.array([(bits >> k) & 1 for k in range(d)], dtype=bool)
+        part = nz & m
+        cand = np.flatnonzero(part.any(axis=1) & (part != nz).any(axis=1) & ~redundant)
+        if len(cand):
+            q = coords[i[cand]] + off[cand] * m  # inside the box of the two linked pixels: in the image
+            redundant[cand] = skel[tuple(q.T)]
+    keep = ~redundant
+    n = len(coords)
+    w = up.data[keep]
+    a, b = i[keep], j[keep]
+    adj = sparse.csr_matrix((np.concatenate([w, w]), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=(n, n))
+    pg = PathGraph.from_graph(adj=adj, node_coordinates=coords)
+    return coords, np.diff(adj.indptr), adj, pg.paths
+
+
+def skeleton_segments(skel: np.ndarray) -> tuple[SegmentGraph, np.ndarray]:
+    """The junction clusters, end points and segments of a binary skeleton (2D or 3D), on skan's paths.
+
+    The pixel graph and its paths come from skan (see :func:`_skan_paths`). On top of them: junction
+    pixels (three or more links) that touch form one junction *cluster*, one node at the pixels'
+    centroid; end pixels are nodes; every path becomes a segment between the nodes of its two end pixels
+    carrying its interior pixels, except a direct link between two pixels of one cluster; an isolated
+    closed loop gets one node where skan's path starts and ends. Returns ``(segment_graph, coords)``,
+    ``coords`` the skeleton pixels (P, D).
+    """
     from scipy.sparse.csgraph import connected_components
 
-    n = len(coords)
-    d = coords.shape[1] if coords.ndim == 2 else 2
+    skel = np.asarray(skel, dtype=bool)
+    d = skel.ndim
     g = SegmentGraph(pos=[], junction=[])
-    if n == 0:
-        return g
-    deg = np.bincount(links.ravel(), minlength=n)
-    indptr, nbr = _csr(n, links)
-    is_j = deg >= 3
-    node_of = np.full(n, -1, dtype=np.int64)
+    if not skel.any():
+        return g, np.zeros((0, d), dtype=np.int64)
+    coords, deg, adj, paths = _skan_paths(skel)
     cf = coords.astype(float)
-    # junction clusters: connected components of the links between junction pixels
-    jl = links[is_j[links[:, 0]] & is_j[links[:, 1]]] if len(links) else links
-    jidx = np.flatnonzero(is_j)
+    n = len(coords)
+    node_of = np.full(n, -1, dtype=np.int64)
+    jidx = np.flatnonzero(deg >= 3)
     if len(jidx):
-        remap = np.full(n, -1, dtype=np.int64)
-        remap[jidx] = np.arange(len(jidx))
-        m = coo_matrix((np.ones(len(jl)), (remap[jl[:, 0]], remap[jl[:, 1]])), shape=(len(jidx), len(jidx)))
-        k, lab = connected_components(m, directed=False)
+        k, lab = connected_components(adj[jidx][:, jidx], directed=False)
         sums = np.zeros((k, d))
         np.add.at(sums, lab, cf[jidx])
         cnt = np.bincount(lab, minlength=k)[:, None]
-        for c in range(k):
-            g.pos.append(sums[c] / cnt[c])
-            g.junction.append(True)
+        g.pos.extend(sums / cnt)
+        g.junction.extend([True] * k)
         node_of[jidx] = lab
-    for p in np.flatnonzero(deg == 1):
-        node_of[p] = len(g.pos)
-        g.pos.append(cf[p])
-        g.junction.append(False)
-
-    nbr_l = nbr.tolist()
-    ptr = indptr.tolist()
-    node_l = node_of.tolist()
-    visited = np.zeros(n, dtype=bool)  # interior (degree-2) pixels already on a segment
-    seen_direct: set[tuple[int, int]] = set()
-
-    def walk(start_pix: int, first: int) -> tuple[int, list[int]]:
-        prev, cur = start_pix, first
-        interior: list[int] = []
-        while node_l[cur] < 0:
-            visited[cur] = True
-            interior.append(cur)
-            a, b = ptr[cur], ptr[cur + 1]
-            nxt = -1
-            for q in nbr_l[a:b]:
-                if q != prev:
-                    nxt = q
-                    break
-            if nxt < 0 or (visited[nxt] and node_l[nxt] < 0):
-                return -1, interior  # should not happen for degree-2 pixels
-            prev, cur = cur, nxt
-        return cur, interior
-
-    for p in np.flatnonzero(node_of >= 0).tolist():
-        na = node_l[p]
-        for q in nbr_l[ptr[p] : ptr[p + 1]]:
-            nq = node_l[q]
-            if nq >= 0:
-                if nq == na:
-                    continue  # inside a junction cluster
-                key = (min(p, q), max(p, q))
-                if key in seen_direct:
-                    continue
-                seen_direct.add(key)
-                g.add_segment(na, nq, np.zeros((0, d)))
-                continue
-            if visited[q]:
-                continue
-            end, interior = walk(p, q)
-            if end < 0:
-                continue
-            g.add_segment(na, node_l[end], cf[interior])
-    # closed loops with no node on them
-    rest = np.flatnonzero((deg == 2) & ~visited & (node_of < 0))
-    for p in rest.tolist():
-        if visited[p]:
-            continue
-        visited[p] = True
-        node_l[p] = len(g.pos)
-        g.pos.append(cf[p])
-        g.junction.append(False)
-        q = nbr_l[ptr[p]]
-        end, interior = walk(p, q)
-        g.add_segment(node_l[p], node_l[p], cf[interior])
-    return g
+    ends = np.flatnonzero(deg == 1)
+    node_of[ends] = np.arange(len(g.pos), len(g.pos) + len(ends))
+    g.pos.extend(cf[ends])
+    g.junction.extend([False] * len(ends))
+    indptr = paths.indptr.tolist()
+    indices = paths.indices
+    for p in range(paths.shape[0]):
+        pix = indices[indptr[p] : indptr[p + 1]]
+        na, nb = int(node_of[pix[0]]), int(node_of[pix[-1]])
+        if na < 0:  # an isolated closed loop: one node where skan's path starts and ends
+            na = nb = len(g.pos)
+            node_of[pix[0]] = na
+            g.pos.append(cf[pix[0]])
+            g.junction.append(False)
+        if na == nb and len(pix) <= 2:
+            continue  # a link inside a junction cluster
+        g.add_segment(na, nb, cf[pix[1:-1]])
+    return g, coords
 
 
 # --------------------------------------------------------------------------- clean-up
@@ -505,8 +437,7 @@ def skeleton_to_graph(
     ``edge_paths[k]`` holds the (smoothed) skeleton path that edge ``k`` replaces. The building block
     of :func:`napari_vesselgraph.baseline.skeleton_graph`; usable on any skeleton.
     """
-    coords, links = pixel_graph(skel)
-    g = segment_graph(coords, links)
+    g, _ = skeleton_segments(skel)
     if not g.pos:
         d = np.ndim(skel)
         return np.zeros((0, d)), np.zeros((0, 2), dtype=np.int64), [], g

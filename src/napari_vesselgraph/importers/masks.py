@@ -1,10 +1,10 @@
 """Binary vessel masks -> centre-line graphs, and folders of (image, mask) pairs -> dataset folders.
 
 The graph of a mask is the graph of its skeleton, built with the classical pipeline's pieces
-(:mod:`napari_vesselgraph.baseline.skeleton`): skeletonise, link skeleton pixels, collapse junction
-clusters, prune spurs, pull free ends out to the vessel's end, then cut every path into edges of about
-``spacing`` px (nodes at junctions and end points, and along paths where the path bends by more than
-``simplify_tol`` px or every ~``spacing`` px of path), like the synthetic ground truth.
+(:mod:`napari_vesselgraph.baseline.skeleton`): skeletonise, link skeleton pixels and split them into paths
+(skan), collapse junction clusters, prune spurs, pull free ends out to the vessel's end, then cut every path
+into edges of about ``spacing`` px (nodes at junctions and end points, and along paths where the path bends
+by more than ``simplify_tol`` px or every ~``spacing`` px of path), like the synthetic ground truth.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def mask_to_graph(
     from scipy import ndimage as ndi
     from skimage.morphology import skeletonize
 
-    from ..baseline.skeleton import merge_close_junctions, pixel_graph, prune, segment_graph, to_node_edge_graph
+    from ..baseline.skeleton import merge_close_junctions, prune, skeleton_segments, to_node_edge_graph
     from ..graph.core import VesselGraph
 
     where = f"{os.fspath(source)}: " if source is not None else ""
@@ -155,8 +155,7 @@ def mask_to_graph(
     skel = skeletonize(m)
     if ndim == 3:
         _skeletonize_lost_pieces(m, skel)
-    coords, links = pixel_graph(skel)
-    sg = segment_graph(coords, links)
+    sg, coords = skeleton_segments(skel)
     meta = {
         "method": "importers.mask_to_graph",
         "spacing": spacing,
