@@ -177,7 +177,7 @@ def prepare_set(name: str, data: Path, work: Path, log=print, rebuild: bool = Tr
     want = {"importers": _importers_sha(), "splits": SPLITS[name], "tile": SPACENET_TILE, "data": str(data.resolve())}
     if (out / "manifest.json").is_file() and stamp.is_file():
         try:
-            if json.loads(stamp.read_text()) == want:
+            if json.loads(stamp.read_text()) == json.loads(json.dumps(want)):  # tuples read back as lists
                 return out
         except json.JSONDecodeError:
             pass
@@ -303,6 +303,13 @@ def checkpoints_for(ndim: int) -> list[tuple[str, str]]:
         if nd == ndim:
             out.append((e["name"], str(e["path"])))
     return out
+
+
+def is_adapted(path) -> bool:
+    from napari_vesselgraph.checkpoints import read_metadata
+
+    ad = (read_metadata(path) or {}).get("adaptation") or {}
+    return ad.get("method") not in (None, "none")
 
 
 def extra_training_data(path) -> list[str]:
@@ -624,6 +631,8 @@ def benchmark(args, cache: Cache, log=print) -> tuple[dict, list[str]]:
             cand = [r for r in rows.values() if r["method"] == "model"]
             if args.source.get(name):
                 cand = [r for r in cand if r["label"] == args.source[name]]
+            else:  # a bundled checkpoint adapted on a real set saw its shots: never the default source
+                cand = [r for r in cand if not is_adapted(r["ckpt"])] or cand
             if cand:
                 source = max(cand, key=lambda r: r["shot_lq"][r["choice"]])
                 target = adapt_folder(name, folder, source, work, log=log) if not args.cached_only else None
