@@ -237,3 +237,87 @@ def test_both_widgets_open_from_the_manifest(make_napari_viewer):
     _, annotate = viewer.window.add_plugin_dock_widget("napari-vesselgraph", "Annotate patches")
     _, finetune = viewer.window.add_plugin_dock_widget("napari-vesselgraph", "Fine-tune")
     assert isinstance(annotate, AnnotationWidget) and isinstance(finetune, FinetuneWidget)
+
+
+# ---------------------------------------------------------------- where to annotate next
+def test_propose_patches_in_a_worker_and_accept_them(setup, qtbot, monkeypatch):
+    from qtpy.QtCore import QTimer
+
+    from napari_vesselgraph.checkpoints import user_dir
+
+    from .test_predict_widget import tiny_checkpoint
+
+    viewer, widget, image, folder = setup
+    # random weights score nodes about 0.1: a node threshold there makes them uncertain
+    ckpt = tiny_checkpoint(user_dir() / "tiny-propose.safetensors", thresholds={"node": 0.1, "edge": 0.5})
+    widget.open_project(folder, image)
+    widget.size_spin.setValue(32)
+    first = widget.add_patch(center=(32, 32))
+    assert not widget.accept_button.isEnabled()  # nothing proposed yet
+
+    slow = aw.run_proposal
+
+    def slower(*args, **kwargs):  # long enough to see the Qt event loop run meanwhile
+        import time
+
+        time.sleep(0.6)
+        return slow(*args, **kwargs)
+
+    monkeypatch.setattr(aw, "run_proposal", slower)
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(50)
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start()
+    assert widget.propose(n=3, checkpoint=str(ckpt))
+    assert widget.is_proposing() and widget.propose_button.text() == "Cancel"
+    qtbot.waitUntil(lambda: not widget.is_proposing(), timeout=TIMEOUT * 6)
+    timer.stop()
+    assert len(ticks) >= 5  # the viewer stayed responsive while the model ran
+    props = widget.proposals
+    assert 1 <= len(props) <= 3, widget.proposal_label.text()
+    layer = widget.proposals_layer
+    assert layer is not None and layer in viewer.layers and layer.name == "img proposals"
+    assert len(layer.data) == len(props) and list(layer.features["rank"]) == list(range(1, len(props) + 1))
+    assert np.allclose(layer.scale, image.scale) and "proposed by tiny-propose" in widget.proposal_label.text()
+    taken = widget.store.get(first)
+    for p in props:  # never over the patch already annotated
+        assert p.size == (32, 32)
+        assert not all(o < to + ts and to < o + s for o, s, to, ts in zip(p.origin, p.size, taken["origin"], taken["size"]))
+
+    # accept the selected one: it becomes a patch like a drawn rectangle (graph cut from 'Start from')
+    layer.selected_data = {len(props) - 1}
+    last = props[-1]
+    (pid,) = widget.accept_proposals()
+    assert widget.store.origin(pid) == last.origin and widget.store.size(pid) == (32, 32)
+    assert pid in widget.patch_layers and list(widget.boxes_layer.features["patch_id"]).count(pid) == 1
+    assert len(widget.proposals) == len(props) - 1 and len(layer.data) == len(props) - 1
+    # no selection: the rest are accepted; the layer goes away
+    ids = widget.accept_proposals()
+    assert len(ids) == len(props) - 1 and len(widget.store) == len(props) + 1
+    assert widget.proposals_layer is None and layer not in viewer.layers
+    assert not widget.accept_button.isEnabled()
+    assert read_dataset(folder)[-1].image.shape == (32, 32)
+
+
+def test_propose_cancel_and_errors(setup, qtbot, notes):
+    _viewer, widget, image, folder = setup
+    assert not widget.propose()  # no project yet
+    assert notes["error"] and "project" in notes["error"][-1]
+    widget.open_project(folder, image)
+    assert widget.propose(checkpoint="no-such-checkpoint")
+    qtbot.waitUntil(lambda: not widget.is_proposing(), timeout=TIMEOUT)
+    assert "Could not propose patches" in notes["error"][-1] and widget.proposals_layer is None
+    widget.show_proposals([])
+    assert widget.accept_proposals() == []
+    # cancel: the job stops between batches of windows
+    from napari_vesselgraph.annotations import Proposal
+
+    assert widget.propose(checkpoint="vessel2d-random")
+    widget._propose_clicked()  # the button reads Cancel while running
+    qtbot.waitUntil(lambda: not widget.is_proposing(), timeout=TIMEOUT)
+    assert widget.proposal_label.text() == "Cancelled." and widget.propose_button.text() == "Propose patches"
+    widget.show_proposals([Proposal((10, 10), (64, 64), 2.0, "test", {"rank": 1})])
+    assert len(widget.proposals_layer.data) == 1
+    widget.close_project()  # the proposals go with the project
+    assert widget.proposals_layer is None and not any(lyr.name == "img proposals" for lyr in _viewer.layers)

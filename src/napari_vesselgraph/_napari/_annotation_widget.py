@@ -9,6 +9,9 @@ Layers it makes (all aligned with the image layer):
 * ``"<image> patches"``: a Shapes layer with one rectangle per patch (in 3D, one rectangle per slice of the
   box). Draw a rectangle in it and it becomes a patch of the fixed patch size, centred where you drew;
   delete a rectangle and the widget asks whether to delete the patch.
+* ``"<image> proposals"``: a Shapes layer with the patches *Propose patches* suggests (ranked by the model's
+  uncertainty, :func:`napari_vesselgraph.annotations.propose_patches`, run in a ``thread_worker``), labelled with
+  their rank and score; *Accept* turns the selected ones (or all) into patches, as a drawn rectangle does.
 * per patch, ``"<id> nodes"`` (Points, editable) and ``"<id> edit edges"`` (Shapes lines, editable), the same
   graph layers as :func:`napari_vesselgraph._napari.layers.graph_to_layer_data` makes, in image pixels.
   Lines snap to the nearest nodes when the patch is saved (and are redrawn there), lines of a moved node
@@ -20,6 +23,7 @@ for this widget to break there; the store keeps the last saved state of each pat
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +42,7 @@ from qtpy.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QWidget,
@@ -47,6 +52,7 @@ from ..errors import VesselGraphError
 from ._state import state_for
 from ._widget_utils import (
     LayerCombo,
+    ProgressRelay,
     camera,
     collapsible,
     compact_combos,
@@ -72,6 +78,7 @@ from .layers import (
 SAVE_DELAY_MS = 250
 EMPTY_LABEL = "empty graph"
 PATCH_COLOR = "orange"
+PROPOSAL_COLOR = "cyan"
 KEY_CONNECT = "c"
 KEY_DISCONNECT = "x"
 ANNOTATION_KEY = "annotation"
@@ -122,6 +129,44 @@ def default_patch_size(viewer, ndim: int) -> tuple[int, str]:
     return 64, "default"
 
 
+def run_proposal(data, channel, checkpoint, patch_size, n, exclude, cancel=None, progress=None) -> dict:
+    """The *Propose patches* job (run in a worker thread): ``{"status": "ok", "proposals", "checkpoint",
+    "seconds"}``, or ``{"status": "cancelled" | "error", "message"}``.
+
+    ``checkpoint``: a name or path; ``None``: the installed checkpoint that suits the image best
+    (:func:`napari_vesselgraph.checkpoints.suits.pick_checkpoint`)."""
+    from ..annotations import propose_patches
+    from ..errors import Cancelled
+
+    t0 = time.perf_counter()
+    try:
+        if checkpoint is None:
+            from ..checkpoints.suits import pick_checkpoint
+
+            checkpoint = pick_checkpoint(data)
+        proposals = propose_patches(
+            data, checkpoint=checkpoint, patch_size=patch_size, n=n, exclude=exclude, channel=channel,
+            progress=progress, cancel=cancel,
+        )  # fmt: skip
+    except Cancelled:
+        return {"status": "cancelled", "message": "Cancelled."}
+    except (VesselGraphError, OSError, MemoryError) as e:
+        return {"status": "error", "message": str(e) or type(e).__name__}
+    name = Path(str(checkpoint)).stem if checkpoint is not None else "the default checkpoint"
+    return {"status": "ok", "proposals": proposals, "checkpoint": name, "seconds": time.perf_counter() - t0}
+
+
+def _rectangles(origin, size) -> list[np.ndarray]:
+    """The rectangles that draw a patch box in a Shapes layer (image pixels): one in 2D, one per slice in 3D."""
+    o = np.asarray(origin, float)
+    s = np.asarray(size, float)
+    lo, hi = o[-2:] - 0.5, o[-2:] + s[-2:] - 0.5
+    rect = np.array([[lo[0], lo[1]], [lo[0], hi[1]], [hi[0], hi[1]], [hi[0], lo[1]]])
+    if len(o) == 2:
+        return [rect]
+    return [np.concatenate([np.full((4, 1), float(z)), rect], axis=1) for z in range(int(o[0]), int(o[0] + s[0]))]
+
+
 def _annotation_meta(layer) -> dict:
     return dict(_vg_meta(getattr(layer, "metadata", None)).get(ANNOTATION_KEY) or {})
 
@@ -136,6 +181,13 @@ class AnnotationWidget(QWidget):
         self.image_layer = None
         self.plan = None
         self.boxes_layer = None
+        self.proposals_layer = None
+        #: the patches proposed last (``annotations.Proposal``), in rank order; accepted ones leave the list
+        self.proposals: list = []
+        self.propose_worker = None
+        self._propose_cancel = None
+        self._propose_relay = ProgressRelay()
+        self._propose_relay.progressed.connect(self._on_propose_progress)
         #: patch id -> {"nodes": Points, "edit_edges": Shapes}
         self.patch_layers: dict[str, dict[str, Any]] = {}
         self._timers: dict[str, QTimer] = {}
@@ -232,6 +284,37 @@ class AnnotationWidget(QWidget):
         form.addRow(row)
         outer.addWidget(box)
 
+        box = QGroupBox("Where to annotate next")
+        form = QFormLayout(box)
+        row = QHBoxLayout()
+        self.propose_spin = QSpinBox()
+        self.propose_spin.setRange(1, 50)
+        self.propose_spin.setValue(5)
+        self.propose_spin.setToolTip("How many patches to propose")
+        self.propose_button = QPushButton("Propose patches")
+        self.propose_button.setToolTip(
+            "Run the model over the image and propose the patches it is least sure about (node and edge "
+            "confidences near its thresholds, overlapping windows that disagree), away from the patches you have. "
+            "Uses the checkpoint chosen in Predict graph, else the one that suits the image."
+        )
+        self.propose_button.clicked.connect(self._propose_clicked)
+        row.addWidget(self.propose_spin)
+        row.addWidget(self.propose_button, 1)
+        form.addRow("Patches", row)
+        self.propose_progress = QProgressBar()
+        self.propose_progress.setVisible(False)
+        form.addRow(self.propose_progress)
+        self.accept_button = QPushButton("Accept selected proposals")
+        self.accept_button.setToolTip(
+            "Add the proposals selected in the proposals layer (all of them when none is selected) as patches"
+        )
+        self.accept_button.clicked.connect(lambda: self.accept_proposals())
+        form.addRow(self.accept_button)
+        self.proposal_label = QLabel("")
+        self.proposal_label.setWordWrap(True)
+        form.addRow(self.proposal_label)
+        outer.addWidget(box)
+
         self.keys_section, form = collapsible("Keys for correcting a patch", outer)
         self.keys_label = QLabel(KEY_HELP)
         self.keys_label.setTextFormat(Qt.TextFormat.RichText)
@@ -249,6 +332,8 @@ class AnnotationWidget(QWidget):
     def _set_project_enabled(self, on: bool) -> None:
         for w in (self.add_button, self.patch_list, self.go_button, self.done_check, self.delete_button):
             w.setEnabled(on)
+        self.propose_button.setEnabled(on)
+        self._update_accept_enabled()
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Project folder (new or existing)", self.folder_edit.text())
@@ -387,6 +472,8 @@ class AnnotationWidget(QWidget):
                 self.viewer.layers.remove(self.boxes_layer)
         finally:
             self._syncing -= 1
+        self.cancel_proposal()
+        self.clear_proposals()
         self.boxes_layer = None
         self.store = None
         self.patch_list.clear()
@@ -617,6 +704,11 @@ class AnnotationWidget(QWidget):
         if layer is self.boxes_layer:
             self.boxes_layer = None
             return
+        if layer is self.proposals_layer:
+            self.proposals_layer = None
+            self.proposals = []
+            self._update_accept_enabled()
+            return
         for pid, layers in list(self.patch_layers.items()):
             if any(lyr is layer for lyr in layers.values()):
                 self.save_patch(pid)
@@ -814,17 +906,9 @@ class AnnotationWidget(QWidget):
     def _box_shapes(self) -> tuple[list[np.ndarray], list[str]]:
         shapes, ids = [], []
         for e in self.store.patches():
-            o = np.asarray(e["origin"], float)
-            s = np.asarray(e["size"], float)
-            lo, hi = o[-2:] - 0.5, o[-2:] + s[-2:] - 0.5
-            rect = np.array([[lo[0], lo[1]], [lo[0], hi[1]], [hi[0], hi[1]], [hi[0], lo[1]]])
-            if len(o) == 2:
-                shapes.append(rect)
-                ids.append(e["id"])
-            else:  # a box: one rectangle per slice
-                for z in range(int(o[0]), int(o[0] + s[0])):
-                    shapes.append(np.concatenate([np.full((4, 1), float(z)), rect], axis=1))
-                    ids.append(e["id"])
+            rects = _rectangles(e["origin"], e["size"])  # a box: one rectangle per slice
+            shapes += rects
+            ids += [e["id"]] * len(rects)
         return shapes, ids
 
     def _render_boxes(self) -> None:
@@ -884,12 +968,202 @@ class AnnotationWidget(QWidget):
             notify("error", str(e))
             self._render_boxes()
 
+    # ------------------------------------------------------------ proposals: where to annotate next
+    def _proposal_checkpoint(self):
+        """The checkpoint chosen in Predict graph when it fits the image's dimensionality, else None (the worker
+        picks the one that suits the image)."""
+        from ..checkpoints import checkpoint_ndim
+
+        entry = self.state.checkpoint or {}
+        if entry.get("path") and checkpoint_ndim(entry.get("meta") or {}) == self.plan.spatial_ndim:
+            return str(entry["path"])
+        return None
+
+    def _propose_clicked(self) -> None:
+        if self.propose_worker is not None:
+            self.cancel_proposal()
+        else:
+            self.propose()
+
+    def propose(self, n: int | None = None, checkpoint=None) -> bool:
+        """Propose ``n`` patches (default: the spin box) of the current size in a worker thread; the result comes
+        as the proposals layer. ``checkpoint``: a name or path (default: see :meth:`_proposal_checkpoint`).
+        Returns False when it could not start."""
+        from napari.qt.threading import create_worker
+
+        try:
+            self._require_store()
+        except VesselGraphError as e:
+            notify("error", str(e))
+            return False
+        if self.propose_worker is not None:
+            notify("info", "Proposing is already running: wait for it or press Cancel.")
+            return False
+        self.flush()
+        ckpt = checkpoint if checkpoint is not None else self._proposal_checkpoint()
+        n = int(self.propose_spin.value() if n is None else n)
+        self._propose_cancel = threading.Event()
+        worker = create_worker(
+            run_proposal, self.plan.data, self.plan.channel, ckpt, self.patch_size(), n, self.store.patches(),
+            self._propose_cancel, self._propose_relay, _start_thread=False,
+        )  # fmt: skip
+        worker.returned.connect(self._on_proposed)
+        worker.errored.connect(self._on_propose_error)
+        worker.finished.connect(self._on_propose_finished)
+        self.propose_worker = worker
+        self.propose_button.setText("Cancel")
+        self.propose_progress.setRange(0, 0)
+        self.propose_progress.setVisible(True)
+        self.proposal_label.setText("Running the model over the image…")
+        worker.start()
+        return True
+
+    def cancel_proposal(self) -> None:
+        if self._propose_cancel is not None:
+            self._propose_cancel.set()
+            self.proposal_label.setText("Cancelling…")
+
+    def is_proposing(self) -> bool:
+        return self.propose_worker is not None
+
+    def _on_propose_progress(self, done: int, total: int, info: dict) -> None:
+        if total > 0:
+            self.propose_progress.setRange(0, total)
+            self.propose_progress.setValue(done)
+            self.proposal_label.setText(f"Running the model over the image: window {done} of {total}…")
+
+    def _on_proposed(self, result: dict) -> None:
+        if result.get("status") == "cancelled":
+            self.proposal_label.setText("Cancelled.")
+            return
+        if result.get("status") != "ok":
+            notify("error", f"Could not propose patches: {result.get('message')}")
+            self.proposal_label.setText(f"Failed: {result.get('message')}")
+            return
+        props = list(result["proposals"])
+        if self.store is None:
+            return
+        self.show_proposals(props)
+        if props:
+            text = (f"{len(props)} patch(es) proposed by {result['checkpoint']} in {result['seconds']:.0f} s, most "
+                    f"uncertain first ('#1'). Select some in the proposals layer and press Accept, or accept all. "
+                    f"#1: {props[0].why}.")  # fmt: skip
+        else:
+            text = (f"{result['checkpoint']} found no uncertain place outside your patches "
+                    "(nothing near its thresholds, no disagreement).")  # fmt: skip
+        self.proposal_label.setText(text)
+
+    def _on_propose_error(self, exc: Exception) -> None:
+        msg = f"{type(exc).__name__}: {exc}"
+        notify("error", f"Proposing patches failed unexpectedly ({msg}).")
+        self.proposal_label.setText(f"Failed: {msg}")
+
+    def _on_propose_finished(self) -> None:
+        self.propose_worker = None
+        self._propose_cancel = None
+        self.propose_button.setText("Propose patches")
+        self.propose_progress.setVisible(False)
+        from ._widget_utils import free_gpu_memory
+
+        free_gpu_memory()
+
+    def show_proposals(self, proposals) -> None:
+        """Show ``proposals`` (``annotations.Proposal``) as the proposals layer (replacing earlier ones)."""
+        from napari.layers import Shapes
+
+        self.proposals = list(proposals)
+        shapes, rank, score, why = [], [], [], []
+        for p in self.proposals:
+            rects = _rectangles(p.origin, p.size)
+            shapes += rects
+            rank += [int(p.details.get("rank", 0))] * len(rects)
+            score += [float(p.score) if np.isfinite(p.score) else 0.0] * len(rects)
+            why += [p.why] * len(rects)
+        features = {"rank": np.array(rank, dtype=int), "score": np.array(score, float),
+                    "why": np.array(why, dtype=object)}  # fmt: skip
+        layer = self.proposals_layer
+        self._syncing += 1
+        try:
+            if not shapes:
+                if layer is not None and layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
+                self.proposals_layer = None
+                return
+            if layer is None or layer not in self.viewer.layers:
+                layer = Shapes(
+                    [(s, "rectangle") for s in shapes],
+                    ndim=self.plan.spatial_ndim,
+                    name=f"{self.image_layer.name} proposals",
+                    scale=self.plan.scale,
+                    translate=self.plan.translate,
+                    edge_color=PROPOSAL_COLOR,
+                    face_color="transparent",
+                    edge_width=max(1.0, 0.02 * self.size_spin.value()),
+                    features=features,
+                    text={"string": "#{rank} ({score:.1f})", "anchor": "upper_left", "color": PROPOSAL_COLOR},
+                    metadata={META_KEY: {ANNOTATION_KEY: {"role": "proposals", "folder": str(self.store.folder)}}},
+                )
+                self.viewer.add_layer(layer)
+                self.proposals_layer = layer
+            else:
+                layer.selected_data = set()
+                layer.data = [(s, "rectangle") for s in shapes]
+                layer.features = features
+                layer.edge_color = PROPOSAL_COLOR
+                layer.face_color = "transparent"
+                layer.refresh_text()
+        finally:
+            self._syncing -= 1
+            self._update_accept_enabled()
+
+    def clear_proposals(self) -> None:
+        self.show_proposals([])
+        self.proposal_label.setText("")
+
+    def _update_accept_enabled(self) -> None:
+        self.accept_button.setEnabled(bool(self.proposals) and self.store is not None)
+
+    def selected_proposals(self) -> list:
+        """The proposals whose rectangles are selected in the proposals layer."""
+        layer = self.proposals_layer
+        if layer is None or not self.proposals:
+            return []
+        ranks = {int(layer.features["rank"].iloc[i]) for i in layer.selected_data if i < len(layer.features)}
+        return [p for p in self.proposals if int(p.details.get("rank", 0)) in ranks]
+
+    def accept_proposals(self, proposals=None) -> list[str]:
+        """Add ``proposals`` (default: the selected ones, else all) as patches, as a drawn rectangle is added (the
+        'Start from' graph cut to the patch); they leave the proposals layer. Returns the new patch ids."""
+        try:
+            self._require_store()
+        except VesselGraphError as e:
+            notify("error", str(e))
+            return []
+        chosen = list(proposals) if proposals is not None else (self.selected_proposals() or list(self.proposals))
+        if not chosen:
+            self._status("No proposals to accept: press Propose patches first.")
+            return []
+        ids = []
+        try:
+            for p in chosen:
+                ids.append(self.add_patch(center=p.center))
+        except VesselGraphError as e:
+            notify("error", str(e))
+        done = {id(p) for p in chosen[: len(ids)]}
+        self.show_proposals([p for p in self.proposals if id(p) not in done])
+        left = len(self.proposals)
+        self.proposal_label.setText(
+            f"Accepted {len(ids)} proposal(s) as {', '.join(ids)}." + (f" {left} left." if left else "")
+        )
+        return ids
+
     # ------------------------------------------------------------ misc
     def _status(self, text: str) -> None:
         self.status_label.setText(text)
 
     def closeEvent(self, event) -> None:
         self.flush()
+        self.cancel_proposal()
         super().closeEvent(event)
 
 
