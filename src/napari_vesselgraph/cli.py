@@ -464,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("adapt", help="adapt a model to a target domain (see `vesselgraph adapt --help`)", add_help=False)
     sub.add_parser("import", help="import annotated images (masks, SWC, GeoJSON) into a dataset folder "
                    "(see `vesselgraph import --help`)", add_help=False)
+    sub.add_parser("annotate", help="propose the patches to annotate next (see `vesselgraph annotate propose "
+                   "--help`)", add_help=False)
     return p
 
 
@@ -549,6 +551,10 @@ def _main(argv: list[str] | None = None) -> int:
             from .importers.cli import main as import_main
 
             return int(import_main(argv[1:]) or 0)
+        if argv and argv[0] == "annotate":
+            from .annotations.cli import main as annotate_main
+
+            return int(annotate_main(argv[1:]) or 0)
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except VesselGraphError as e:

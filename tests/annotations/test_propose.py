@@ -148,3 +148,33 @@ def test_rgb_image_and_3d():
     vol = np.random.default_rng(0).random((20, 30, 30)).astype(np.float32)
     r = random_patches(vol, (8, 10, 10), n=3, seed=0)
     assert len(r) == 3 and all(len(p.origin) == 3 and p.size == (8, 10, 10) for p in r)
+
+
+def test_cli_prints_proposals(tmp_path, capsys):
+    import json
+
+    torch = pytest.importorskip("torch")
+    from napari_vesselgraph.checkpoints import save_checkpoint
+    from napari_vesselgraph.cli import main
+    from napari_vesselgraph.io import save_tiff
+    from napari_vesselgraph.model import ModelConfig
+    from napari_vesselgraph.model.network import Relationformer
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(ndim=2, patch_size=(32, 32), backbone_channels=(8, 16, 32), hidden=32, heads=2, enc_layers=1,
+                      dec_layers=1, ffn=64, query_grid=(4, 4))  # fmt: skip
+    # random weights score nodes about 0.1: a node threshold there makes them uncertain
+    ckpt = save_checkpoint(tmp_path / "tiny.safetensors", Relationformer(cfg).eval(),
+                           {"domain": "vessel2d-fluo", "thresholds": {"node": 0.1, "edge": 0.5}})  # fmt: skip
+    img = tmp_path / "img.tif"
+    save_tiff(img, np.random.default_rng(0).random((96, 96)).astype(np.float32))
+    args = ["annotate", "propose", str(img), "--checkpoint", str(ckpt), "-n", "2", "--device", "cpu"]
+    assert main([*args, "--patch-size", "32", "--json"]) == 0
+    boxes = json.loads(capsys.readouterr().out)
+    assert 1 <= len(boxes) <= 2 and boxes[0]["size"] == [32, 32] and boxes[0]["rank"] == 1 and boxes[0]["why"]
+    assert main([*args]) == 0  # default size: twice the model's window
+    out = capsys.readouterr().out.splitlines()
+    assert out and out[0].startswith("#1 origin") and "size [64, 64]" in out[0]
+    assert main(["annotate", "propose", str(img), "--random", "--seed", "3", "--patch-size", "20", "-n", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and all("random (seed 3)" in line for line in out)
