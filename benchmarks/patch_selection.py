@@ -333,7 +333,8 @@ def _cell(mean: dict, std: dict | None, k: str) -> str:
 
 def table(res: dict, source: str) -> list[str]:
     """The rows: skeleton and source (one run, ± over test images), each selection (± over seeds)."""
-    head = ["method", "patches", "runs", *[NAMES[k] for k in KEYS], f"Δ LQ vs {source}", "kept source", "adapt s"]
+    head = ["method", "patches", "runs", *[NAMES[k] for k in KEYS], f"Δ LQ vs {source}", "kept source",
+            "held-out: source / best adapted", "adapt s"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     src_lq = None
     if source in res["rows"] and res["rows"][source]["per_image"]:
@@ -347,7 +348,7 @@ def table(res: dict, source: str) -> list[str]:
         std = {k: float(np.std([p[k] for p in per if p.get(k) is not None])) for k in mean}
         d = "-" if label == source or src_lq is None else f"{mean['length_quality'] - src_lq:+.3f}"
         lines.append("| " + " | ".join([label, f"- ({r['choice']})", "1", *[_cell(mean, std, k) for k in KEYS], d, "-",
-                                        "-"]) + " |")  # fmt: skip
+                                        "-", "-"]) + " |")  # fmt: skip
     for sel in SELECTIONS:
         runs = [a for a in res["runs"] if a["selection"] == sel]
         if not runs:
@@ -360,9 +361,14 @@ def table(res: dict, source: str) -> list[str]:
         pat = f"{runs[0]['K']} × {runs[0]['patch_size']} px, {sel}"
         seeds = "/".join(str(a["seed"]) for a in sorted(runs, key=lambda a: a["seed"]))
         kept = sum(bool(a["provenance"].get("source_weights")) for a in runs)
+        bef = [(a["provenance"].get("before") or {}).get("score") for a in runs]
+        best = [a["provenance"].get("best_adapted") for a in runs]
+        held = "-"
+        if all(v is not None for v in bef + best):
+            held = f"{np.mean(bef):.3f} / {np.mean(best):.3f} ± {np.std(best):.3f}"
         lines.append("| " + " | ".join([lab, pat, f"{len(runs)} (seeds {seeds})", *[_cell(mean, std, k) for k in KEYS],
-                                        d, f"{kept} of {len(runs)}", f"{np.mean([a['train_s'] for a in runs]):.0f}"])
-                     + " |")  # fmt: skip
+                                        d, f"{kept} of {len(runs)}", held,
+                                        f"{np.mean([a['train_s'] for a in runs]):.0f}"]) + " |")  # fmt: skip
     return lines
 
 
@@ -381,15 +387,18 @@ def paired(res: dict) -> list[str]:
     return [f"- Uncertainty minus random, paired by seed ({', '.join(map(str, seeds))}): " + "; ".join(out) + "."]
 
 
-def section(res: dict, args, cmd: str, wall_s: float) -> str:
+def section(res: dict, args, cmd: str, wall_s: float, computed: dict | None = None) -> str:
+    """The markdown section. ``computed``: the run that computed the cached rows (``{"command", "wall_s"}``),
+    named when this report only read the cache."""
     src = args.checkpoint
+    ran = f"- Command: `{cmd}`; wall time {wall_s / 60:.1f} min"
+    if computed and computed.get("command") != cmd:
+        ran += (f" (a report from the cache; the rows were computed by `{computed['command']}` in "
+                f"{computed['wall_s'] / 60:.1f} min wall)")  # fmt: skip
     lines = [
         "## Which patches to annotate: uncertainty-chosen against random patches (DRIVE)",
         "",
-        (
-            f"- Command: `{cmd}`; wall time {wall_s / 60:.1f} min (everything this run computed; rows read from the "
-            "cache cost nothing)."
-        ),
+        ran + ".",
         (
             f"- Date: {time.strftime('%Y-%m-%d')}; machine: {os.cpu_count()} CPU cores, {cpu_name()} (shared); "
             f"{args.threads} torch thread(s), {args.jobs} run(s) at once, under `nice`; device {args.device}."
@@ -414,7 +423,9 @@ def section(res: dict, args, cmd: str, wall_s: float) -> str:
             "F1 at 3 px, SMD in px (400 samples). Skeleton and source rows: settings and zoom chosen on the shot split "
             "(`real_data.eval_unit`), ± over the test images; adaptation rows: mean over the test images per run, ± over "
             "the seeds. `kept source`: runs where no adapted step beat the source on the held-out image, so `adapt` "
-            "kept the source weights (with thresholds chosen there); such a run does not depend on the patches."
+            "kept the source weights (with thresholds chosen there); such a run does not depend on the patches. "
+            "`held-out`: the held-out image's score ((LQ + junction F1) / 2, adapt's `select_by graph`) of the source "
+            "and of the best adapted step, mean over the seeds: what the patches taught, whichever weights were kept."
         ),
         (
             f"- `{src}` was trained with real images besides synthetic ones (runs/data/drive-shots, the DRIVE shot split), "
@@ -494,9 +505,14 @@ def main(argv=None) -> int:
         print(f"patch_selection: skipped, {why}")
         return 0
     t0 = time.perf_counter()
-    res = benchmark(a, rd.Cache(a.cache))
+    cache = rd.Cache(a.cache)
+    res = benchmark(a, cache)
     wall = time.perf_counter() - t0
-    text = section(res, a, ("python benchmarks/patch_selection.py " + " ".join(argv)).strip(), wall)
+    cmd = ("python benchmarks/patch_selection.py " + " ".join(argv)).strip()
+    run_key = rd.make_key(kind="patch-selection-run", section=a.section)
+    if not a.cached_only:
+        cache.put(run_key, {"command": cmd, "wall_s": wall, "date": time.strftime("%Y-%m-%d")})
+    text = section(res, a, cmd, wall, computed=cache.get(run_key))
     print()
     print(text)
     print(f"wall time {wall / 60:.1f} min")

@@ -86,6 +86,10 @@ def test_report_rows_and_paired_differences(load_bench):
     assert "LQ 3 px +0.005 (+0.030, -0.020; uncertainty better in 1 of 2)" in text
     assert "Not run yet: random seed 2" in text and "wall time 10.0 min" in text
     assert "source weights were kept" in text
+    assert "0.500 / 0.550 ± 0.000" in rows[0]  # held-out: source / best adapted step
+    again = ps.section(res, args, "python benchmarks/patch_selection.py --cached-only", 1.0,
+                       computed={"command": "python benchmarks/patch_selection.py", "wall_s": 900.0})  # fmt: skip
+    assert "computed by `python benchmarks/patch_selection.py` in 15.0 min wall" in again
 
 
 def test_skips_without_the_data(load_bench, tmp_path, capsys):
