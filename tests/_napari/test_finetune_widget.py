@@ -231,3 +231,16 @@ def test_a_worse_result_after_finetuning_is_marked_like_a_better_one(widgets):
     assert worse.text() == "+0.050 ✗"  # SMD went up: worse
     warning = get_theme(viewer.theme).warning.as_hex().lower()
     assert worse.foreground().color().name().lower() == warning
+
+
+def test_time_left_ignores_the_set_up_before_the_first_step(widgets):
+    """20 s of set-up (reading the target, measuring the source), then 0.5 s per step: after 10 % of a
+    300-step run the estimate is the 135 s the remaining steps take, not the 2.5x that counting the set-up gives."""
+    _viewer, _predict, widget = widgets
+    widget._t0 = 1000.0
+    widget._first_step = None
+    assert widget.time_left(1, 300, now=1020.5) == pytest.approx(20.5 * 299)  # one step: nothing better to go by
+    est = widget.time_left(30, 300, now=1020.5 + 29 * 0.5)
+    assert est == pytest.approx(0.5 * 270)
+    naive = (20.5 + 29 * 0.5) / 30 * 270
+    assert naive > 2 * est  # what the old estimate said

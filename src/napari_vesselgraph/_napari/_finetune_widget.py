@@ -150,6 +150,7 @@ class FinetuneWidget(QWidget):
         self.result: dict | None = None
         self._cancel: threading.Event | None = None
         self._t0 = 0.0
+        self._first_step: tuple[int, float] | None = None  # (step, time) of the first step reported
         self.losses: list[tuple[int, float]] = []
         self.val_history: list[dict] = []
         self._plot_dirty = False
@@ -595,6 +596,7 @@ class FinetuneWidget(QWidget):
         self.log_view.clear()
         self._cancel = threading.Event()
         self._t0 = time.perf_counter()
+        self._first_step = None
         self._config = cfg
         worker = create_worker(run_finetune, cfg, self._cancel, self._relay, self._log, _start_thread=False)
         worker.returned.connect(self._on_returned)
@@ -646,10 +648,22 @@ class FinetuneWidget(QWidget):
             self.status_label.setText(f"{info['phase'][:1].upper()}{info['phase'][1:]}… · {elapsed:.0f} s")
             return
         if not (self._cancel is not None and self._cancel.is_set()):
-            left = elapsed / max(step, 1) * (total - step)
+            left = self.time_left(step, total)
             self.status_label.setText(
                 f"Step {step}/{total}, loss {_fmt(loss)} · {elapsed:.0f} s, about {left:.0f} s left"
             )
+
+    def time_left(self, step: int, total: int, now: float | None = None) -> float:
+        """Seconds left, from the pace since the first step (the set-up before it - reading the target, measuring
+        the source on the held-out samples - is not repeated, so it must not slow the estimate down)."""
+        now = time.perf_counter() if now is None else now
+        if self._first_step is None:
+            self._first_step = (int(step), now)
+            return (now - self._t0) / max(step, 1) * (total - step)
+        s0, t0 = self._first_step
+        if step <= s0:
+            return (now - self._t0) / max(step, 1) * (total - step)
+        return (now - t0) / (step - s0) * (total - step)
 
     def _redraw_if_dirty(self) -> None:
         if not self._plot_dirty:
