@@ -9,6 +9,7 @@ Importing this package does not import torch (listing checkpoints reads their he
 from .meta import (
     FORMAT_VERSION,
     CheckpointMeta,
+    checkpoint_candidates,
     checkpoint_ndim,
     checkpoint_patch_size,
     checkpoint_thresholds,
@@ -37,6 +38,7 @@ __all__ = [
     "CheckpointMeta",
     "bundled_dir",
     "check_metadata",
+    "checkpoint_candidates",
     "checkpoint_ndim",
     "checkpoint_patch_size",
     "checkpoint_thresholds",

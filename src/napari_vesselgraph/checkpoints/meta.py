@@ -182,6 +182,16 @@ class CheckpointMeta:
                 v = th.get(key)
                 if v is not None and (isinstance(v, bool) or not 0.0 <= float(v) <= 1.0):
                     raise VesselGraphError(f"{where}: the recorded {key} threshold must be in [0, 1], got {v!r}")
+        cand = meta.get("candidates")
+        if cand is not None:
+            if not isinstance(cand, dict):
+                raise VesselGraphError(f"{where}: candidates must be an object (node_floor, pair_radius), got {cand!r}")
+            v = cand.get("node_floor")
+            if v is not None and (isinstance(v, bool) or not 0.0 <= float(v) <= 1.0):
+                raise VesselGraphError(f"{where}: candidates.node_floor must be in [0, 1], got {v!r}")
+            v = cand.get("pair_radius")
+            if v is not None and (isinstance(v, bool) or not float(v) > 0.0):
+                raise VesselGraphError(f"{where}: candidates.pair_radius must be a positive number (px), got {v!r}")
         if meta.get("postprocess") is not None and not isinstance(meta["postprocess"], dict):
             raise VesselGraphError(f"{where}: postprocess must be an object of clean-up settings")
         ad = meta.get("adaptation")
@@ -302,9 +312,26 @@ def checkpoint_thresholds(meta: dict) -> tuple[Any, Any]:
     return th.get("node", 0.5), th.get("edge", 0.5)
 
 
+def checkpoint_candidates(meta: dict) -> dict[str, Any]:
+    """What a checkpoint records about the candidates its patch predictor keeps (``meta["candidates"]``):
+    ``node_floor`` (node candidates scoring below it are dropped before the relation head) and ``pair_radius``
+    (only node pairs at most this far apart, in patch pixels, are scored as edges); ``None`` where it records
+    none (the predictor's defaults then apply). Lenient: values that cannot be read are ``None``."""
+    cand = _dict(_dict(meta).get("candidates"))
+    out: dict[str, Any] = {}
+    for key in ("node_floor", "pair_radius"):
+        v = cand.get(key)
+        try:
+            out[key] = None if v is None or isinstance(v, bool) else float(v)
+        except (TypeError, ValueError):
+            out[key] = None
+    return out
+
+
 __all__ = [
     "FORMAT_VERSION",
     "CheckpointMeta",
+    "checkpoint_candidates",
     "checkpoint_ndim",
     "checkpoint_patch_size",
     "checkpoint_thresholds",

@@ -36,7 +36,7 @@ import time
 import uuid
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,7 @@ class TileJob:
     batch_size: int
     skip_empty: bool
     merge_radius: float
+    predict_kwargs: dict = field(default_factory=dict)  # for predict_batch (PredictionPlan.predict_kwargs)
 
 
 @dataclass
@@ -252,7 +253,7 @@ def run_tile(model_key, model_payload, meta_override, device, torch_threads, spe
     for _idx, kept, batch in tile_batches(reader, data, _T, starts, job.patch, job.batch_size, job.skip_empty):
         if batch is None:
             continue
-        out = predictor.predict_batch(batch)
+        out = predictor.predict_batch(batch, **job.predict_kwargs)
         if len(out) != len(kept):
             raise VesselGraphError(f"the predictor returned {len(out)} results for {len(kept)} patches")
         n_model += len(kept)
@@ -513,7 +514,7 @@ def predict_distributed(
             tile=tile.index, windows=tile.windows, box=tile.box, starts=np.asarray(grid.starts, np.int64)[w],
             core_lo=stitcher.core_lo[w], core_hi=stitcher.core_hi[w], image_shape=plan.source.shape,
             patch=plan.patch, stats=stats, pad_mode=options.pad_mode, batch_size=options.batch_size,
-            skip_empty=options.skip_empty, merge_radius=options.merge_radius,
+            skip_empty=options.skip_empty, merge_radius=options.merge_radius, predict_kwargs=dict(plan.predict_kwargs),
         )  # fmt: skip
 
     order = tile_order(tiles)

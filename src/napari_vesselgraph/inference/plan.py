@@ -346,6 +346,8 @@ class PredictionPlan:
     tiles: list[Tile]
     box: tuple[np.ndarray, np.ndarray] | None
     meta: dict
+    #: extra keyword arguments of the model's ``predict_batch`` (see :func:`candidate_kwargs`)
+    predict_kwargs: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, arr, shape, model, checkpoint, scale, region, channel, options: PredictOptions) -> PredictionPlan:
@@ -395,10 +397,13 @@ class PredictionPlan:
             "pad_mode": options.pad_mode,
             "postprocess": cleanup.to_dict(),
         }
+        kwargs, candidates = candidate_kwargs(model, nt)
+        if candidates:
+            meta["candidates"] = candidates
         return cls(
             options=options, node_threshold=nt, edge_threshold=et, cleanup=cleanup, source=source,
             spatial_ndim=snd, has_channels=has_ch, channel=ch, scale=scale_nd, patch=patch, region=reg, grid=grid,
-            tiles=tiles, box=box, meta=meta,
+            tiles=tiles, box=box, meta=meta, predict_kwargs=kwargs,
         )  # fmt: skip
 
     def stitcher(self) -> StreamingStitcher:
@@ -418,6 +423,30 @@ class PredictionPlan:
             )
         out.metadata["elapsed_s"] = round(time.perf_counter() - t_start, 3)
         return out
+
+
+def candidate_kwargs(model, node_threshold: float) -> tuple[dict, dict]:
+    """``(kwargs, record)`` for a prediction with ``node_threshold``: ``kwargs`` for the model's ``predict_batch``
+    and ``record``, the candidate selection the result's metadata records (``node_floor``, ``pair_radius``).
+
+    A checkpoint may drop node candidates below a floor before scoring pairs
+    (:mod:`napari_vesselgraph.model.predictor`); when the node threshold asked for is lower, the floor is lowered
+    to it (``{"node_floor": node_threshold}``), so a threshold always sees every candidate above it. Models that
+    say nothing about candidates (no ``node_floor`` attribute, no ``meta["candidates"]``) get ``({}, {})``. A
+    raw graph (``keep_raw``) holds no node scored under ``record["node_floor"]``."""
+    from ..checkpoints import checkpoint_candidates
+
+    recorded = checkpoint_candidates(getattr(model, "meta", None) or {})
+    floor = getattr(model, "node_floor", None)
+    floor = recorded.get("node_floor") if floor is None else floor
+    radius = getattr(model, "pair_radius", recorded.get("pair_radius"))
+    if floor is None and radius is None:
+        return {}, {}
+    kwargs = {}
+    if floor is not None and node_threshold < float(floor):
+        floor = kwargs["node_floor"] = float(node_threshold)
+    return kwargs, {"node_floor": None if floor is None else float(floor),
+                    "pair_radius": None if radius is None else float(radius)}  # fmt: skip
 
 
 # ------------------------------------------------------------------ tiles and batches
@@ -450,6 +479,7 @@ __all__ = [
     "PredictOptions",
     "PredictionPlan",
     "as_array",
+    "candidate_kwargs",
     "check_cancel",
     "check_scale",
     "check_threshold",

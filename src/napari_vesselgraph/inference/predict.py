@@ -208,7 +208,7 @@ def _run_tiles(plan: PredictionPlan, reader, predictor, progress, cancel, stitch
                 check_cancel(cancel)
                 results = {}
                 if batch is not None:
-                    out = predictor.predict_batch(batch)
+                    out = predictor.predict_batch(batch, **plan.predict_kwargs)
                     if len(out) != len(kept):
                         raise VesselGraphError(f"the predictor returned {len(out)} results for {len(kept)} patches")
                     results = dict(zip(kept, out))

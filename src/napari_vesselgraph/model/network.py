@@ -247,9 +247,12 @@ class Relationformer(nn.Module):
         return out
 
     # ------------------------------------------------------------------
-    def forward(self, images: torch.Tensor) -> dict:
+    def forward(self, images: torch.Tensor, aux: bool = True) -> dict:
         """``images``: ``(B, C, *patch_size)``. Returns the last decoder layer's outputs plus ``aux`` (a list,
-        one dict per earlier layer), ``dense`` (backbone heat maps or None) and ``tokens``/``rln`` per layer."""
+        one dict per earlier layer), ``dense`` (backbone heat maps or None) and ``tokens``/``rln`` per layer.
+
+        ``aux=False`` (prediction): the heads run on the last decoder layer only (and on the others only when
+        ``cfg.refine`` needs their positions), ``aux`` is empty and ``dense`` is None."""
         cfg = self.cfg
         b = images.shape[0]
         translator = self._modules.get("translator")  # adaptation by translation: attached by load_checkpoint
@@ -261,7 +264,7 @@ class Relationformer(nn.Module):
             line = self.line_proj(s2)
         else:
             feats = self.backbone(images)
-        dense = self.dense_head(feats) if self.dense_head is not None else None
+        dense = self.dense_head(feats) if self.dense_head is not None and aux else None
         mem = self.input_proj(feats).flatten(2).transpose(1, 2)  # (B, L, d)
         mem_pos = self.memory_pos.unsqueeze(0).to(mem.dtype)
         for layer in self.encoder:
@@ -274,18 +277,20 @@ class Relationformer(nn.Module):
         x = torch.cat([self.query_content, self.rln_token], dim=0).unsqueeze(0).expand(b, -1, -1).to(mem.dtype)
         pos = None
         outs = []
-        for layer in self.decoder:
+        for k, layer in enumerate(self.decoder):
             if pos is None or cfg.refine:
                 qpos = self.query_pos_mlp(sine_embedding(cur, cfg.hidden))
                 pos = torch.cat([qpos, rln_pos], dim=1).to(mem.dtype)
             x = layer(x, pos, mem, mem_pos, n)
+            if not (aux or cfg.refine or k == len(self.decoder) - 1):
+                continue
             o = self._heads(self.dec_norm(x), n, cur)
             o["line"] = line
             outs.append(o)
             if cfg.refine:
                 cur = o["pos"].detach()
         last = outs[-1]
-        last["aux"] = outs[:-1]
+        last["aux"] = outs[:-1] if aux else []
         last["dense"] = dense
         return last
 
@@ -318,7 +323,70 @@ class Relationformer(nn.Module):
         return torch.cat(a, dim=-1), torch.cat(b, dim=-1)
 
     def relation_logits(self, tokens: torch.Tensor, rln: torch.Tensor, bi, i, j, out: dict | None = None):
-        """Edge logits for the pairs ``(tokens[bi, i], tokens[bi, j])``; symmetric in ``i`` and ``j``."""
+        """Edge logits for the pairs ``(tokens[bi, i], tokens[bi, j])``; symmetric in ``i`` and ``j``.
+
+        The same function as :meth:`relation_logits_reference` (the relation MLP on :meth:`relation_inputs`, for
+        ``(i, j)`` and ``(j, i)``, averaged), computed faster: the MLP's first layer is linear, so its part on the
+        two object tokens and on the [rln] token is computed once per token and gathered per pair, and only the
+        line samples and the displacement (when the model samples the segment) go through a per-pair product.
+        That first layer held most of the work (3 of its ~3.5 inputs per pair are tokens). A relation head that
+        is not a plain :class:`MLP` falls back to the reference."""
+        head = self.relation_head
+        first = head.layers[0] if isinstance(head, MLP) and len(head.layers) >= 2 else None
+        d = tokens.shape[-1]
+        if not isinstance(first, nn.Linear) or first.in_features < 3 * d:
+            return self.relation_logits_reference(tokens, rln, bi, i, j, out)
+        w = first.weight
+        h = w.shape[0]
+        nb, nq = tokens.shape[0], tokens.shape[1]
+        # per token: its first-layer term as the pair's i (plus the [rln] term and the bias) and as its j
+        proj = tokens @ torch.cat([w[:, :d], w[:, d : 2 * d]], 0).t().to(tokens.dtype)  # (B, N, 2H)
+        r = rln @ w[:, 2 * d : 3 * d].t().to(rln.dtype)
+        if first.bias is not None:
+            r = r + first.bias.to(r.dtype)
+        proj = torch.cat([proj[..., :h] + r[:, None, :], proj[..., h:]], -1).reshape(nb * nq, 2 * h)
+        bi_t = torch.as_tensor(bi, device=tokens.device)
+        fi = bi_t * nq + torch.as_tensor(i, device=tokens.device)
+        fj = bi_t * nq + torch.as_tensor(j, device=tokens.device)
+        gi, gj = proj.index_select(0, fi), proj.index_select(0, fj)
+        p = gi.shape[0]
+        u = wa = wb = None
+        if self.line_proj is not None:
+            if out is None or out.get("line") is None:
+                raise ValueError("this model's relation head samples the image: pass the forward output as `out`")
+            samples, disp = self._line_features(out["line"], out["pos"], bi, i, j)
+            length = disp.norm(dim=-1, keepdim=True)
+            k, c = samples.shape[1], samples.shape[2]
+            ws, wd, wl = w[:, 3 * d : 3 * d + k * c], w[:, 3 * d + k * c : -1], w[:, -1:]
+            # (j, i) reads the samples in reverse and the displacement negated: the same weights, permuted
+            wa = w[:, 3 * d :]
+            wb = torch.cat([ws.reshape(h, k, c).flip(1).reshape(h, k * c), -wd, wl], 1)
+            u = torch.cat([samples.flatten(1), disp, length], 1)
+            wa, wb = wa.t().to(u.dtype), wb.t().to(u.dtype)
+        if torch.is_grad_enabled():
+            ha, hb = gi[:, :h] + gj[:, h:], gj[:, :h] + gi[:, h:]
+            if u is not None:
+                ha, hb = torch.addmm(ha, u, wa), torch.addmm(hb, u, wb)
+            x = F.relu(torch.cat([ha, hb], 0))
+        else:  # inference: the same sums, written in place (this part is bound by memory traffic)
+            x = torch.empty((2 * p, h), dtype=gi.dtype, device=gi.device)
+            torch.add(gi[:, :h], gj[:, h:], out=x[:p])
+            torch.add(gj[:, :h], gi[:, h:], out=x[p:])
+            del gi, gj
+            if u is not None:
+                x[:p].addmm_(u, wa)
+                x[p:].addmm_(u, wb)
+            x.relu_()
+        rest = head.layers[1:]
+        for n, layer in enumerate(rest):
+            x = layer(x)
+            if n < len(rest) - 1:
+                x = F.relu(x) if torch.is_grad_enabled() else x.relu_()
+        x = x.squeeze(-1)
+        return 0.5 * (x[:p] + x[p:])
+
+    def relation_logits_reference(self, tokens: torch.Tensor, rln: torch.Tensor, bi, i, j, out: dict | None = None):
+        """:meth:`relation_logits` the direct way: the relation MLP on the concatenated inputs of each pair."""
         a, b = self.relation_inputs(tokens, rln, bi, i, j, out)
         return 0.5 * (self.relation_head(a).squeeze(-1) + self.relation_head(b).squeeze(-1))
 

@@ -3,6 +3,18 @@
 The sliding-window / stitching code in :mod:`napari_vesselgraph.inference` builds on :class:`PatchPredictor`.
 Every candidate above a low floor is returned with its score, so thresholds can be changed afterwards
 without running the model again.
+
+What the relation head scores (the costly part: it is quadratic in the node candidates of a patch):
+
+* node candidates scoring below the *node floor* are dropped first (default :data:`NODE_FLOOR`; a checkpoint
+  may record a higher one in ``meta["candidates"]["node_floor"]``, e.g. the lowest node threshold that
+  threshold selection tries, ``model.thresholds.THRESHOLD_GRID``, for a model whose queries mostly score high);
+* pairs of kept candidates farther apart than the *pair radius* (patch pixels,
+  ``meta["candidates"]["pair_radius"]``; default: none) are not scored: training graphs have no edge longer than
+  about 12 px, so such pairs only ever give shortcut edges that the clean-up removes;
+* edges scoring below the *edge floor* (:data:`EDGE_FLOOR`) are not returned.
+
+``predict`` lowers the node floor to a threshold asked for below it, so a lower threshold still sees its nodes.
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ import numpy as np
 
 from ..errors import VesselGraphError
 from .preprocess import normalize_image
-from .refine import RefineSettings, refine_nodes
+from .refine import RefineSettings, refine_nodes_batch
 
 NODE_FLOOR = 0.05
 EDGE_FLOOR = 0.05
@@ -55,7 +67,9 @@ class PatchPredictor:
     Attributes: ``ndim``, ``patch_size`` (tuple), ``channels``, ``meta``, ``device`` (torch.device), ``model``.
     """
 
-    def __init__(self, model, meta: dict[str, Any], device="cpu", batch_size: int | None = None, refine=None):
+    def __init__(
+        self, model, meta: dict[str, Any], device="cpu", batch_size: int | None = None, refine=None, candidates=None
+    ):
         import torch
 
         self.device = select_device(device)
@@ -78,6 +92,15 @@ class PatchPredictor:
         #: node refinement on the patch intensities (:mod:`.refine`): ``refine`` if given, else the checkpoint's
         #: ``meta["node_refinement"]`` (a dict of settings, or false), else the defaults
         self.refine = RefineSettings.from_any(self.meta.get("node_refinement") if refine is None else refine)
+        from ..checkpoints.meta import checkpoint_candidates
+
+        #: candidate selection (see the module doc): the checkpoint's ``meta["candidates"]``, with ``candidates``
+        #: (a dict with ``node_floor`` / ``pair_radius``) over it; ``pair_radius`` None: every pair is scored
+        cand = checkpoint_candidates(self.meta)
+        cand.update(candidates or {})
+        nf, pr = cand.get("node_floor"), cand.get("pair_radius")
+        self.node_floor = NODE_FLOOR if nf is None else float(nf)
+        self.pair_radius = None if pr is None or not np.isfinite(float(pr)) else float(pr)
         self._amp_dtype = None
         if self.device.type == "cuda":
             self._amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -93,21 +116,39 @@ class PatchPredictor:
         """Normalise a whole image the way the model was trained: float32 ``(C, *spatial)``."""
         return normalize_image(image, self.input_meta)
 
-    def predict_batch(self, patches: np.ndarray, node_floor: float = NODE_FLOOR, edge_floor: float = EDGE_FLOOR):
+    def predict_batch(
+        self, patches: np.ndarray, node_floor: float | None = None, edge_floor: float = EDGE_FLOOR
+    ) -> list[dict]:
         """Candidates for each patch of ``patches`` ``(B, C, *patch_size)`` (already normalised).
 
         Returns one dict per patch: ``nodes`` (K, D) patch pixel coordinates, ``node_score`` (K,),
         ``radius`` (K,), ``edges`` (M, 2) indices into ``nodes``, ``edge_score`` (M,). Node positions are
         refined on the patch intensities when ``self.refine`` is enabled (edges are scored before).
+        ``node_floor``: ``None`` for the predictor's (:attr:`node_floor`); pairs farther apart than
+        :attr:`pair_radius` get no edge (see the module doc).
         """
         patches = np.asarray(patches, dtype=np.float32)
         want = (self.channels, *self.patch_size)
         if patches.ndim != self.ndim + 2 or tuple(patches.shape[1:]) != want:
             raise VesselGraphError(f"patches must have shape (B, {', '.join(map(str, want))}), got {patches.shape}")
+        nf = self.node_floor if node_floor is None else float(node_floor)
         out = []
         for s in range(0, len(patches), self.batch_size):
-            out.extend(self._predict_chunk(patches[s : s + self.batch_size], node_floor, edge_floor))
+            out.extend(self._predict_chunk(patches[s : s + self.batch_size], nf, edge_floor))
         return out
+
+    def _pairs(self, pix, keep):
+        """Index pairs ``(i, j)``, ``i < j``, into ``keep`` (the kept candidates of one patch) to score:
+        all of them, or those at most :attr:`pair_radius` apart."""
+        import torch
+
+        k = len(keep)
+        iu, ju = torch.triu_indices(k, k, 1, device=pix.device)
+        if self.pair_radius is not None and len(iu):
+            p = pix[keep]
+            near = (p[iu] - p[ju]).square().sum(-1) <= self.pair_radius**2
+            iu, ju = iu[near], ju[near]
+        return iu, ju
 
     def _predict_chunk(self, patches: np.ndarray, node_floor: float, edge_floor: float) -> list[dict]:
         import torch
@@ -117,38 +158,56 @@ class PatchPredictor:
             x = torch.from_numpy(np.ascontiguousarray(patches)).to(self.device)
             if self._amp_dtype is not None:
                 with torch.autocast(device_type="cuda", dtype=self._amp_dtype):
-                    o = model(x)
+                    o = model(x, aux=False)
             else:
-                o = model(x)
+                o = model(x, aux=False)
             prob = o["logits"].float().softmax(-1)[..., 1]
             pix = model.to_pixels(o["pos"].float())
             rad = o["radius"].float()
+            # the kept candidates of every patch, then the pairs to score, all patches in one relation call
+            keeps = [torch.nonzero(prob[b] >= node_floor).flatten() for b in range(len(patches))]
+            pairs = [self._pairs(pix[b], keep) for b, keep in enumerate(keeps)]
+            counts = [len(iu) for iu, _ in pairs]
+            ps_all = None
+            if sum(counts):
+                bi = torch.cat([torch.full_like(iu, b) for b, (iu, _) in enumerate(pairs)])
+                gi = torch.cat([keeps[b][iu] for b, (iu, _) in enumerate(pairs)])
+                gj = torch.cat([keeps[b][ju] for b, (_, ju) in enumerate(pairs)])
+                if self._amp_dtype is not None:
+                    with torch.autocast(device_type="cuda", dtype=self._amp_dtype):
+                        lg = model.relation_logits(o["tokens"], o["rln"], bi, gi, gj, o)
+                else:
+                    lg = model.relation_logits(o["tokens"], o["rln"], bi, gi, gj, o)
+                ps_all = torch.sigmoid(lg.float()).cpu().numpy().astype(np.float64)
+            prob_np = prob.cpu().numpy().astype(np.float64)
+            pix_np = pix.cpu().numpy().astype(np.float64)
+            rad_np = rad.cpu().numpy().astype(np.float64)
             results = []
-            for b in range(len(patches)):
-                keep = torch.nonzero(prob[b] >= node_floor).flatten()
-                k = len(keep)
+            at = 0
+            for b, keep in enumerate(keeps):
+                kn = keep.cpu().numpy()
                 res = {
-                    "nodes": pix[b, keep].cpu().numpy().astype(np.float64),
-                    "node_score": prob[b, keep].cpu().numpy().astype(np.float64),
-                    "radius": rad[b, keep].cpu().numpy().astype(np.float64),
+                    "nodes": pix_np[b, kn],
+                    "node_score": prob_np[b, kn],
+                    "radius": rad_np[b, kn],
                     "edges": np.zeros((0, 2), dtype=np.int64),
                     "edge_score": np.zeros(0, dtype=np.float64),
                 }
-                if k >= 2:
-                    iu, ju = torch.triu_indices(k, k, 1, device=self.device)
-                    bi = torch.full_like(iu, b)
-                    if self._amp_dtype is not None:
-                        with torch.autocast(device_type="cuda", dtype=self._amp_dtype):
-                            lg = model.relation_logits(o["tokens"], o["rln"], bi, keep[iu], keep[ju], o)
-                    else:
-                        lg = model.relation_logits(o["tokens"], o["rln"], bi, keep[iu], keep[ju], o)
-                    ps = torch.sigmoid(lg.float())
+                n = counts[b]
+                if n:
+                    ps = ps_all[at : at + n]
                     sel = ps >= edge_floor
-                    res["edges"] = torch.stack([iu[sel], ju[sel]], 1).cpu().numpy().astype(np.int64)
-                    res["edge_score"] = ps[sel].cpu().numpy().astype(np.float64)
-                if self.refine.enabled and k:
-                    res["nodes"] = refine_nodes(patches[b], res["nodes"], res["node_score"], self.refine)
+                    iu, ju = pairs[b]
+                    res["edges"] = np.stack([iu.cpu().numpy()[sel], ju.cpu().numpy()[sel]], 1).astype(np.int64)
+                    res["edge_score"] = ps[sel]
+                at += n
                 results.append(res)
+        if self.refine.enabled:
+            refined = refine_nodes_batch(
+                patches, [r["nodes"] for r in results], [r["node_score"] for r in results], self.refine
+            )
+            for r, nodes in zip(results, refined):
+                r["nodes"] = nodes
         return results
 
     def predict_patch_graph(self, patch: np.ndarray, node_threshold: float | None = None, edge_threshold=None):
@@ -193,13 +252,14 @@ def candidates_to_graph(cand: dict, node_threshold: float = 0.5, edge_threshold:
 
 
 def make_predictor(
-    checkpoint: str | Path | None = None, device="auto", batch_size: int | None = None, refine=None
+    checkpoint: str | Path | None = None, device="auto", batch_size: int | None = None, refine=None, candidates=None
 ) -> PatchPredictor:
     """Load a checkpoint (name, path, or ``None`` for the default bundled model) onto a device.
 
-    ``refine``: node refinement settings (``False`` off, a dict, ``None``: the checkpoint's, else the defaults)."""
+    ``refine``: node refinement settings (``False`` off, a dict, ``None``: the checkpoint's, else the defaults).
+    ``candidates``: ``node_floor`` / ``pair_radius`` over the checkpoint's (see the module doc)."""
     from ..checkpoints import load_checkpoint
 
     dev = select_device(device)
     model, meta = load_checkpoint(checkpoint, device="cpu")
-    return PatchPredictor(model, meta, device=dev, batch_size=batch_size, refine=refine)
+    return PatchPredictor(model, meta, device=dev, batch_size=batch_size, refine=refine, candidates=candidates)

@@ -151,9 +151,23 @@ def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     xp = np.pad(x, pads, mode="reflect")
     small = xp.reshape([d for s in xp.shape for d in (s // f, f)]).mean(axis=tuple(range(1, 2 * x.ndim, 2)))
     small = ndi.gaussian_filter(small, sigma / f, mode="reflect", truncate=3.0)
-    coords = np.meshgrid(*[(np.arange(s) + 0.5) / f - 0.5 for s in x.shape], indexing="ij", sparse=True)
-    coords = np.broadcast_arrays(*coords)
-    return ndi.map_coordinates(small, coords, order=1, mode="nearest").astype(np.float32)
+    return _upsample_linear(small, x.shape, f)
+
+
+def _upsample_linear(small: np.ndarray, shape: tuple[int, ...], f: int) -> np.ndarray:
+    """``small`` (one value per ``f``-pixel block) read back at the centres of the pixels of ``shape``: linear
+    interpolation, edge values beyond the first / last block centre. The same as
+    ``ndi.map_coordinates(small, coords, order=1, mode="nearest")`` at ``(i + 0.5) / f - 0.5`` per axis, one axis
+    at a time (linear interpolation is separable), which is several times faster."""
+    out = small.astype(np.float64)
+    for ax, n in enumerate(shape):
+        m = small.shape[ax]
+        c = np.clip((np.arange(n) + 0.5) / f - 0.5, 0.0, m - 1)
+        i0 = np.floor(c).astype(np.int64)
+        i1 = np.minimum(i0 + 1, m - 1)
+        w = (c - i0).reshape([-1 if k == ax else 1 for k in range(len(shape))])
+        out = np.take(out, i0, axis=ax) * (1.0 - w) + np.take(out, i1, axis=ax) * w
+    return out.astype(np.float32)
 
 
 def local_contrast(x: np.ndarray, meta: dict[str, Any] | None = None) -> np.ndarray:

@@ -89,21 +89,37 @@ def refine_nodes(
 ) -> np.ndarray:
     """Refined ``(K, D)`` node positions (patch pixel coordinates) of the nodes predicted from ``patch``
     (``(C, *S)``, normalised as the model saw it)."""
+    return refine_nodes_batch([patch], [nodes], None if scores is None else [scores], settings)[0]
+
+
+def refine_nodes_batch(patches, nodes, scores=None, settings: RefineSettings | None = None) -> list[np.ndarray]:
+    """:func:`refine_nodes` for several patches at once (one interpolation call for all their nodes, the
+    patches stacked): ``patches`` ``(B, C, *S)``, ``nodes`` / ``scores`` one array per patch. Returns the
+    refined positions of each patch, the same as :func:`refine_nodes` patch by patch."""
     from scipy.ndimage import map_coordinates
 
     st = settings or RefineSettings()
-    p0 = np.asarray(nodes, dtype=np.float64)
-    if not st.enabled or len(p0) == 0:
-        return p0.copy()
-    w = structure_signal(patch, p0, scores)
-    d = w.ndim
+    p0s = [np.asarray(n, dtype=np.float64) for n in nodes]
+    out = [p.copy() for p in p0s]
+    use = [b for b, p in enumerate(p0s) if len(p)]
+    if not st.enabled or not use:
+        return out
+    w = np.stack(
+        [structure_signal(patches[b], p0s[b], None if scores is None else scores[b]) for b in use]
+    )  # (B', *S): the batch axis is read at integer positions only
+    d = w.ndim - 1
+    p0 = np.concatenate([p0s[b].reshape(-1, d) for b in use])
+    counts = [len(p0s[b]) for b in use]
     r = np.arange(-st.radius, st.radius + 1, dtype=np.float64)
     offs = np.stack(np.meshgrid(*([r] * d), indexing="ij"), axis=-1).reshape(-1, d)
     kernel = np.exp(-(offs**2).sum(1) / (2.0 * st.sigma**2))[None, :]
+    layer = np.repeat(np.arange(len(use), dtype=np.float64), counts)
+    layer = np.broadcast_to(layer[:, None], (len(p0), len(offs))).reshape(1, -1)
     p = p0.copy()
     for _ in range(st.iters):
         q = p[:, None, :] + offs[None, :, :]  # (K, M, D)
-        vals = map_coordinates(w, q.reshape(-1, d).T, order=1, mode="nearest").reshape(len(p), -1)
+        coords = np.concatenate([layer, q.reshape(-1, d).T])
+        vals = map_coordinates(w, coords, order=1, mode="nearest").reshape(len(p), -1)
         k = kernel * vals
         tot = k.sum(axis=1, keepdims=True)
         centroid = (k[..., None] * q).sum(axis=1) / np.maximum(tot, 1e-12)
@@ -111,7 +127,9 @@ def refine_nodes(
         shift = p - p0
         norm = np.linalg.norm(shift, axis=1, keepdims=True)
         p = p0 + shift * np.minimum(1.0, st.max_shift / np.maximum(norm, 1e-12))
-    return p
+    for b, part in zip(use, np.split(p, np.cumsum(counts)[:-1])):
+        out[b] = part
+    return out
 
 
-__all__ = ["RefineSettings", "refine_nodes", "structure_signal"]
+__all__ = ["RefineSettings", "refine_nodes", "refine_nodes_batch", "structure_signal"]
