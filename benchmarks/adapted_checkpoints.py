@@ -28,7 +28,7 @@ for p in (str(HERE), str(ROOT / "src")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-import real_data as rd  # noqa: E402
+import real_data as rd
 
 KEYS = ("length_quality", "length_quality_wide", "length_completeness", "length_correctness", "junction_f1", "smd",
         "smd_um", "node_f1", "edge_f1")  # fmt: skip

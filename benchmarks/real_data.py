@@ -421,59 +421,6 @@ def _unit_in_worker(u: dict, cache_rows: dict):
     return res, new
 
 
-def adapt_folder(name: str, folder: Path, source: dict, work: Path, log=print) -> Path:
-    """The folder the adaptation reads: the set's own, or its shot split resampled by the source's zoom."""
-    from scipy import ndimage as ndi
-
-    from napari_vesselgraph.graph import VesselGraph
-    from napari_vesselgraph.io import save_tiff, write_graph
-    from napari_vesselgraph.synth import read_dataset
-
-    out = _adapt_folder_name(name, source, work)
-    if out is None:
-        return folder
-    zooms = source["shot_zoom"]
-    if (out / "manifest.json").is_file() and out.stat().st_mtime >= (folder / "manifest.json").stat().st_mtime:
-        return out
-    t0 = time.perf_counter()
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for sub in ("images", "graphs"):
-        (tmp / sub).mkdir(parents=True)
-    m = json.loads((folder / "manifest.json").read_text())
-    samples = []
-    for r in read_dataset(folder, split="train"):
-        img, g = np.asarray(r.image, np.float32), r.graph
-        snd = g.ndim
-        real = np.ones(snd)
-        if zooms.get(r.id):
-            new_shape = tuple(max(1, round(n * f)) for n, f in zip(img.shape[:snd], zooms[r.id]))
-            real = np.asarray(new_shape, float) / np.asarray(img.shape[:snd], float)
-            extra = (1.0,) if img.ndim > snd else ()
-            if np.all(real < 1):  # as predict(zoom=...) resamples: anti-alias, then linear
-                sig = [max(0.0, (1 / f - 1) / 2) for f in real] + ([0.0] if extra else [])
-                img = ndi.gaussian_filter(img, sig, mode="nearest")
-            img = ndi.zoom(img, tuple(real) + extra, order=1, mode="nearest", grid_mode=True)
-        attrs = dict(g.node_attrs)
-        if "radius" in attrs:
-            attrs["radius"] = np.asarray(attrs["radius"], float) * float(np.mean(real[-2:]))
-        g2 = VesselGraph((g.nodes + 0.5) * real - 0.5, g.edges, attrs, dict(g.edge_attrs),
-                         tuple(float(s) / f for s, f in zip(g.scale, real)), dict(g.metadata))  # fmt: skip
-        save_tiff(tmp / "images" / f"{r.id}.tif", np.clip(img, 0, 1).astype(np.float32), scale=g2.scale,
-                  rgb=img.ndim > snd)  # fmt: skip
-        write_graph(g2, tmp / "graphs" / f"{r.id}.json")
-        samples.append({"id": r.id, "image": f"images/{r.id}.tif", "graph": f"graphs/{r.id}.json", "split": "train",
-                        "seed": None, "zoom": [float(f) for f in real]})  # fmt: skip
-    m.update(samples=samples, description=f"shot split of {folder}, resampled as predict(zoom) does for "
-             f"{source['label']} ({source['choice']})")  # fmt: skip
-    (tmp / "manifest.json").write_text(json.dumps(m, indent=1))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    log(f"{name}: shot split resampled for {source['label']} ({source['choice']}) into {out} in "
-        f"{time.perf_counter() - t0:.1f}s")  # fmt: skip
-    return out
-
-
 def plan_adapt(name: str, pool: int, args, source: dict, target: Path, test_ids: list[str]) -> list[dict]:
     """The adaptation jobs of one set: (method, K, seed); K capped at what the shot split allows."""
     from napari_vesselgraph.adapt.data import n_heldout_for
@@ -482,6 +429,7 @@ def plan_adapt(name: str, pool: int, args, source: dict, target: Path, test_ids:
     left = pool - n_hold
     base = {"set": name, "source": source["label"], "ckpt": source["ckpt"], "ckpt_sha": source["ckpt_sha"],
             "zoom": source["choice"], "zoom_value": source["choice_value"], "target": str(target),
+            "resample": "adapt zoom",
             "data_sha": dataset_sha(target), "test_ids": test_ids, "val_fraction": VAL_FRACTION}  # fmt: skip
     jobs = []
     for seed in args.seeds:
@@ -543,9 +491,10 @@ def run_adapt_job(job: dict) -> dict:
            "device": job["device"], "threads": job["threads"]}  # fmt: skip
     if job["method"] != "translation":
         cfg["shots"] = job["K"]
-    # the target folder is already at the scale the test images are predicted at (adapt_folder resampled the
-    # shots by the zoom chosen for the source): adapt must not resample again
-    cfg["zoom"] = 1.0
+    # adapted at the scale the test images are predicted at: the zoom chosen for the source on the shots
+    # ("auto": per image, as predict does; a factor; 1 in 3D)
+    zv = job.get("zoom_value")
+    cfg["zoom"] = "auto" if zv is None else float(zv)
     t0 = time.perf_counter()
     path = adapt(cfg, log=print if job.get("verbose") else quiet)
     train_s = time.perf_counter() - t0
@@ -635,9 +584,9 @@ def benchmark(args, cache: Cache, log=print) -> tuple[dict, list[str]]:
                 cand = [r for r in cand if not is_adapted(r["ckpt"])] or cand
             if cand:
                 source = max(cand, key=lambda r: r["shot_lq"][r["choice"]])
-                target = adapt_folder(name, folder, source, work, log=log) if not args.cached_only else None
-                if target is None:  # report only: the folder the runs used
-                    target = _existing_adapt_folder(name, folder, source, work)
+                # adapt resamples the shots itself (zoom=, the source's zoom chosen on the shots): graphs scaled
+                # and re-spaced like the training graphs, as `vesselgraph adapt --zoom` does for a user
+                target = folder
                 jobs = plan_adapt(name, n_shot, args, source, target, test_ids)
                 extra = {"work": str(work), "data": str(data), "folder": str(folder), "threads": args.threads,
                          "device": args.device, "verbose": args.verbose}  # fmt: skip
@@ -671,21 +620,6 @@ def benchmark(args, cache: Cache, log=print) -> tuple[dict, list[str]]:
     return results, notes
 
 
-def _adapt_folder_name(name: str, source: dict, work: Path) -> Path | None:
-    """Where the shot split resampled for ``source`` goes; None when the source's zoom resamples nothing."""
-    zooms = source["shot_zoom"]
-    if not any(z and any(abs(f - 1.0) > 1e-9 for f in z) for z in zooms.values()):
-        return None
-    tag = hashlib.sha256(json.dumps(zooms, sort_keys=True).encode()).hexdigest()[:8]
-    return work / "data" / f"{name}@{source['label']}-{source['choice'].replace(' ', '')}-{tag}"
-
-
-def _existing_adapt_folder(name, folder, source, work):
-    out = _adapt_folder_name(name, source, work)
-    return out if out is not None and (out / "manifest.json").is_file() else folder
-
-
-# ----------------------------------------------------------------------------- report
 def mean_of(per: list[dict]) -> dict:
     out = {}
     for k in (*KEYS, "seconds"):

@@ -86,7 +86,7 @@ def zoom_image(image: np.ndarray, zoom, spatial_ndim: int) -> tuple[np.ndarray, 
     img = np.asarray(image, dtype=np.float32)
     spatial = img.shape[:spatial_ndim]
     z = np.broadcast_to(np.asarray(zoom, dtype=float), (spatial_ndim,))
-    new_shape = tuple(max(1, int(round(n * f))) for n, f in zip(spatial, z))
+    new_shape = tuple(max(1, round(n * f)) for n, f in zip(spatial, z))
     real = np.asarray(new_shape, float) / np.asarray(spatial, float)
     extra = (1.0,) * (img.ndim - spatial_ndim)
     if np.all(real < 1):
