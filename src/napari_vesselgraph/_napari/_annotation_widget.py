@@ -42,13 +42,23 @@ from qtpy.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QWidget,
 )
 
 from ..errors import VesselGraphError
+from ._annotation_layers import (  # noqa: F401  (re-exported: the widget's names before the split)
+    ANNOTATION_KEY,
+    KEY_CONNECT,
+    KEY_DISCONNECT,
+    PATCH_COLOR,
+    SAVE_DELAY_MS,
+    PatchLayersMixin,
+    _pad,
+    _rectangles,
+)
+from ._annotation_proposals import PROPOSAL_COLOR, ProposalsMixin  # noqa: F401
 from ._state import state_for
 from ._widget_utils import (
     LayerCombo,
@@ -63,25 +73,12 @@ from ._widget_utils import (
     scroll_body,
 )
 from .layers import (
-    EDIT_COLOR,
-    META_KEY,
-    ROLE_EDGES,
-    ROLE_EDIT,
     ROLE_NODES,
     _vg_meta,
-    graph_to_layer_data,
     layers_to_graph,
-    link_graph_layers,
 )
 
-#: milliseconds between the last change of a patch's layers and its save
-SAVE_DELAY_MS = 250
 EMPTY_LABEL = "empty graph"
-PATCH_COLOR = "orange"
-PROPOSAL_COLOR = "cyan"
-KEY_CONNECT = "c"
-KEY_DISCONNECT = "x"
-ANNOTATION_KEY = "annotation"
 
 KEY_HELP = (
     "<b>Keys</b> (on a patch's <i>nodes</i> layer):<br>"
@@ -156,22 +153,11 @@ def run_proposal(data, channel, checkpoint, patch_size, n, exclude, cancel=None,
     return {"status": "ok", "proposals": proposals, "checkpoint": name, "seconds": time.perf_counter() - t0}
 
 
-def _rectangles(origin, size) -> list[np.ndarray]:
-    """The rectangles that draw a patch box in a Shapes layer (image pixels): one in 2D, one per slice in 3D."""
-    o = np.asarray(origin, float)
-    s = np.asarray(size, float)
-    lo, hi = o[-2:] - 0.5, o[-2:] + s[-2:] - 0.5
-    rect = np.array([[lo[0], lo[1]], [lo[0], hi[1]], [hi[0], hi[1]], [hi[0], lo[1]]])
-    if len(o) == 2:
-        return [rect]
-    return [np.concatenate([np.full((4, 1), float(z)), rect], axis=1) for z in range(int(o[0]), int(o[0] + s[0]))]
-
-
 def _annotation_meta(layer) -> dict:
     return dict(_vg_meta(getattr(layer, "metadata", None)).get(ANNOTATION_KEY) or {})
 
 
-class AnnotationWidget(QWidget):
+class AnnotationWidget(PatchLayersMixin, ProposalsMixin, QWidget):
     """Mark patches of an image layer, correct their graphs, and keep them in a project folder."""
 
     def __init__(self, napari_viewer, parent=None):
@@ -284,36 +270,7 @@ class AnnotationWidget(QWidget):
         form.addRow(row)
         outer.addWidget(box)
 
-        box = QGroupBox("Where to annotate next")
-        form = QFormLayout(box)
-        row = QHBoxLayout()
-        self.propose_spin = QSpinBox()
-        self.propose_spin.setRange(1, 50)
-        self.propose_spin.setValue(5)
-        self.propose_spin.setToolTip("How many patches to propose")
-        self.propose_button = QPushButton("Propose patches")
-        self.propose_button.setToolTip(
-            "Run the model over the image and propose the patches it is least sure about (node and edge "
-            "confidences near its thresholds, overlapping windows that disagree), away from the patches you have. "
-            "Uses the checkpoint chosen in Predict graph, else the one that suits the image."
-        )
-        self.propose_button.clicked.connect(self._propose_clicked)
-        row.addWidget(self.propose_spin)
-        row.addWidget(self.propose_button, 1)
-        form.addRow("Patches", row)
-        self.propose_progress = QProgressBar()
-        self.propose_progress.setVisible(False)
-        form.addRow(self.propose_progress)
-        self.accept_button = QPushButton("Accept selected proposals")
-        self.accept_button.setToolTip(
-            "Add the proposals selected in the proposals layer (all of them when none is selected) as patches"
-        )
-        self.accept_button.clicked.connect(lambda: self.accept_proposals())
-        form.addRow(self.accept_button)
-        self.proposal_label = QLabel("")
-        self.proposal_label.setWordWrap(True)
-        form.addRow(self.proposal_label)
-        outer.addWidget(box)
+        self._build_proposals(outer)
 
         self.keys_section, form = collapsible("Keys for correcting a patch", outer)
         self.keys_label = QLabel(KEY_HELP)
@@ -634,357 +591,6 @@ class AnnotationWidget(QWidget):
         if self.store is not None:
             self.project_label.setText(f"{self.store.folder}: {len(self.store)} patch(es).")
 
-    # ------------------------------------------------------------ patch layers
-    def _layer_kwargs(self, pid: str, graph_img):
-        """Layer data tuples (edit Shapes, Points) of a patch graph given in image pixels."""
-        side = float(max(self.store.size(pid)))
-        tuples = graph_to_layer_data(
-            graph_img,
-            name=pid,
-            scale=self.plan.scale,
-            translate=self.plan.translate,
-            editable=True,
-            color_by=None,
-            node_size=max(2.0, side / 16.0),  # a size that fits the patch, not 2 x radius (which hides the image)
-            edge_width=max(1.0, side / 48.0),
-        )
-        out = {}
-        for data, kwargs, ltype in tuples:
-            meta = kwargs["metadata"][META_KEY]
-            if meta["role"] == ROLE_EDGES:
-                continue
-            meta[ANNOTATION_KEY] = {"patch": pid, "folder": str(self.store.folder)}
-            out[meta["role"]] = (data, kwargs, ltype)
-        return out
-
-    def _show_patch_layers(self, pid: str) -> None:
-        from napari.layers import Layer
-
-        if pid in self.patch_layers:
-            self._remove_patch_layers(pid)
-        graph = self.store.to_image(pid, self.store.load_graph(pid))
-        tuples = self._layer_kwargs(pid, graph)
-        layers = {}
-        self._syncing += 1
-        try:
-            for role in (ROLE_EDIT, ROLE_NODES):
-                data, kwargs, ltype = tuples[role]
-                if ltype == "shapes":
-                    kwargs["edge_color"] = EDIT_COLOR
-                layer = Layer.create(data, kwargs, ltype)
-                self.viewer.add_layer(layer)
-                layers[role] = layer
-        finally:
-            self._syncing -= 1
-        nodes, edges = layers[ROLE_NODES], layers[ROLE_EDIT]
-        link_graph_layers(nodes)
-        nodes.events.data.connect(lambda event, pid=pid: self._on_patch_data(pid, event))
-        edges.events.data.connect(lambda event, pid=pid: self._on_patch_data(pid, event))
-        nodes.bind_key(KEY_CONNECT, lambda layer, pid=pid: self.connect_selected(pid), overwrite=True)
-        nodes.bind_key(KEY_DISCONNECT, lambda layer, pid=pid: self.disconnect_selected(pid), overwrite=True)
-        self.patch_layers[pid] = layers
-
-    def _remove_patch_layers(self, pid: str) -> None:
-        layers = self.patch_layers.pop(pid, {})
-        self._syncing += 1
-        try:
-            for layer in layers.values():
-                if layer in self.viewer.layers:
-                    self.viewer.layers.remove(layer)
-        finally:
-            self._syncing -= 1
-
-    def _on_layer_removing(self, event) -> None:
-        """A patch layer the user removes: save the patch first; the patch stays in the project."""
-        if self._syncing:
-            return
-        layer = self.viewer.layers[event.index] if isinstance(getattr(event, "index", None), int) else None
-        if layer is None:
-            return
-        if layer is self.boxes_layer:
-            self.boxes_layer = None
-            return
-        if layer is self.proposals_layer:
-            self.proposals_layer = None
-            self.proposals = []
-            self._update_accept_enabled()
-            return
-        for pid, layers in list(self.patch_layers.items()):
-            if any(lyr is layer for lyr in layers.values()):
-                self.save_patch(pid)
-                self.patch_layers.pop(pid, None)
-                self._cancel_timer(pid)
-                self._status(f"{pid}'s layers were removed; the patch stays in the project (double-click it to show it).")
-
-    def _on_patch_data(self, pid: str, event) -> None:
-        if self._syncing:
-            return
-        action = str(getattr(event, "action", "")).lower()
-        if action.endswith("ing"):  # adding / removing / changing: the change is not done yet
-            return
-        timer = self._timers.get(pid)
-        if timer is None:
-            timer = QTimer(self)
-            timer.setSingleShot(True)
-            timer.setInterval(SAVE_DELAY_MS)
-            timer.timeout.connect(lambda pid=pid: self.save_patch(pid))
-            self._timers[pid] = timer
-        timer.start()
-
-    def _cancel_timer(self, pid: str) -> None:
-        timer = self._timers.pop(pid, None)
-        if timer is not None:
-            timer.stop()
-            timer.deleteLater()
-
-    def pending(self) -> list[str]:
-        """Patches with a save waiting for its timer."""
-        return [pid for pid, t in self._timers.items() if t.isActive()]
-
-    def flush(self) -> None:
-        """Save every patch with a change waiting to be saved."""
-        for pid in self.pending():
-            self._timers[pid].stop()
-            self.save_patch(pid)
-
-    def current_graph(self, pid: str):
-        """The graph a patch's layers show now, in image pixels."""
-        layers = self.patch_layers[pid]
-        return layers_to_graph(layers[ROLE_NODES], layers[ROLE_EDIT])
-
-    def save_patch(self, pid: str) -> bool:
-        """Write a patch's graph from its layers to the store, then redraw its lines on the nodes they snapped to."""
-        if self.store is None or pid not in self.patch_layers or pid not in self.store:
-            return False
-        layers = self.patch_layers[pid]
-        if any(lyr not in self.viewer.layers for lyr in layers.values()):
-            return False
-        timer = self._timers.get(pid)
-        if timer is not None:
-            timer.stop()
-        try:
-            graph = self.current_graph(pid)
-        except VesselGraphError as e:
-            notify("error", f"Could not read the edits of {pid}: {e}")
-            return False
-        self._commit(pid, graph)
-        return True
-
-    def set_patch_graph(self, pid: str, graph_img) -> None:
-        """Replace a patch's graph (given in the image's pixels), save it and show it: what a script does to import
-        corrections made elsewhere."""
-        if pid not in self.patch_layers:
-            self._show_patch_layers(pid)
-        self._cancel_timer(pid)
-        self._commit(pid, graph_img)
-
-    def _commit(self, pid: str, graph_img) -> None:
-        stored = self.store.update_graph(pid, self.store.from_image(pid, graph_img))
-        self.last_saved[pid] = time.time()
-        self._counts[pid] = (stored.n_nodes, stored.n_edges)
-        self._sync_layers(pid, self.store.to_image(pid, stored))
-        self._refresh_list(select=self.current_patch())
-        self._status(f"Saved {pid} ({stored.n_nodes} nodes, {stored.n_edges} edges) at {time.strftime('%H:%M:%S')}.")
-
-    def _sync_layers(self, pid: str, graph_img) -> None:
-        """Make a patch's layers show exactly the stored graph: node ids = rows, one line per edge on its nodes."""
-        layers = self.patch_layers.get(pid)
-        if not layers:
-            return
-        nodes, edges = layers[ROLE_NODES], layers[ROLE_EDIT]
-        tuples = self._layer_kwargs(pid, graph_img)
-        p_data, p_kwargs, _ = tuples[ROLE_NODES]
-        s_data, s_kwargs, _ = tuples[ROLE_EDIT]
-        gid = _vg_meta(nodes.metadata).get("graph_id")
-        self._syncing += 1
-        try:
-            if len(nodes.data) != len(p_data) or not np.allclose(np.asarray(nodes.data), p_data, atol=1e-6):
-                nodes.selected_data = set()
-                nodes.data = p_data
-                nodes.features = p_kwargs["features"]
-                nodes.size = p_kwargs["size"]
-            else:
-                id_col = _vg_meta(nodes.metadata).get("id_column", "node_id")
-                ids = np.arange(len(p_data), dtype=np.int64)
-                if id_col not in nodes.features.columns or not np.array_equal(
-                    nodes.features[id_col].to_numpy(), ids
-                ):
-                    nodes.features[id_col] = ids
-            nodes.feature_defaults = p_kwargs["feature_defaults"]
-            pmeta = dict(p_kwargs["metadata"][META_KEY], graph_id=gid)
-            nodes.metadata = {**dict(nodes.metadata), META_KEY: pmeta}
-
-            current = [np.asarray(v, float) for v in edges.data]
-            same = len(current) == len(s_data) and all(
-                c.shape == np.shape(n) and np.allclose(c, n, atol=1e-6) for c, n in zip(current, s_data)
-            )
-            smeta = dict(s_kwargs["metadata"][META_KEY], graph_id=gid)
-            if not same or list(edges.shape_type) != ["line"] * len(s_data):
-                edges.selected_data = set()
-                edges.data = [(np.asarray(v), "line") for v in s_data]
-                edges.edge_width = s_kwargs["edge_width"]
-                edges.edge_color = EDIT_COLOR
-            edges.features = s_kwargs["features"]
-            edges.feature_defaults = s_kwargs["feature_defaults"]
-            edges.metadata = {**dict(edges.metadata), META_KEY: smeta}
-        finally:
-            self._syncing -= 1
-
-    # ------------------------------------------------------------ key bindings
-    def _selected_rows(self, pid: str) -> list[int]:
-        nodes = self.patch_layers[pid][ROLE_NODES]
-        return sorted(int(i) for i in nodes.selected_data)
-
-    def connect_selected(self, pid: str) -> bool:
-        """Add an edge between the two selected nodes of a patch (key ``C``) and save."""
-        if pid not in self.patch_layers:
-            return False
-        sel = self._selected_rows(pid)
-        if len(sel) != 2:
-            self._status(f"Select exactly two nodes to connect (selected: {len(sel)}).")
-            notify("info", f"Select exactly two nodes to connect them (you selected {len(sel)}).")
-            return False
-        self.flush()
-        graph = self.current_graph(pid)
-        a, b = sel
-        if any({int(u), int(v)} == {a, b} for u, v in graph.edges):
-            self._status("These two nodes are already connected.")
-            return False
-        graph.edges = np.concatenate([graph.edges, [[a, b]]]).astype(np.int64)
-        for k, v in list(graph.edge_attrs.items()):
-            graph.edge_attrs[k] = _pad(v, 1)
-        self._commit(pid, graph)
-        return True
-
-    def disconnect_selected(self, pid: str) -> bool:
-        """Remove every edge whose two nodes are selected (key ``X``) and save."""
-        if pid not in self.patch_layers:
-            return False
-        sel = set(self._selected_rows(pid))
-        if len(sel) < 2:
-            self._status("Select two or more nodes to remove the edges between them.")
-            notify("info", "Select two or more nodes to remove the edges between them.")
-            return False
-        self.flush()
-        graph = self.current_graph(pid)
-        keep = np.array([not (int(u) in sel and int(v) in sel) for u, v in graph.edges], dtype=bool)
-        if keep.all():
-            self._status("No edges between the selected nodes.")
-            return False
-        graph.edges = graph.edges[keep]
-        graph.edge_attrs = {k: v[keep] for k, v in graph.edge_attrs.items()}
-        self._commit(pid, graph)
-        return True
-
-    # ------------------------------------------------------------ the patches (boxes) layer
-    def _ensure_boxes_layer(self) -> None:
-        from napari.layers import Shapes
-
-        if self.boxes_layer is not None and self.boxes_layer in self.viewer.layers:
-            return
-        d = self.plan.spatial_ndim
-        layer = Shapes(
-            ndim=d,
-            name=f"{self.image_layer.name} patches",
-            scale=self.plan.scale,
-            translate=self.plan.translate,
-            edge_color=PATCH_COLOR,
-            face_color="transparent",
-            edge_width=max(1.0, 0.02 * self.size_spin.value()),
-            features={"patch_id": np.array([], dtype=object)},
-            text={"string": "{patch_id}", "anchor": "upper_left", "color": PATCH_COLOR, "size": 10},
-            metadata={META_KEY: {ANNOTATION_KEY: {"role": "patches", "folder": str(self.store.folder)}}},
-        )
-        self._syncing += 1
-        try:
-            self.viewer.add_layer(layer)
-        finally:
-            self._syncing -= 1
-        layer.events.data.connect(self._on_boxes_data)
-        self.boxes_layer = layer
-
-    def _box_shapes(self) -> tuple[list[np.ndarray], list[str]]:
-        shapes, ids = [], []
-        for e in self.store.patches():
-            rects = _rectangles(e["origin"], e["size"])  # a box: one rectangle per slice
-            shapes += rects
-            ids += [e["id"]] * len(rects)
-        return shapes, ids
-
-    def _render_boxes(self) -> None:
-        self._ensure_boxes_layer()
-        layer = self.boxes_layer
-        shapes, ids = self._box_shapes()
-        self._syncing += 1
-        try:
-            layer.selected_data = set()
-            layer.data = [(s, "rectangle") for s in shapes]
-            layer.features = {"patch_id": np.array(ids, dtype=object)}
-            layer.edge_color = PATCH_COLOR
-            layer.face_color = "transparent"
-            layer.refresh_text()
-        finally:
-            self._syncing -= 1
-        self._expected_boxes = dict(zip(*np.unique(np.array(ids, dtype=object), return_counts=True))) if ids else {}
-
-    def _on_boxes_data(self, event) -> None:
-        if self._syncing:
-            return
-        action = str(getattr(event, "action", "")).lower()
-        if action.endswith("ing") or self._boxes_pending:
-            return
-        self._boxes_pending = True
-        QTimer.singleShot(0, lambda: self._handle_boxes_change(action, tuple(getattr(event, "data_indices", ()) or ())))
-
-    def _handle_boxes_change(self, action: str, indices: tuple) -> None:
-        """Turn what the user did to the patches layer into store changes, then redraw the layer from the store."""
-        self._boxes_pending = False
-        layer = self.boxes_layer
-        if self.store is None or layer is None or layer not in self.viewer.layers:
-            return
-        try:
-            if action.endswith("added"):
-                new = [i for i in indices if 0 <= i < len(layer.data)] or [len(layer.data) - 1]
-                centres = []
-                for i in new:
-                    v = np.asarray(layer.data[i], float)
-                    centres.append((v.min(0) + v.max(0)) / 2.0)
-                self._render_boxes()
-                for c in centres:
-                    self.add_patch(center=c)
-                return
-            if action.endswith("removed"):
-                present = list(layer.features["patch_id"]) if "patch_id" in layer.features.columns else []
-                counts = {pid: present.count(pid) for pid in set(present)}
-                gone = [pid for pid, n in self._expected_boxes.items() if counts.get(pid, 0) < n]
-                self._render_boxes()  # put the rectangles back; deleting the patch removes them again
-                for pid in gone:
-                    self.delete_patch(pid)
-                return
-            if action.endswith("changed"):
-                self._render_boxes()
-                self._status("Patches stay where they were added: delete a patch and add it again to move it.")
-        except VesselGraphError as e:
-            notify("error", str(e))
-            self._render_boxes()
-
-    # ------------------------------------------------------------ proposals: where to annotate next
-    def _proposal_checkpoint(self):
-        """The checkpoint chosen in Predict graph when it fits the image's dimensionality, else None (the worker
-        picks the one that suits the image)."""
-        from ..checkpoints import checkpoint_ndim
-
-        entry = self.state.checkpoint or {}
-        if entry.get("path") and checkpoint_ndim(entry.get("meta") or {}) == self.plan.spatial_ndim:
-            return str(entry["path"])
-        return None
-
-    def _propose_clicked(self) -> None:
-        if self.propose_worker is not None:
-            self.cancel_proposal()
-        else:
-            self.propose()
-
     def propose(self, n: int | None = None, checkpoint=None) -> bool:
         """Propose ``n`` patches (default: the spin box) of the current size in a worker thread; the result comes
         as the proposals layer. ``checkpoint``: a name or path (default: see :meth:`_proposal_checkpoint`).
@@ -1018,145 +624,6 @@ class AnnotationWidget(QWidget):
         worker.start()
         return True
 
-    def cancel_proposal(self) -> None:
-        if self._propose_cancel is not None:
-            self._propose_cancel.set()
-            self.proposal_label.setText("Cancelling…")
-
-    def is_proposing(self) -> bool:
-        return self.propose_worker is not None
-
-    def _on_propose_progress(self, done: int, total: int, info: dict) -> None:
-        if total > 0:
-            self.propose_progress.setRange(0, total)
-            self.propose_progress.setValue(done)
-            self.proposal_label.setText(f"Running the model over the image: window {done} of {total}…")
-
-    def _on_proposed(self, result: dict) -> None:
-        if result.get("status") == "cancelled":
-            self.proposal_label.setText("Cancelled.")
-            return
-        if result.get("status") != "ok":
-            notify("error", f"Could not propose patches: {result.get('message')}")
-            self.proposal_label.setText(f"Failed: {result.get('message')}")
-            return
-        props = list(result["proposals"])
-        if self.store is None:
-            return
-        self.show_proposals(props)
-        if props:
-            text = (f"{len(props)} patch(es) proposed by {result['checkpoint']} in {result['seconds']:.0f} s, most "
-                    f"uncertain first ('#1'). Select some in the proposals layer and press Accept, or accept all. "
-                    f"#1: {props[0].why}.")  # fmt: skip
-        else:
-            text = (f"{result['checkpoint']} found no uncertain place outside your patches "
-                    "(nothing near its thresholds, no disagreement).")  # fmt: skip
-        self.proposal_label.setText(text)
-
-    def _on_propose_error(self, exc: Exception) -> None:
-        msg = f"{type(exc).__name__}: {exc}"
-        notify("error", f"Proposing patches failed unexpectedly ({msg}).")
-        self.proposal_label.setText(f"Failed: {msg}")
-
-    def _on_propose_finished(self) -> None:
-        self.propose_worker = None
-        self._propose_cancel = None
-        self.propose_button.setText("Propose patches")
-        self.propose_progress.setVisible(False)
-        from ._widget_utils import free_gpu_memory
-
-        free_gpu_memory()
-
-    def show_proposals(self, proposals) -> None:
-        """Show ``proposals`` (``annotations.Proposal``) as the proposals layer (replacing earlier ones)."""
-        from napari.layers import Shapes
-
-        self.proposals = list(proposals)
-        shapes, rank, score, why = [], [], [], []
-        for p in self.proposals:
-            rects = _rectangles(p.origin, p.size)
-            shapes += rects
-            rank += [int(p.details.get("rank", 0))] * len(rects)
-            score += [float(p.score) if np.isfinite(p.score) else 0.0] * len(rects)
-            why += [p.why] * len(rects)
-        features = {"rank": np.array(rank, dtype=int), "score": np.array(score, float),
-                    "why": np.array(why, dtype=object)}  # fmt: skip
-        layer = self.proposals_layer
-        self._syncing += 1
-        try:
-            if not shapes:
-                if layer is not None and layer in self.viewer.layers:
-                    self.viewer.layers.remove(layer)
-                self.proposals_layer = None
-                return
-            if layer is None or layer not in self.viewer.layers:
-                layer = Shapes(
-                    [(s, "rectangle") for s in shapes],
-                    ndim=self.plan.spatial_ndim,
-                    name=f"{self.image_layer.name} proposals",
-                    scale=self.plan.scale,
-                    translate=self.plan.translate,
-                    edge_color=PROPOSAL_COLOR,
-                    face_color="transparent",
-                    edge_width=max(1.0, 0.02 * self.size_spin.value()),
-                    features=features,
-                    text={"string": "#{rank} ({score:.1f})", "anchor": "upper_left", "color": PROPOSAL_COLOR},
-                    metadata={META_KEY: {ANNOTATION_KEY: {"role": "proposals", "folder": str(self.store.folder)}}},
-                )
-                self.viewer.add_layer(layer)
-                self.proposals_layer = layer
-            else:
-                layer.selected_data = set()
-                layer.data = [(s, "rectangle") for s in shapes]
-                layer.features = features
-                layer.edge_color = PROPOSAL_COLOR
-                layer.face_color = "transparent"
-                layer.refresh_text()
-        finally:
-            self._syncing -= 1
-            self._update_accept_enabled()
-
-    def clear_proposals(self) -> None:
-        self.show_proposals([])
-        self.proposal_label.setText("")
-
-    def _update_accept_enabled(self) -> None:
-        self.accept_button.setEnabled(bool(self.proposals) and self.store is not None)
-
-    def selected_proposals(self) -> list:
-        """The proposals whose rectangles are selected in the proposals layer."""
-        layer = self.proposals_layer
-        if layer is None or not self.proposals:
-            return []
-        ranks = {int(layer.features["rank"].iloc[i]) for i in layer.selected_data if i < len(layer.features)}
-        return [p for p in self.proposals if int(p.details.get("rank", 0)) in ranks]
-
-    def accept_proposals(self, proposals=None) -> list[str]:
-        """Add ``proposals`` (default: the selected ones, else all) as patches, as a drawn rectangle is added (the
-        'Start from' graph cut to the patch); they leave the proposals layer. Returns the new patch ids."""
-        try:
-            self._require_store()
-        except VesselGraphError as e:
-            notify("error", str(e))
-            return []
-        chosen = list(proposals) if proposals is not None else (self.selected_proposals() or list(self.proposals))
-        if not chosen:
-            self._status("No proposals to accept: press Propose patches first.")
-            return []
-        ids = []
-        try:
-            for p in chosen:
-                ids.append(self.add_patch(center=p.center))
-        except VesselGraphError as e:
-            notify("error", str(e))
-        done = {id(p) for p in chosen[: len(ids)]}
-        self.show_proposals([p for p in self.proposals if id(p) not in done])
-        left = len(self.proposals)
-        self.proposal_label.setText(
-            f"Accepted {len(ids)} proposal(s) as {', '.join(ids)}." + (f" {left} left." if left else "")
-        )
-        return ids
-
     # ------------------------------------------------------------ misc
     def _status(self, text: str) -> None:
         self.status_label.setText(text)
@@ -1165,9 +632,3 @@ class AnnotationWidget(QWidget):
         self.flush()
         self.cancel_proposal()
         super().closeEvent(event)
-
-
-def _pad(arr: np.ndarray, k: int) -> np.ndarray:
-    from .layers import _pad as pad
-
-    return pad(np.asarray(arr), k)
