@@ -1,41 +1,16 @@
 """Reading and writing :class:`~napari_vesselgraph.graph.VesselGraph` files.
 
-Formats (chosen from the file suffix, or by ``format=``):
+Formats (chosen from the file suffix, or by ``format=``); each module's docstring says what it stores:
 
-``.graphml`` — GraphML
-    Everything round-trips: positions (``pos_z``/``pos_y``/``pos_x`` node data, pixels), all node and
-    edge attributes with their types (int → ``long``, float → ``double``, bool → ``boolean``,
-    anything else → ``string``), and the graph data ``ndim``, ``scale_z``/``scale_y``/``scale_x`` and
-    ``metadata`` (JSON text) exactly as :meth:`VesselGraph.to_networkx` names them, so files written by
-    ``nx.write_graphml(graph.to_networkx(), path)`` read back as the same graph and ours open in
-    networkx, Cytoscape, Gephi, yEd.
-``.json`` — node-link JSON
-    The layout of ``networkx.node_link_data``: ``{"directed", "multigraph", "graph", "nodes",
-    "edges"}``, one node/edge object per line. Reading accepts the edge list under ``"edges"`` or
-    under the older ``"links"``. Non-finite floats are written as ``NaN``/``Infinity``, as Python's
-    :mod:`json` (and networkx) do.
-``.csv`` — a CSV pair (the Whole-Brain Vessel Graphs layout)
-    ``X_nodes.csv`` (``id``, ``pos_z``, ``pos_y``, ``pos_x``, node attributes) and ``X_edges.csv``
-    (``node1``, ``node2``, edge attributes), both plain CSV that pandas reads as it is. Scale,
-    metadata, the attribute types and the node/edge counts go into a small ``X_graph.json`` beside
-    them. Writing ``X.csv``, ``X_nodes.csv`` or ``X_edges.csv`` writes all three files; reading
-    accepts any of those names and ``X_graph.json``. Without ``X_graph.json`` (files from elsewhere)
-    the scale is 1 and the type of each column is inferred (bool, int, float, else str); ``;`` or
-    tab separators are recognised.
-``.swc`` — SWC (neuron morphology)
-    SWC keeps only coordinates, edges, the node attributes ``radius`` (pixels; stored as
-    ``radius * scale_x``) and ``swc_type`` (default 0), the scale and the metadata (in ``#`` header
-    lines); every other attribute is dropped. Positions are physical (``x y z = pos * scale``; a 2D
-    graph gets ``z = 0``). Sample ids are node index + 1 and parents come before their children
-    (breadth-first from the lowest-numbered node of each connected component); reading sorts by id, so
-    the node order comes back. Only trees and forests can be stored: a graph with a cycle is refused, unless
-    ``write_graph(..., break_cycles=True)`` writes its spanning forest (the removed edges are reported).
-``.vtk`` — legacy VTK PolyData, ASCII
-    Opens in ParaView. ``POINTS`` are physical ``x y z`` (napari order reversed, times the scale;
-    2D graphs get ``z = 0``), each edge is a 2-point ``LINES`` cell, and numeric and bool node and
-    edge attributes become ``POINT_DATA``/``CELL_DATA`` scalars. **String attributes are not stored.**
-    ``ndim`` and the scale are in the title line; metadata and which arrays are bool go into a
-    dataset-level field array ``vesselgraph`` (UTF-8 JSON bytes).
+``.graphml`` — GraphML (:mod:`~napari_vesselgraph.io.formats.graphml`): everything round-trips, the names
+    :meth:`VesselGraph.to_networkx` uses, so networkx, Cytoscape, Gephi and yEd open it.
+``.json`` — node-link JSON (:mod:`~napari_vesselgraph.io.formats.json`): ``networkx.node_link_data``'s layout.
+``.csv`` — a CSV pair (:mod:`~napari_vesselgraph.io.formats.csv`): ``X_nodes.csv`` + ``X_edges.csv`` (the
+    Whole-Brain Vessel Graphs layout) and ``X_graph.json`` with scale, metadata and types.
+``.swc`` — SWC (:mod:`~napari_vesselgraph.io.formats.swc`): trees and forests only, coordinates, ``radius``
+    and ``swc_type``; ``write_graph(..., break_cycles=True)`` writes a graph's spanning forest.
+``.vtk`` — legacy VTK PolyData, ASCII (:mod:`~napari_vesselgraph.io.formats.vtk`): opens in ParaView;
+    string attributes are not stored.
 
 Each format is one module of :mod:`napari_vesselgraph.io.formats` (``graphml``, ``json``, ``csv``, ``swc``,
 ``vtk``); this module chooses the format, checks the path, wraps errors and drops self loops and repeated

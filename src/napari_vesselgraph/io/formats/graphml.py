@@ -20,17 +20,9 @@ from xml.sax.saxutils import escape as _xml_escape
 from xml.sax.saxutils import quoteattr as _xml_quoteattr
 
 from ...errors import GraphFileError, VesselGraphError
-from ...graph.core import (
-    VesselGraph,
-    pos_columns,
-)
+from ...graph.core import VesselGraph, pos_columns
 from ..atomic import atomic_write
-from ._common import (
-    _assemble,
-    _check_names,
-    _graph_attrs,
-    _typed_columns,
-)
+from ._common import _assemble, _check_names, _graph_attrs, _typed_columns
 
 _GRAPHML_NS = "http://graphml.graphdrawing.org/xmlns"
 _GRAPHML_TYPES = {"bool": "boolean", "int": "long", "float": "double", "str": "string"}

@@ -14,17 +14,9 @@ import json
 from typing import Any
 
 from ...errors import GraphFileError
-from ...graph.core import (
-    VesselGraph,
-    pos_columns,
-)
+from ...graph.core import VesselGraph, pos_columns
 from ..atomic import atomic_write
-from ._common import (
-    _assemble,
-    _check_names,
-    _graph_attrs,
-    _typed_columns,
-)
+from ._common import _assemble, _check_names, _graph_attrs, _typed_columns
 from .csv import _CSV_SIDECAR_FORMAT, _read_csv
 
 
