@@ -181,14 +181,34 @@ def val_fraction_for(k: int) -> float:
 
 # ----------------------------------------------------------------------------- one adaptation run
 def run_job(job: dict) -> dict:
-    """Write the target folder, adapt, then predict and score the test images."""
+    """Adapt (unless ``job["adapted"]``, a cached run whose checkpoint is still on disk), then predict and score the
+    test images, each at the zoom the source was evaluated at (``job["test_zoom"]``: an adapted checkpoint's own
+    scale reference depends on its patches, and would otherwise change the zoom and with it the figures).
+    Returns ``{"adapted": {train_s, provenance, checkpoint}, "per_image": [...]}``."""
     import torch
 
-    from napari_vesselgraph.adapt import adapt
-    from napari_vesselgraph.checkpoints import read_metadata
     from napari_vesselgraph.model.predictor import make_predictor
 
     torch.set_num_threads(job["threads"])
+    done = job.get("adapted")
+    if not done or not Path(done.get("checkpoint") or "").is_file():
+        done = adapt_job(job)
+    tests = [
+        r for r in rd.load_split(SET, Path(job["folder"]), "test", Path(job["data"])) if r["id"] in job["test_ids"]
+    ]
+    pred = make_predictor(done["checkpoint"], device=job["device"])
+    try:
+        per = [rd.predict_and_score(r, SET, "model", predictor=pred, zoom=job["test_zoom"].get(r["id"])) for r in tests]
+    finally:
+        pred.close()
+    return {"adapted": done, "per_image": per}
+
+
+def adapt_job(job: dict) -> dict:
+    """Write the target folder and adapt: ``{train_s, provenance, checkpoint}``."""
+    from napari_vesselgraph.adapt import adapt
+    from napari_vesselgraph.checkpoints import read_metadata
+
     work = Path(job["work"])
     tag = f"{job['selection']}-k{job['K']}-s{job['seed']}-{job['method']}-{job['steps']}steps"
     recs = shot_records(Path(job["folder"]))
@@ -205,20 +225,18 @@ def run_job(job: dict) -> dict:
     ad = read_metadata(path).get("adaptation") or {}
     if list(ad.get("heldout_ids") or []) != [held_id]:
         raise RuntimeError(f"adapt held out {ad.get('heldout_ids')}, not the held-out image {held_id}")
-    tests = [
-        r for r in rd.load_split(SET, Path(job["folder"]), "test", Path(job["data"])) if r["id"] in job["test_ids"]
-    ]
-    pred = make_predictor(path, device=job["device"])
-    try:
-        per = [rd.predict_and_score(r, SET, "model", predictor=pred, zoom=job["zoom_value"]) for r in tests]
-    finally:
-        pred.close()
     prov = {k: ad.get(k) for k in ("shot_ids", "heldout_ids", "steps_done", "steps_trained", "before", "after",
                                    "source_weights")}  # fmt: skip
     vals = [h["score"] for h in ad.get("history") or [] if h.get("kind") == "val" and h.get("score") is not None]
     prov["best_adapted"] = max(vals) if vals else None  # the best held-out score of an adapted step
-    return {"per_image": per, "train_s": train_s, "eval_s": float(sum(p["seconds"] for p in per)),
-            "provenance": prov, "checkpoint": str(path)}  # fmt: skip
+    return {"train_s": train_s, "provenance": prov, "checkpoint": str(path)}
+
+
+def eval_key(job: dict, adapted: dict) -> str:
+    """The test figures of one adapted checkpoint (its file hash) at the source's zooms."""
+    sha = rd.checkpoint_sha(adapted["checkpoint"]) if Path(adapted["checkpoint"]).is_file() else "missing"
+    return rd.make_key(kind="patch-selection-eval", adapt=job_key(job), ckpt_file=sha, test_zoom=job["test_zoom"],
+                       radius=rd.RADIUS[SET], tol=rd.LENGTH_TOL)  # fmt: skip
 
 
 def job_key(job: dict) -> str:
@@ -291,34 +309,40 @@ def benchmark(args, cache, log=print) -> dict:
             selections[("uncertainty", seed)] = unc["boxes"]
         selections[("random", seed)] = choose_random(recs, pool, args.k, args.patch_size, seed)
 
+    # the adapted models are predicted at the zoom the source was predicted at on each test image
+    test_zoom = {i: (p.get("zoom_factor") or 1.0) for i, p in zip(src.get("test_ids") or [], src["per_image"] or [])}
     base = {"K": args.k, "method": args.method, "steps": args.steps, "ckpt": ckpt, "ckpt_sha": sha,
             "heldout": args.heldout, "heldout_gt": recs[args.heldout]["gt"], "test_ids": test_ids,
-            "adapt_zoom": adapt_zoom, "zoom_value": zoom_value, "patch_size": args.patch_size}  # fmt: skip
+            "adapt_zoom": adapt_zoom, "zoom_value": zoom_value, "patch_size": args.patch_size,
+            "test_zoom": test_zoom}  # fmt: skip
     extra = {"work": str(Path(args.work)), "data": str(data), "folder": str(folder), "threads": args.threads,
              "device": args.device, "verbose": args.verbose}  # fmt: skip
     runs, todo, missing = [], [], []
     for (sel, seed), boxes in sorted(selections.items(), key=lambda kv: (kv[0][1], SELECTIONS.index(kv[0][0]))):
         job = {**base, "selection": sel, "seed": seed, "boxes": boxes}
-        res = cache.get(job_key(job))
-        if res is not None:
-            runs.append({**job, **res})
+        adapted = cache.get(job_key(job))
+        if adapted is not None:
+            adapted = {k: adapted[k] for k in ("train_s", "provenance", "checkpoint")}
+        per = cache.get(eval_key(job, adapted)) if adapted is not None else None
+        if per is not None:
+            runs.append({**job, **adapted, "per_image": per})
         elif args.cached_only:
             missing.append(job)
         else:
-            todo.append({**job, **extra})
+            todo.append({**job, **extra, "adapted": adapted})
     if unc is None:
         missing += [{"selection": "uncertainty", "seed": s} for s in args.seeds]
     if todo:
-        log(
-            f"{len(todo)} adaptation run(s) ({args.method}, {args.steps} steps, K={args.k}), {len(runs)} from the cache"
-        )
+        log(f"{len(todo)} run(s) to adapt or evaluate ({args.method}, {args.steps} steps, K={args.k}), {len(runs)} "
+            "from the cache")  # fmt: skip
     for i, res in rd.run_pool(run_job, todo, args.jobs):
-        job = {k: v for k, v in todo[i].items() if k not in extra}
-        cache.put(job_key(job), res)
-        runs.append({**job, **res})
+        job = {k: v for k, v in todo[i].items() if k not in extra and k != "adapted"}
+        cache.put(job_key(job), res["adapted"])
+        cache.put(eval_key(job, res["adapted"]), res["per_image"])
+        runs.append({**job, **res["adapted"], "per_image": res["per_image"]})
         m = rd.mean_of(res["per_image"])
         log(f"  {job['selection']} seed {job['seed']}: LQ {m['length_quality']:.3f} junction F1 {m['junction_f1']:.3f} "
-            f"SMD {m['smd']:.1f} (adapted in {res['train_s']:.0f}s)")  # fmt: skip
+            f"SMD {m['smd']:.1f} (adapted in {res['adapted']['train_s']:.0f}s)")  # fmt: skip
     return {"rows": rows, "runs": runs, "missing": missing, "notes": notes, "selections": selections,
             "pool": pool, "test_ids": test_ids, "uncertainty_s": (unc or {}).get("seconds"),
             "adapt_zoom": adapt_zoom}  # fmt: skip
@@ -418,7 +442,9 @@ def section(res: dict, args, cmd: str, wall_s: float, computed: dict | None = No
         ),
         (
             f"- Adaptation: `adapt` method `{args.method}`, {args.steps} steps from `{src}` (training seed = selection "
-            "seed), the held-out image picks the step and thresholds; then every test image predicted whole. Metrics as in "
+            "seed), the held-out image picks the step and thresholds; then every test image predicted whole, at the zoom "
+            "the source was predicted at on it (an adapted checkpoint records a scale reference measured on its own "
+            "patches, which would change `predict`'s automatic zoom and with it the figures). Metrics as in "
             "the real-data section: length quality (LQ), completeness, correctness at 3 px, junction F1 at 6 px, node/edge "
             "F1 at 3 px, SMD in px (400 samples). Skeleton and source rows: settings and zoom chosen on the shot split "
             "(`real_data.eval_unit`), ± over the test images; adaptation rows: mean over the test images per run, ± over "
