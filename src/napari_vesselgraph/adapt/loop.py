@@ -214,6 +214,44 @@ def adapted_meta(src_meta: dict, cfg: AdaptConfig, data: TargetData, out: Path, 
     return m
 
 
+def run_meta(
+    src_meta: dict, cfg: AdaptConfig, data: TargetData, out: Path, source: str, *, before: dict | None,
+    after: dict | None, steps_done: int, history: list[dict], t_start: float, **adaptation,
+) -> dict:
+    """:func:`adapted_meta` with what every adaptation run records: the held-out metrics before and after (short),
+    the steps done, the last 50 history rows and the wall time since ``t_start``."""
+    return adapted_meta(
+        src_meta,
+        cfg,
+        data,
+        out,
+        source,
+        before=short_metrics(before),
+        after=short_metrics(after),
+        steps_done=steps_done,
+        history=history[-50:],
+        wall_s=round(time.time() - t_start, 1),
+        **adaptation,
+    )
+
+
+def run_hooks(cfg: AdaptConfig, history: list[dict], log, t_start: float, name: str):
+    """The :class:`~napari_vesselgraph.model.loop.TrainingLoop` hooks every adaptation run uses, ``(on_step,
+    on_stop)``: ``on_step`` adds a training row to ``history`` every ``min(25, steps // 10)`` steps, ``on_stop``
+    logs at which step and why ``adapt[name]`` stopped."""
+    every = max(1, min(25, cfg.steps // 10))
+
+    def on_step(loop: TrainingLoop, logs: dict, skipped: bool) -> None:
+        if loop.step % every == 0:
+            history.append({"kind": "train", "step": loop.step, **{k: round(v, 5) for k, v in logs.items()}})
+
+    def on_stop(loop: TrainingLoop, reason: str) -> None:
+        log(f"adapt[{name}]: stopped at step {loop.step} ({'steps' if reason == STOP_MAX_STEPS else reason}, "
+            f"{(time.time() - t_start) / 60:.1f} min)")  # fmt: skip
+
+    return on_step, on_stop
+
+
 def lr_factor(step: int, frac: float, warmup: int) -> float:
     """Adaptation's learning-rate factor: warm-up, then a cosine down to a tenth (:func:`model.loop.warmup_cosine`)."""
     from ..model.loop import warmup_cosine
@@ -299,19 +337,10 @@ def run(
 
     def save(step: int, metrics: dict | None, **extra) -> None:
         nonlocal saved
-        m = adapted_meta(
-            meta,
-            cfg,
-            data,
-            out_path,
-            source,
-            before=short_metrics(before),
-            after=short_metrics(metrics),
-            steps_done=step,
-            history=history[-50:],
-            wall_s=round(time.time() - t_start, 1),
-            **extra,
-        )
+        m = run_meta(
+            meta, cfg, data, out_path, source, before=before, after=metrics, steps_done=step, history=history,
+            t_start=t_start, **extra,
+        )  # fmt: skip
         if metrics is not None and data.heldout:
             m["thresholds"] = {
                 "node": metrics["node_threshold"],
@@ -377,15 +406,7 @@ def run(
         logs["loss"] = float(loss.detach())
         return StepOutput(logs=logs, loss=loss)
 
-    every = max(1, min(25, cfg.steps // 10))
-
-    def on_step(loop: TrainingLoop, logs: dict, skipped: bool) -> None:
-        if loop.step % every == 0:
-            history.append({"kind": "train", "step": loop.step, **{k: round(v, 5) for k, v in logs.items()}})
-
-    def on_stop(loop: TrainingLoop, reason: str) -> None:
-        log(f"adapt[{cfg.method}]: stopped at step {loop.step} ({'steps' if reason == STOP_MAX_STEPS else reason}, "
-            f"{(time.time() - t_start) / 60:.1f} min)")  # fmt: skip
+    on_step, on_stop = run_hooks(cfg, history, log, t_start, cfg.method)
 
     loop = TrainingLoop(
         max_steps=cfg.steps,

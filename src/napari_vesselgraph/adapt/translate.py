@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import VesselGraphError
-from ..model.loop import STOP_MAX_STEPS, StepOutput, TrainingLoop
+from ..model.loop import StepOutput, TrainingLoop
 from ..model.translator import (  # the model part; Translator re-exported for callers of adapt.translate
     PatchDiscriminator,
     Translator,  # noqa: F401
@@ -55,7 +55,7 @@ def run(
     """Train the translator on unlabelled target images and source patches; returns the checkpoint path."""
     from ..checkpoints import save_checkpoint
     from .data import TargetSampler, source_sampler
-    from .loop import adapted_meta, evaluate_heldout, phase, predictor_input_meta, short_metrics
+    from .loop import evaluate_heldout, phase, predictor_input_meta, run_hooks, run_meta, short_metrics
 
     if meta.get("translator"):
         raise VesselGraphError("this checkpoint already carries a translator; translate from its base checkpoint")
@@ -93,18 +93,9 @@ def run(
 
     def save(loop: TrainingLoop, after=None, **extra) -> None:
         nonlocal saved
-        m = adapted_meta(
-            meta,
-            cfg,
-            data,
-            out_path,
-            source,
-            before=short_metrics(before),
-            after=short_metrics(after),
-            steps_done=loop.step,
-            history=history[-50:],
-            wall_s=round(time.time() - t_start, 1),
-            translator=dict(tcfg),
+        m = run_meta(
+            meta, cfg, data, out_path, source, before=before, after=after, steps_done=loop.step, history=history,
+            t_start=t_start, translator=dict(tcfg),
             losses={"gan": "least squares", "cycle_l1": LAMBDA_CYCLE, "identity_l1": LAMBDA_IDENTITY},
             **extra,
         )
@@ -150,11 +141,7 @@ def run(
         }
         return StepOutput(logs=logs)  # both optimisers stepped here: no loss for the loop
 
-    every = max(1, min(25, cfg.steps // 10))
-
-    def on_step(loop: TrainingLoop, logs: dict, skipped: bool) -> None:
-        if loop.step % every == 0:
-            history.append({"kind": "train", "step": loop.step, **{k: round(v, 5) for k, v in logs.items()}})
+    on_step, on_stop = run_hooks(cfg, history, log, t_start, "translation")
 
     def validate(loop: TrainingLoop, reason: str) -> dict | None:
         """Measure the held-out samples (the source's thresholds; nothing is selected) and write the translator."""
@@ -172,10 +159,6 @@ def run(
                 )
         save(loop, met)
         return met
-
-    def on_stop(loop: TrainingLoop, reason: str) -> None:
-        log(f"adapt[translation]: stopped at step {loop.step} ({'steps' if reason == STOP_MAX_STEPS else reason}, "
-            f"{(time.time() - t_start) / 60:.1f} min)")  # fmt: skip
 
     loop = TrainingLoop(
         max_steps=cfg.steps,
