@@ -10,7 +10,8 @@ import argparse
 import json
 import sys
 
-from .errors import Cancelled, VesselGraphError
+from .errors import VesselGraphError
+from .progress import CLI_ERRORS, exit_code
 from .progress import TextProgress  # re-exported: the CLI's progress bar (tests and scripts use cli.TextProgress)
 
 __all__ = ["TextProgress", "main"]
@@ -557,15 +558,8 @@ def _main(argv: list[str] | None = None) -> int:
             return int(annotate_main(argv[1:]) or 0)
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
-    except VesselGraphError as e:
-        print(f"vesselgraph: error: {e}", file=sys.stderr)
-        return 2
-    except (Cancelled, KeyboardInterrupt):
-        print("\nvesselgraph: cancelled", file=sys.stderr)
-        return 130
-    except FileNotFoundError as e:
-        print(f"vesselgraph: error: file not found: {e.filename or e}", file=sys.stderr)
-        return 2
+    except CLI_ERRORS as e:
+        return exit_code(e, "vesselgraph")
     except BrokenPipeError:  # output piped into `head` and closed early
         import os
 

@@ -2,13 +2,48 @@
 
 Long work takes ``progress(done, total, info)`` callbacks; :class:`TextProgress` is the one the ``vesselgraph``
 commands (``cli``, ``adapt.cli``, ``importers.cli``) pass. It lives here, not in ``cli``, so the sub-command
-modules need not import the CLI module that imports them.
+modules need not import the CLI module that imports them. :func:`read_config` and :func:`exit_code` are the
+other two things those commands share: reading a ``--config`` JSON file, and the one line and exit status a
+command ends with on an error or Ctrl-C.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from pathlib import Path
+
+from .errors import Cancelled, VesselGraphError
+
+#: the exceptions :func:`exit_code` turns into a line and an exit status
+CLI_ERRORS = (VesselGraphError, FileNotFoundError, Cancelled, KeyboardInterrupt)
+
+
+def read_config(path) -> dict:
+    """The JSON object in the ``--config`` file ``path``; :class:`VesselGraphError` when it cannot be read or holds
+    something else."""
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise VesselGraphError(f"cannot read config {path}: {e}") from None
+    if not isinstance(d, dict):
+        raise VesselGraphError(f"config {path} must hold a JSON object")
+    return d
+
+
+def exit_code(e: BaseException, prog: str = "", cancelled: str = "cancelled") -> int:
+    """Print the line a command ends with on ``e`` (one of :data:`CLI_ERRORS`) to stderr and return its exit
+    status: 130 for Ctrl-C or a cancel (``"\\n<prog>: <cancelled>"``), else 2 (``"<prog>: error: ..."``)."""
+    head = f"{prog}: " if prog else ""
+    if isinstance(e, (Cancelled, KeyboardInterrupt)):
+        print(f"\n{head}{cancelled}", file=sys.stderr)
+        return 130
+    if isinstance(e, FileNotFoundError):
+        print(f"{head}error: file not found: {e.filename or e}", file=sys.stderr)
+        return 2
+    print(f"{head}error: {e}", file=sys.stderr)
+    return 2
 
 
 class TextProgress:

@@ -10,15 +10,14 @@ current step and keeps the last good checkpoint (exit code 130); a second one ab
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
-from ..errors import Cancelled, VesselGraphError
+from ..errors import VesselGraphError
+from ..progress import CLI_ERRORS, exit_code, read_config
 from .config import METHODS, SELECT_BY, TRAIN_LAYERS, AdaptConfig
 
 
@@ -69,12 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace, argv: list[str]) -> AdaptConfig:
     d: dict[str, Any] = {}
     if args.config:
-        try:
-            d.update(json.loads(Path(args.config).read_text()))
-        except (OSError, ValueError) as e:
-            raise VesselGraphError(f"cannot read config {args.config}: {e}") from None
-        if not isinstance(d, dict):
-            raise VesselGraphError(f"config {args.config} must hold a JSON object")
+        d.update(read_config(args.config))
     for key in (
         "method",
         "checkpoint",
@@ -172,15 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 
         with cancel:
             path = adapt(cfg, progress=progress, cancel=cancel, log=log)
-    except VesselGraphError as e:
-        print(f"vesselgraph adapt: error: {e}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as e:
-        print(f"vesselgraph adapt: error: file not found: {e.filename or e}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, Cancelled):
-        print("\nvesselgraph adapt: aborted", file=sys.stderr)
-        return 130
+    except CLI_ERRORS as e:
+        return exit_code(e, "vesselgraph adapt", cancelled="aborted")
     if cancel.is_set():
         print(f"vesselgraph adapt: cancelled; last good checkpoint: {path}", file=sys.stderr)
         return 130

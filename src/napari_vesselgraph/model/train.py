@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Cancelled, VesselGraphError
+from ..progress import exit_code, read_config
 from .config import ModelConfig
 from .data import (  # noqa: F401 - PatchSampler ... make_synthetic: also importable from here (old names)
     TEST_SEED_BASE,
@@ -496,10 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
     d: dict[str, Any] = {}
     if args.config:
-        try:
-            d.update(json.loads(Path(args.config).read_text()))
-        except (OSError, ValueError) as e:
-            raise VesselGraphError(f"cannot read config {args.config}: {e}") from None
+        d.update(read_config(args.config))
     d.pop("_comment", None)
     for key, val in (
         ("domain", args.domain), ("data", args.data), ("out", args.out), ("seed", args.seed),
@@ -520,12 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_from_args(args, argv)
         path = train(cfg, log=lambda s: print(s, flush=True))
-    except VesselGraphError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (Cancelled, KeyboardInterrupt):
-        print("cancelled", file=sys.stderr)
-        return 130
+    except (VesselGraphError, Cancelled, KeyboardInterrupt) as e:
+        return exit_code(e)
     print(f"best checkpoint: {path}", flush=True)
     return 0
 
