@@ -53,6 +53,16 @@ def _pad(arr: np.ndarray, k: int) -> np.ndarray:
     return pad(np.asarray(arr), k)
 
 
+def _set_rectangles(layer, shapes, features: dict, color: str) -> None:
+    """Replace the rectangles of a box layer (see ``PatchLayersMixin._new_box_layer``) and their features."""
+    layer.selected_data = set()
+    layer.data = [(s, "rectangle") for s in shapes]
+    layer.features = features
+    layer.edge_color = color
+    layer.face_color = "transparent"
+    layer.refresh_text()
+
+
 class PatchLayersMixin:
     """Per-patch graph layers and the patches (boxes) layer of the Annotate patches widget."""
 
@@ -300,23 +310,12 @@ class PatchLayersMixin:
 
     # ------------------------------------------------------------ the patches (boxes) layer
     def _ensure_boxes_layer(self) -> None:
-        from napari.layers import Shapes
-
         if self.boxes_layer is not None and self.boxes_layer in self.viewer.layers:
             return
-        d = self.plan.spatial_ndim
-        layer = Shapes(
-            ndim=d,
-            name=f"{self.image_layer.name} patches",
-            scale=self.plan.scale,
-            translate=self.plan.translate,
-            edge_color=PATCH_COLOR,
-            face_color="transparent",
-            edge_width=max(1.0, 0.02 * self.size_spin.value()),
-            features={"patch_id": np.array([], dtype=object)},
-            text={"string": "{patch_id}", "anchor": "upper_left", "color": PATCH_COLOR, "size": 10},
-            metadata={META_KEY: {ANNOTATION_KEY: {"role": "patches", "folder": str(self.store.folder)}}},
-        )
+        layer = self._new_box_layer(
+            "patches", PATCH_COLOR, {"patch_id": np.array([], dtype=object)},
+            {"string": "{patch_id}", "anchor": "upper_left", "color": PATCH_COLOR, "size": 10},
+        )  # fmt: skip
         self._syncing += 1
         try:
             self.viewer.add_layer(layer)
@@ -324,6 +323,25 @@ class PatchLayersMixin:
             self._syncing -= 1
         layer.events.data.connect(self._on_boxes_data)
         self.boxes_layer = layer
+
+    def _new_box_layer(self, role: str, color: str, features: dict, text: dict, shapes=()):
+        """A Shapes layer of patch boxes (``role``: ``"patches"`` or ``"proposals"``) on the image, with
+        rectangles ``shapes`` (image pixels)."""
+        from napari.layers import Shapes
+
+        return Shapes(
+            [(s, "rectangle") for s in shapes] if len(shapes) else None,
+            ndim=self.plan.spatial_ndim,
+            name=f"{self.image_layer.name} {role}",
+            scale=self.plan.scale,
+            translate=self.plan.translate,
+            edge_color=color,
+            face_color="transparent",
+            edge_width=max(1.0, 0.02 * self.size_spin.value()),
+            features=features,
+            text=text,
+            metadata={META_KEY: {ANNOTATION_KEY: {"role": role, "folder": str(self.store.folder)}}},
+        )
 
     def _box_shapes(self) -> tuple[list[np.ndarray], list[str]]:
         shapes, ids = [], []
@@ -339,12 +357,7 @@ class PatchLayersMixin:
         shapes, ids = self._box_shapes()
         self._syncing += 1
         try:
-            layer.selected_data = set()
-            layer.data = [(s, "rectangle") for s in shapes]
-            layer.features = {"patch_id": np.array(ids, dtype=object)}
-            layer.edge_color = PATCH_COLOR
-            layer.face_color = "transparent"
-            layer.refresh_text()
+            _set_rectangles(layer, shapes, {"patch_id": np.array(ids, dtype=object)}, PATCH_COLOR)
         finally:
             self._syncing -= 1
         self._expected_boxes = dict(zip(*np.unique(np.array(ids, dtype=object), return_counts=True))) if ids else {}

@@ -9,12 +9,12 @@ started by ``AnnotationWidget.propose``.
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox
+from qtpy.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton
 
 from ..errors import VesselGraphError
-from ._annotation_layers import ANNOTATION_KEY, _rectangles
+from ._annotation_layers import _rectangles, _set_rectangles
+from ._qt_parts import spin_box
 from ._widget_utils import notify
-from .layers import META_KEY
 
 PROPOSAL_COLOR = "cyan"
 
@@ -27,10 +27,7 @@ class ProposalsMixin:
         box = QGroupBox("Where to annotate next")
         form = QFormLayout(box)
         row = QHBoxLayout()
-        self.propose_spin = QSpinBox()
-        self.propose_spin.setRange(1, 50)
-        self.propose_spin.setValue(5)
-        self.propose_spin.setToolTip("How many patches to propose")
+        self.propose_spin = spin_box(1, 50, 5, "How many patches to propose")
         self.propose_button = QPushButton("Propose patches")
         self.propose_button.setToolTip(
             "Run the model over the image and propose the patches it is least sure about (node and edge "
@@ -123,7 +120,6 @@ class ProposalsMixin:
 
     def show_proposals(self, proposals) -> None:
         """Show ``proposals`` (``annotations.Proposal``) as the proposals layer (replacing earlier ones)."""
-        from napari.layers import Shapes
 
         self.proposals = list(proposals)
         shapes, rank, score, why = [], [], [], []
@@ -144,28 +140,12 @@ class ProposalsMixin:
                 self.proposals_layer = None
                 return
             if layer is None or layer not in self.viewer.layers:
-                layer = Shapes(
-                    [(s, "rectangle") for s in shapes],
-                    ndim=self.plan.spatial_ndim,
-                    name=f"{self.image_layer.name} proposals",
-                    scale=self.plan.scale,
-                    translate=self.plan.translate,
-                    edge_color=PROPOSAL_COLOR,
-                    face_color="transparent",
-                    edge_width=max(1.0, 0.02 * self.size_spin.value()),
-                    features=features,
-                    text={"string": "#{rank} ({score:.1f})", "anchor": "upper_left", "color": PROPOSAL_COLOR},
-                    metadata={META_KEY: {ANNOTATION_KEY: {"role": "proposals", "folder": str(self.store.folder)}}},
-                )
+                text = {"string": "#{rank} ({score:.1f})", "anchor": "upper_left", "color": PROPOSAL_COLOR}
+                layer = self._new_box_layer("proposals", PROPOSAL_COLOR, features, text, shapes)
                 self.viewer.add_layer(layer)
                 self.proposals_layer = layer
             else:
-                layer.selected_data = set()
-                layer.data = [(s, "rectangle") for s in shapes]
-                layer.features = features
-                layer.edge_color = PROPOSAL_COLOR
-                layer.face_color = "transparent"
-                layer.refresh_text()
+                _set_rectangles(layer, shapes, features, PROPOSAL_COLOR)
         finally:
             self._syncing -= 1
             self._update_accept_enabled()

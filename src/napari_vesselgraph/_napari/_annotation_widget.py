@@ -38,12 +38,10 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMessageBox,
     QPushButton,
-    QSpinBox,
     QWidget,
 )
 
@@ -59,6 +57,7 @@ from ._annotation_layers import (  # noqa: F401  (re-exported: the widget's name
     _rectangles,
 )
 from ._annotation_proposals import PROPOSAL_COLOR, ProposalsMixin  # noqa: F401
+from ._qt_parts import browse_row, line_edit, spin_box
 from ._state import state_for
 from ._widget_utils import (
     LayerCombo,
@@ -210,18 +209,12 @@ class AnnotationWidget(PatchLayersMixin, ProposalsMixin, QWidget):
         self.image_combo.setToolTip("The image whose patches you annotate")
         self.image_combo.currentIndexChanged.connect(lambda *_: self._update_patch_size_hint())
         form.addRow("Image", self.image_combo)
-        row = QHBoxLayout()
-        self.folder_edit = QLineEdit()
-        self.folder_edit.setPlaceholderText("a new or existing project folder")
-        self.folder_edit.setToolTip(
+        self.folder_edit = line_edit(
+            "a new or existing project folder",
             "Patches and their graphs are saved here on every change. The folder is also a dataset that the "
-            "Fine-tune widget, `vesselgraph adapt --target` and `vesselgraph evaluate --dataset` read."
+            "Fine-tune widget, `vesselgraph adapt --target` and `vesselgraph evaluate --dataset` read.",
         )
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        row.addWidget(self.folder_edit, 1)
-        row.addWidget(browse)
-        form.addRow("Folder", row)
+        form.addRow("Folder", browse_row(self.folder_edit, self._browse))
         self.open_button = QPushButton("Open / create project")
         self.open_button.clicked.connect(self._open_clicked)
         form.addRow(self.open_button)
@@ -233,11 +226,7 @@ class AnnotationWidget(PatchLayersMixin, ProposalsMixin, QWidget):
         box = QGroupBox("Patches")
         form = QFormLayout(box)
         row = QHBoxLayout()
-        self.size_spin = QSpinBox()
-        self.size_spin.setRange(8, 4096)
-        self.size_spin.setValue(64)
-        self.size_spin.setSuffix(" px")
-        self.size_spin.setToolTip("Side of a new patch (a square in 2D, a cube in 3D)")
+        self.size_spin = spin_box(8, 4096, 64, "Side of a new patch (a square in 2D, a cube in 3D)", " px")
         self.size_hint = QLabel("")
         row.addWidget(self.size_spin)
         row.addWidget(self.size_hint, 1)

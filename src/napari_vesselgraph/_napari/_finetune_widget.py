@@ -30,9 +30,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
-    QPushButton,
     QSizePolicy,
     QSpinBox,
     QTableWidget,
@@ -43,6 +41,7 @@ from qtpy.QtWidgets import (
 
 from ..errors import Cancelled, VesselGraphError
 from ._state import state_for
+from ._qt_parts import browse_row, line_edit
 from ._widget_utils import (
     ProgressRelay,
     add_run_controls,
@@ -182,16 +181,11 @@ class FinetuneWidget(QWidget):
 
         box = QGroupBox("Data and model")
         form = QFormLayout(box)
-        row = QHBoxLayout()
-        self.folder_edit = QLineEdit()
-        self.folder_edit.setPlaceholderText("an annotation project folder")
-        self.folder_edit.setToolTip("The folder of the Annotate patches widget (any dataset folder works)")
+        self.folder_edit = line_edit(
+            "an annotation project folder", "The folder of the Annotate patches widget (any dataset folder works)"
+        )
         self.folder_edit.editingFinished.connect(self.describe_project)
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        row.addWidget(self.folder_edit, 1)
-        row.addWidget(browse)
-        form.addRow("Annotations", row)
+        form.addRow("Annotations", browse_row(self.folder_edit, self._browse))
         self.project_info = QLabel("")
         self.project_info.setWordWrap(True)
         form.addRow(self.project_info)
@@ -247,10 +241,9 @@ class FinetuneWidget(QWidget):
         )
         form.addRow("Held-out share", self.val_spin)
         row = QHBoxLayout()
-        self.out_edit = QLineEdit()
-        self.out_edit.setPlaceholderText("automatic name in your checkpoint folder")
-        self.out_edit.setToolTip(
-            "File name (or path) of the new checkpoint; a bare name goes to your checkpoint folder"
+        self.out_edit = line_edit(
+            "automatic name in your checkpoint folder",
+            "File name (or path) of the new checkpoint; a bare name goes to your checkpoint folder",
         )
         row.addWidget(self.out_edit, 1)
         form.addRow("Save as", row)

@@ -39,6 +39,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..errors import VesselGraphError
+from ._qt_parts import wrapped_label
 from ._widget_utils import (
     camera,
     color_legend,
@@ -367,10 +368,7 @@ class InspectorWidget(QWidget):
         self.edge_color_combo.activated.connect(lambda _: self._on_color("edges"))
         form.addRow("Nodes", self.node_color_combo)
         form.addRow("Edges", self.edge_color_combo)
-        self.legend_label = QLabel("")
-        self.legend_label.setWordWrap(True)
-        self.legend_label.setTextFormat(Qt.TextFormat.RichText)
-        self.legend_label.setToolTip("What the colours of the graph's nodes and edges mean")
+        self.legend_label = wrapped_label(rich=True, tip="What the colours of the graph's nodes and edges mean")
         form.addRow(self.legend_label)
         outer.addWidget(box)
 

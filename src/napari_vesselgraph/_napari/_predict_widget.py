@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 from ..checkpoints import checkpoint_ndim, checkpoint_thresholds, describe_checkpoint
 from ..errors import VesselGraphError
 from ._predict_job import PredictionResult, run_prediction
+from ._qt_parts import wrapped_label
 from ._state import state_for
 from ._widget_utils import (
     AXES_2D,
@@ -218,10 +219,9 @@ class PredictWidget(QWidget):
         self.threshold_target = QLabel("")
         self.threshold_target.setWordWrap(True)
         form.addRow(self.threshold_target)
-        self.legend_label = QLabel("")
-        self.legend_label.setWordWrap(True)
-        self.legend_label.setTextFormat(Qt.TextFormat.RichText)
-        self.legend_label.setToolTip("What the colours of the result mean (the inspector can colour by other features)")
+        self.legend_label = wrapped_label(
+            rich=True, tip="What the colours of the result mean (the inspector can colour by other features)"
+        )
         form.addRow(self.legend_label)
         outer.addWidget(box)
 
