@@ -46,9 +46,9 @@ class TimedPredictor:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def predict_batch(self, patches):
+    def predict_batch(self, patches, **kw):
         t = time.perf_counter()
-        out = self.inner.predict_batch(patches)
+        out = self.inner.predict_batch(patches, **kw)
         self.model_s += time.perf_counter() - t
         self.patches += len(patches)
         return out
@@ -75,7 +75,11 @@ def load_predictor(ndim: int, name: str | None = None):
     if entries:
         name = entries[0]["name"]
         p = make_predictor(name, device="cpu")
-        return p, f"bundled checkpoint `{name}` (patch {'x'.join(map(str, p.patch_size))})"
+        radius = "every pair" if p.pair_radius is None else f"pairs within {p.pair_radius:g} px"
+        return p, (
+            f"bundled checkpoint `{name}` (patch {'x'.join(map(str, p.patch_size))}; relation head on node candidates "
+            f"scoring >= {p.node_floor:g}, {radius})"
+        )
     torch.manual_seed(0)
     if ndim == 2:
         cfg = ModelConfig()
@@ -268,7 +272,7 @@ def main(argv=None) -> int:
                 ),
                 "",
             ]
-            if "random" in what2 + what3
+            if "randomly initialised" in what2 + what3
             else []
         ),
         f"### 2D — model: {what2}",
