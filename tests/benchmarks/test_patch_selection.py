@@ -84,6 +84,8 @@ def test_report_rows_and_paired_differences(load_bench):
     assert len(rows) == 2 and "uncertainty" in rows[0] and "random" in rows[1]
     assert "0.730 ± 0.020" in rows[0] and "+0.030" in rows[0] and "1 of 2" in rows[0]  # LQ mean ± std over seeds
     assert "LQ 3 px +0.005 (+0.030, -0.020; uncertainty better in 1 of 2)" in text
+    assert "Held-out score of the best adapted step, uncertainty minus random, paired by seed: +0.000" in text
+    assert "Every adaptation run kept the source weights" not in text
     assert "Not run yet: random seed 2" in text and "wall time 10.0 min" in text
     assert "source weights were kept" in text
     assert "0.500 / 0.550 ± 0.000" in rows[0]  # held-out: source / best adapted step
