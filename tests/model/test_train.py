@@ -165,3 +165,26 @@ def test_extra_data_is_mixed_in_and_init_loads_weights(tmp_path):
     assert len(mixed.batch(3)) == 3
     with pytest.raises(Exception, match="extra_p"):
         T.train(_cfg(tmp_path, out=str(tmp_path / "c"), extra_data=[str(extra)], extra_p=1.5), log=lambda s: None)
+
+
+def test_images_shallower_than_a_patch_are_padded_not_refused():
+    """vesselNN stacks have 15 slices against 32-voxel patches: training pads them at the far end (with the
+    median, the background) instead of failing, and the graph keeps its coordinates."""
+    from napari_vesselgraph.graph import VesselGraph
+    from napari_vesselgraph.model.data import validation_set
+
+    img = np.zeros((6, 40, 40), np.float32)
+    img[3, 20, 5:35] = 1.0
+    g = VesselGraph(np.array([[3.0, 20, 5], [3, 20, 20], [3, 20, 34]]), np.array([[0, 1], [1, 2]]))
+    mcfg = T.ModelConfig.from_dict({"ndim": 3, "in_channels": 1, **{**TINY, "patch_size": [16, 16, 16],
+                                                                    "query_grid": [2, 2, 2]}})
+    c = T.TrainConfig.from_dict({"domain": "vessel3d-lightsheet", "empty_patch_p": 0.0, "augment": False})
+    meta = T.make_input_meta(3, 1, method="percentile")
+    s = T.PatchSampler(c, mcfg, meta, np.random.default_rng(0), [(img, g)])
+    pimg, pg = s.patch()
+    assert pimg.shape == (1, 16, 16, 16)
+    assert pg.n_nodes >= 1
+    assert np.all(pg.nodes[:, 0] == 3.0)  # z of the line in the patch: the stack starts at the patch's top
+    assert np.all(pimg[0, 6:] == np.median(pimg[0, 6:]))  # the padded slices are flat background
+    val = validation_set(c, mcfg, meta, [(img, g)])
+    assert val and val[0][0].shape == (1, 16, 16, 16)

@@ -201,12 +201,10 @@ def _from_domain(cfg: AdaptConfig, ndim: int) -> TargetData:
 # ------------------------------------------------------------------ patches
 def prepare(image, in_meta: dict, patch_size) -> np.ndarray:
     """Normalise a whole image with the checkpoint's recipe; pad (with its median) up to the patch size."""
+    from ..model.data import pad_to_patch
     from ..model.preprocess import normalize_image
 
-    x = normalize_image(image, in_meta)
-    pads = [(0, max(0, int(p) - s)) for s, p in zip(x.shape[1:], patch_size)]
-    if any(b for _, b in pads):
-        x = np.pad(x, [(0, 0)] + pads, mode="constant", constant_values=float(np.median(x)))
+    x = pad_to_patch(normalize_image(image, in_meta), patch_size)
     return np.ascontiguousarray(x, dtype=np.float32)
 
 

@@ -80,6 +80,16 @@ def cut_patch(norm_image: np.ndarray, graph, origin, size):
     return patch, pg
 
 
+def pad_to_patch(norm_image: np.ndarray, patch_size) -> np.ndarray:
+    """A normalised ``(C, *S)`` image padded at the far end of each axis shorter than the patch (with the
+    image's median, i.e. its background), so that shallow stacks (15 slices against 32-voxel patches) can be
+    cut into patches; the graph's coordinates are unchanged."""
+    pads = [(0, max(0, int(p) - s)) for s, p in zip(norm_image.shape[1:], patch_size)]
+    if any(b for _, b in pads):
+        norm_image = np.pad(norm_image, [(0, 0)] + pads, mode="constant", constant_values=float(np.median(norm_image)))
+    return norm_image
+
+
 def _augment(pimg, nodes, rng):
     from .targets import augment
 
@@ -111,7 +121,7 @@ class PatchSampler:
             seed = int(self.rng.integers(0, TRAIN_SEED_MAX))
             self.used_seeds.append(seed)
             img, g = make_synthetic(self.cfg.domain, seed, self.cfg.image_shape)
-        return normalize_image(img, self.in_meta), g
+        return pad_to_patch(normalize_image(img, self.in_meta), self.mcfg.patch_size), g
 
     def refresh(self) -> None:
         if self.fixed is None:
@@ -171,7 +181,7 @@ def validation_set(cfg, mcfg, in_meta: dict, samples=None):
         images = [make_synthetic(cfg.domain, VAL_SEED_BASE + k, cfg.image_shape) for k in range(cfg.val_images)]
     else:
         images = samples
-    images = [(normalize_image(i, in_meta), g) for i, g in images]
+    images = [(pad_to_patch(normalize_image(i, in_meta), mcfg.patch_size), g) for i, g in images]
     per = max(1, math.ceil(cfg.val_patches / max(1, len(images))))
     for img, g in images:
         spatial = img.shape[1:]
