@@ -46,6 +46,27 @@ def exit_code(e: BaseException, prog: str = "", cancelled: str = "cancelled") ->
     return 2
 
 
+class TimeLeft:
+    """Seconds left of a run, from the pace since the first step reported (``estimate(step, total)``).
+
+    The set-up before the first step (reading the target, measuring the source on held-out samples) is not
+    repeated, so it must not slow the estimate down; before a second step is seen the pace since ``t0`` is used.
+    The Fine-tune widget shows it; ``benchmarks/fewshot_speed.py`` measures how close it is."""
+
+    def __init__(self, t0: float | None = None):
+        self.t0 = time.perf_counter() if t0 is None else float(t0)
+        self.first: tuple[int, float] | None = None  # (step, time) of the first step reported
+
+    def estimate(self, step: int, total: int, now: float | None = None) -> float:
+        now = time.perf_counter() if now is None else now
+        if self.first is None:
+            self.first = (int(step), now)
+        s0, t0 = self.first
+        if step <= s0:
+            return (now - self.t0) / max(step, 1) * (total - step)
+        return (now - t0) / (step - s0) * (total - step)
+
+
 class TextProgress:
     """A progress callback that draws a one-line bar on stderr."""
 

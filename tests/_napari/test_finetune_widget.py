@@ -238,7 +238,7 @@ def test_time_left_ignores_the_set_up_before_the_first_step(widgets):
     300-step run the estimate is the 135 s the remaining steps take, not the 2.5x that counting the set-up gives."""
     _viewer, _predict, widget = widgets
     widget._t0 = 1000.0
-    widget._first_step = None
+    widget._eta = None  # a new job: the estimate starts from _t0
     assert widget.time_left(1, 300, now=1020.5) == pytest.approx(20.5 * 299)  # one step: nothing better to go by
     est = widget.time_left(30, 300, now=1020.5 + 29 * 0.5)
     assert est == pytest.approx(0.5 * 270)

@@ -40,8 +40,9 @@ from qtpy.QtWidgets import (
 )
 
 from ..errors import Cancelled, VesselGraphError
-from ._state import state_for
+from ..progress import TimeLeft
 from ._qt_parts import browse_row, line_edit
+from ._state import state_for
 from ._widget_utils import (
     ProgressRelay,
     add_run_controls,
@@ -149,7 +150,7 @@ class FinetuneWidget(QWidget):
         self.result: dict | None = None
         self._cancel: threading.Event | None = None
         self._t0 = 0.0
-        self._first_step: tuple[int, float] | None = None  # (step, time) of the first step reported
+        self._eta: TimeLeft | None = None  # time-left estimate of the running job
         self.losses: list[tuple[int, float]] = []
         self.val_history: list[dict] = []
         self._plot_dirty = False
@@ -589,7 +590,7 @@ class FinetuneWidget(QWidget):
         self.log_view.clear()
         self._cancel = threading.Event()
         self._t0 = time.perf_counter()
-        self._first_step = None
+        self._eta = TimeLeft(self._t0)
         self._config = cfg
         worker = create_worker(run_finetune, cfg, self._cancel, self._relay, self._log, _start_thread=False)
         worker.returned.connect(self._on_returned)
@@ -647,16 +648,10 @@ class FinetuneWidget(QWidget):
             )
 
     def time_left(self, step: int, total: int, now: float | None = None) -> float:
-        """Seconds left, from the pace since the first step (the set-up before it - reading the target, measuring
-        the source on the held-out samples - is not repeated, so it must not slow the estimate down)."""
-        now = time.perf_counter() if now is None else now
-        if self._first_step is None:
-            self._first_step = (int(step), now)
-            return (now - self._t0) / max(step, 1) * (total - step)
-        s0, t0 = self._first_step
-        if step <= s0:
-            return (now - self._t0) / max(step, 1) * (total - step)
-        return (now - t0) / (step - s0) * (total - step)
+        """Seconds left (:class:`napari_vesselgraph.progress.TimeLeft`: the pace since the first step)."""
+        if self._eta is None:
+            self._eta = TimeLeft(self._t0)
+        return self._eta.estimate(step, total, now)
 
     def _redraw_if_dirty(self) -> None:
         if not self._plot_dirty:
