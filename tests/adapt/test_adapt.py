@@ -178,6 +178,20 @@ def test_translation_applies_the_generator_at_inference(tiny_checkpoint, fundus_
     assert g1.n_nodes != g0.n_nodes or not np.allclose(g1.nodes, g0.nodes)
 
 
+def test_translator_architecture_can_be_chosen(tiny_checkpoint, fundus_folder, tmp_path):
+    path = adapt(
+        base_config(tiny_checkpoint, fundus_folder, method="translation", steps=2, out=str(tmp_path / "r.safetensors"),
+                    translator={"residual": True, "features": 8}),
+        log=lambda s: None,
+    )  # fmt: skip
+    meta = ck.read_metadata(path)
+    assert meta["translator"]["residual"] is True and meta["translator"]["features"] == 8
+    adapted, _ = ck.load_checkpoint(path)
+    assert adapted.translator.residual
+    with pytest.raises(VesselGraphError, match="unknown translator keys"):
+        adapt(base_config(tiny_checkpoint, fundus_folder, method="translation", translator={"depth": 3}))
+
+
 def test_translator_missing_config_is_refused(tiny_checkpoint, tmp_path):
     tensors, meta = ck.load_tensors(tiny_checkpoint)
     meta["adaptation"] = {"method": "translation"}

@@ -9,6 +9,7 @@ from ..errors import VesselGraphError
 
 #: adaptation methods; the first three share one training loop (:mod:`.loop`), translation has its own
 METHODS = ("contrastive", "finetune", "adversarial", "translation")
+TRANSLATOR_KEYS = {"arch", "residual", "features", "blocks"}  # what AdaptConfig.translator may change
 
 #: which parameters train (see :func:`napari_vesselgraph.adapt.loop.select_trainable`)
 TRAIN_LAYERS = ("all", "decoder+heads", "heads")
@@ -38,6 +39,8 @@ class AdaptConfig:
       / 2; ``"graph"``: (length quality + junction F1) / 2, which does not depend on how densely the true
       graphs' nodes lie (real annotations: skeletonised masks, traces); ``"auto"``: ``graph`` for a target
       folder, ``f1`` for a synthetic target domain.
+    - ``translator``: ``translation`` only: changes to the translator's architecture (keys ``arch``, ``residual``,
+      ``features``, ``blocks``; ``adapt.translate.DEFAULT_TRANSLATOR`` for the rest).
     """
 
     method: str = "contrastive"
@@ -64,6 +67,7 @@ class AdaptConfig:
     zoom: float | str = "auto"  # see the class docstring
     select_by: str = "auto"  # see the class docstring
     command: str | None = None  # recorded in the checkpoint metadata (the CLI fills it in)
+    translator: dict | None = None  # see the class docstring
 
     @classmethod
     def from_dict(cls, d: dict) -> AdaptConfig:
@@ -126,6 +130,14 @@ class AdaptConfig:
                 z = float("nan")
             if not 0.0 < z <= 8.0:
                 raise VesselGraphError(f"zoom must be 'auto' or a factor in (0, 8], got {self.zoom!r}")
+        if self.translator is not None:
+            if not isinstance(self.translator, dict):
+                raise VesselGraphError(f"translator must be an object, got {type(self.translator).__name__}")
+            bad = set(self.translator) - TRANSLATOR_KEYS
+            if bad:
+                raise VesselGraphError(
+                    f"unknown translator keys: {sorted(bad)} (known: {', '.join(sorted(TRANSLATOR_KEYS))})"
+                )
         if self.max_minutes is not None and _float(self, "max_minutes") <= 0:
             raise VesselGraphError(f"max_minutes must be positive, got {self.max_minutes}")
         return self

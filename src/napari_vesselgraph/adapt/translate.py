@@ -82,7 +82,7 @@ def run(
     before = evaluate_heldout(model, meta, data.heldout, device, sweep=False, zoom=1.0 if data.zoomed else None)
 
     nd, ch = mcfg.ndim, mcfg.in_channels
-    tcfg = {"ndim": nd, "channels": ch, **DEFAULT_TRANSLATOR}
+    tcfg = {"ndim": nd, "channels": ch, **DEFAULT_TRANSLATOR, **(cfg.translator or {})}
     g_ts, g_st = build_translator(tcfg).to(device), build_translator(tcfg).to(device)
     d_s, d_t = PatchDiscriminator(nd, ch).to(device), PatchDiscriminator(nd, ch).to(device)
     opt_g = torch.optim.Adam(list(g_ts.parameters()) + list(g_st.parameters()), lr=cfg.lr, betas=(0.5, 0.999))
