@@ -205,13 +205,14 @@ class FinetuneWidget(QWidget):
         form.addRow(self.suit_label)
         self.method_combo = QComboBox()
         from ..adapt import METHODS
+        from ..adapt.config import AdaptConfig  # no torch: cheap to import
 
         for i, m in enumerate(METHODS):
             self.method_combo.addItem(m)
             self.method_combo.setItemData(i, METHOD_HELP.get(m, ""), Qt.ItemDataRole.ToolTipRole)
-        self.method_combo.setCurrentText("contrastive")
+        self.method_combo.setCurrentText(AdaptConfig().method)
         self.method_combo.currentTextChanged.connect(lambda t: self.method_combo.setToolTip(METHOD_HELP.get(t, "")))
-        self.method_combo.setToolTip(METHOD_HELP["contrastive"])
+        self.method_combo.setToolTip(METHOD_HELP[AdaptConfig().method])
         form.addRow("Method", self.method_combo)
         outer.addWidget(box)
 
@@ -219,8 +220,6 @@ class FinetuneWidget(QWidget):
         form = QFormLayout(box)
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 1_000_000)
-        from ..adapt.config import AdaptConfig  # no torch: cheap to import
-
         self.steps_spin.setValue(AdaptConfig().steps)
         self.steps_spin.setToolTip("Optimisation steps (each one: a batch of source and of your patches)")
         form.addRow("Steps", self.steps_spin)

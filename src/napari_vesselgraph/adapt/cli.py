@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vesselgraph adapt", description="Adapt a checkpoint to a target domain.")
-    p.add_argument("--method", choices=METHODS, default=None, help="default: contrastive")
+    p.add_argument("--method", choices=METHODS, default=None, help="default: finetune")
     p.add_argument("--checkpoint", help="source checkpoint: bundled name or .safetensors file (default vessel2d-fluo)")
     tg = p.add_mutually_exclusive_group()
     tg.add_argument("--target", help="target dataset folder (synth.write_dataset layout / annotation store)")

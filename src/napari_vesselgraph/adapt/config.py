@@ -43,7 +43,7 @@ class AdaptConfig:
       ``features``, ``blocks``; ``adapt.translate.DEFAULT_TRANSLATOR`` for the rest).
     """
 
-    method: str = "contrastive"
+    method: str = "finetune"  # contrastive and adversarial tie with it on real data and take longer (docs/user-guide.md)
     checkpoint: str = "vessel2d-fluo"
     target: str | None = None
     target_domain: str | None = None
