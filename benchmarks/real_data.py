@@ -440,8 +440,11 @@ def plan_adapt(name: str, pool: int, args, source: dict, target: Path, test_ids:
                 ks.append((ke, k))
         for method in args.adapt_methods:
             if method == "translation":
+                from napari_vesselgraph.adapt.translate import DEFAULT_TRANSLATOR
+
                 jobs.append({**base, "method": method, "K": 0, "K_asked": 0, "seed": seed,
-                             "steps": args.translation_steps, "unlabelled": left})  # fmt: skip
+                             "steps": args.translation_steps, "unlabelled": left,
+                             "translator": dict(DEFAULT_TRANSLATOR)})  # fmt: skip (in the cache key)
                 continue
             for ke, k in ks:
                 asked = [a for a in args.shots if min(a, left) == ke]
