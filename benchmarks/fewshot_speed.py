@@ -49,19 +49,17 @@ WIDGET_VAL_EVERY = 50  # the Fine-tune widget's "Validate every" default
 class Recorder:
     """A progress callback that keeps ``(seconds since t0, step, total, info, time-left estimate)``."""
 
-    def __init__(self):
+    def __init__(self, val_every: int | None = None):
         from napari_vesselgraph.progress import TimeLeft
 
         self.t0 = time.perf_counter()
-        self.eta = TimeLeft(self.t0)
+        self.eta = TimeLeft(self.t0, val_every=val_every)
         self.calls: list[tuple[float, int, int, dict, float | None]] = []
 
     def __call__(self, step: int, total: int, info: dict | None = None) -> None:
         now = time.perf_counter()
         info = dict(info or {})
-        est = None
-        if step > 0 and total > 0 and not info.get("phase"):
-            est = self.eta.estimate(int(step), int(total), now)
+        est = self.eta.update(int(step), int(total), info, now)
         self.calls.append((now - self.t0, int(step), int(total), info, est))
 
     def summary(self, end_s: float) -> dict:
@@ -98,7 +96,7 @@ def run_one(job: dict) -> dict:
     cfg = {"method": job["method"], "checkpoint": job["ckpt"], "target": job["target"], "shots": job["K"],
            "seed": job["seed"], "shot_seed": job["seed"], "val_fraction": rd.VAL_FRACTION, "steps": job["steps"],
            "val_every": job["val_every"], "out": str(out), "device": job["device"], "threads": job["threads"]}  # fmt: skip
-    rec = Recorder()
+    rec = Recorder(val_every=job["val_every"])
     t0 = rec.t0
     path = adapt(cfg, progress=rec, log=rd.quiet)
     wall = time.perf_counter() - t0

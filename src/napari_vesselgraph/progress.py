@@ -47,15 +47,38 @@ def exit_code(e: BaseException, prog: str = "", cancelled: str = "cancelled") ->
 
 
 class TimeLeft:
-    """Seconds left of a run, from the pace since the first step reported (``estimate(step, total)``).
+    """Seconds left of a run, from the pace since the first step reported.
 
     The set-up before the first step (reading the target, measuring the source on held-out samples) is not
     repeated, so it must not slow the estimate down; before a second step is seen the pace since ``t0`` is used.
-    The Fine-tune widget shows it; ``benchmarks/fewshot_speed.py`` measures how close it is."""
+    With ``val_every`` and the progress reports fed to :meth:`update`, held-out validations are counted apart:
+    one costs what the source measurement before step 1 took (the report flagged ``info["validation"]``), the
+    step pace leaves out the validations already run, and those still to come (every ``val_every`` steps and a
+    final one) are added. Otherwise the first validations would land after the 10 % mark unseen and the estimate
+    would fall short. The Fine-tune widget shows it; ``benchmarks/fewshot_speed.py`` measures how close it is."""
 
-    def __init__(self, t0: float | None = None):
+    def __init__(self, t0: float | None = None, val_every: int | None = None):
         self.t0 = time.perf_counter() if t0 is None else float(t0)
+        self.val_every = int(val_every) if val_every else None
         self.first: tuple[int, float] | None = None  # (step, time) of the first step reported
+        self.val_cost: float | None = None  # seconds of one held-out validation
+        self.n_val = 0  # validations run since the first step
+        self._val_from: float | None = None
+
+    def update(self, step: int, total: int, info: dict | None = None, now: float | None = None) -> float | None:
+        """Feed one progress report; returns the estimate (None for a report before the first step)."""
+        now = time.perf_counter() if now is None else now
+        info = info or {}
+        if self._val_from is not None:  # the report after the source measurement: what one validation costs
+            self.val_cost = now - self._val_from
+            self._val_from = None
+        if info.get("validation"):
+            self._val_from = now
+        if step <= 0 or info.get("phase"):
+            return None
+        if "val" in info and self.first is not None and step > self.first[0]:
+            self.n_val += 1
+        return self.estimate(step, total, now)
 
     def estimate(self, step: int, total: int, now: float | None = None) -> float:
         now = time.perf_counter() if now is None else now
@@ -64,7 +87,12 @@ class TimeLeft:
         s0, t0 = self.first
         if step <= s0:
             return (now - self.t0) / max(step, 1) * (total - step)
-        return (now - t0) / (step - s0) * (total - step)
+        if not (self.val_every and self.val_cost):
+            return (now - t0) / (step - s0) * (total - step)
+        pace = max(now - t0 - self.n_val * self.val_cost, 0.0) / (step - s0)
+        ve = self.val_every
+        to_come = total // ve - step // ve + (0 if total % ve == 0 else 1)  # periodic ones and the final one
+        return pace * (total - step) + to_come * self.val_cost
 
 
 class TextProgress:

@@ -589,7 +589,7 @@ class FinetuneWidget(QWidget):
         self.log_view.clear()
         self._cancel = threading.Event()
         self._t0 = time.perf_counter()
-        self._eta = TimeLeft(self._t0)
+        self._eta = TimeLeft(self._t0, val_every=cfg.get("val_every") or max(25, int(cfg.get("steps") or 0) // 3))
         self._config = cfg
         worker = create_worker(run_finetune, cfg, self._cancel, self._relay, self._log, _start_thread=False)
         worker.returned.connect(self._on_returned)
@@ -637,11 +637,13 @@ class FinetuneWidget(QWidget):
                 f"SMD {_fmt(val.get('smd'))}"
             )
         elapsed = time.perf_counter() - self._t0
+        if self._eta is None:
+            self._eta = TimeLeft(self._t0)
+        left = self._eta.update(step, total, info)
         if isinstance(info.get("phase"), str) and step == 0:  # before the first step: say what it is doing
             self.status_label.setText(f"{info['phase'][:1].upper()}{info['phase'][1:]}… · {elapsed:.0f} s")
             return
-        if not (self._cancel is not None and self._cancel.is_set()):
-            left = self.time_left(step, total)
+        if left is not None and not (self._cancel is not None and self._cancel.is_set()):
             self.status_label.setText(
                 f"Step {step}/{total}, loss {_fmt(loss)} · {elapsed:.0f} s, about {left:.0f} s left"
             )

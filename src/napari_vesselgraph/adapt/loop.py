@@ -125,10 +125,12 @@ def evaluate_heldout(
     return out
 
 
-def phase(progress, total: int, text: str) -> None:
-    """A progress update at step 0 that says what the run is doing before its first step (``info["phase"]``)."""
+def phase(progress, total: int, text: str, validation: bool = False) -> None:
+    """A progress update at step 0 that says what the run is doing before its first step (``info["phase"]``);
+    ``validation``: it is a held-out measurement like those the run repeats (``info["validation"]``, so that a
+    time-left estimate can learn what one costs: :class:`napari_vesselgraph.progress.TimeLeft`)."""
     if progress is not None:
-        progress(0, total, {"phase": text})
+        progress(0, total, {"phase": text, **({"validation": True} if validation else {})})
 
 
 def short_metrics(m: dict | None) -> dict | None:
@@ -326,7 +328,7 @@ def run(
 
     held_kw = {"zoom": 1.0 if data.zoomed else None, "select_by": cfg.selection}
     if data.heldout:
-        phase(progress, cfg.steps, f"measuring the source model on {len(data.heldout)} held-out sample(s)")
+        phase(progress, cfg.steps, f"measuring the source model on {len(data.heldout)} held-out sample(s)", True)
     before = evaluate_heldout(model, meta, data.heldout, device, **held_kw)
     if before is not None:
         log(f"before: node_f1 {before['node_f1']:.3f} edge_f1 {before['edge_f1']:.3f} smd {before['smd']:.4f} "

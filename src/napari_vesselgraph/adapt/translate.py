@@ -78,7 +78,7 @@ def run(
     for p in model.parameters():
         p.requires_grad_(False)
     if data.heldout:
-        phase(progress, cfg.steps, f"measuring the source model on {len(data.heldout)} held-out sample(s)")
+        phase(progress, cfg.steps, f"measuring the source model on {len(data.heldout)} held-out sample(s)", True)
     before = evaluate_heldout(model, meta, data.heldout, device, sweep=False, zoom=1.0 if data.zoomed else None)
 
     nd, ch = mcfg.ndim, mcfg.in_channels
