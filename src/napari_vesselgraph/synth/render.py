@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import numpy as np
 
@@ -91,13 +92,20 @@ def rasterize_tubes(
     return np.ascontiguousarray(out[tuple(slice(pad, pad + s) for s in shape)])
 
 
-_AMPLITUDES: dict[tuple, tuple[np.ndarray, tuple[slice, ...]]] = {}
+_AMPLITUDES: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+AMPLITUDE_CACHE_SIZE = 32  # fixed domains reuse a few (shape, sigma); randomised ones draw a new sigma per image
 
 
 def _amplitude(shape: tuple[int, ...], sigma: float):
-    """Gaussian spectral envelope for ``smooth_field`` restricted to the frequencies that matter (cached)."""
+    """Gaussian spectral envelope for ``smooth_field`` restricted to the frequencies that matter.
+
+    Cached for the last ``AMPLITUDE_CACHE_SIZE`` (shape, sigma) pairs only: the randomised domains draw sigma
+    afresh for every image, and an unbounded cache grew by ~11 MB per 48x96x96 volume (a 3D training run died
+    of it at 23 GB)."""
     key = (shape, round(float(sigma), 4))
-    if key not in _AMPLITUDES:
+    if key in _AMPLITUDES:
+        _AMPLITUDES.move_to_end(key)
+    else:
         freqs = [np.fft.fftfreq(s) for s in shape[:-1]] + [np.fft.rfftfreq(shape[-1])]
         k2 = np.zeros([len(f) for f in freqs])
         for i, f in enumerate(freqs):
@@ -114,6 +122,8 @@ def _amplitude(shape: tuple[int, ...], sigma: float):
         var = 2 * float((amp**2 * weight).sum()) / float(np.prod(shape)) ** 2
         amp = (amp / math.sqrt(max(var, 1e-30))).astype(np.float32)
         _AMPLITUDES[key] = (amp, amp > 1e-4 * amp.max())
+        while len(_AMPLITUDES) > AMPLITUDE_CACHE_SIZE:
+            _AMPLITUDES.popitem(last=False)
     return _AMPLITUDES[key]
 
 
