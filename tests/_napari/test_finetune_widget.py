@@ -235,12 +235,16 @@ def test_a_worse_result_after_finetuning_is_marked_like_a_better_one(widgets):
 
 def test_time_left_ignores_the_set_up_before_the_first_step(widgets):
     """20 s of set-up (reading the target, measuring the source), then 0.5 s per step: after 10 % of a
-    300-step run the estimate is the 135 s the remaining steps take, not the 2.5x that counting the set-up gives."""
+    300-step run the status shows the 135 s the remaining steps take, not the 2.5x that counting the set-up gives."""
+    from napari_vesselgraph.progress import TimeLeft
+
     _viewer, _predict, widget = widgets
     widget._t0 = 1000.0
-    widget._eta = None  # a new job: the estimate starts from _t0
-    assert widget.time_left(1, 300, now=1020.5) == pytest.approx(20.5 * 299)  # one step: nothing better to go by
-    est = widget.time_left(30, 300, now=1020.5 + 29 * 0.5)
+    widget._eta = TimeLeft(1000.0)
+    assert widget._eta.estimate(1, 300, now=1020.5) == pytest.approx(20.5 * 299)  # one step: nothing better to go by
+    est = widget._eta.estimate(30, 300, now=1020.5 + 29 * 0.5)
     assert est == pytest.approx(0.5 * 270)
     naive = (20.5 + 29 * 0.5) / 30 * 270
     assert naive > 2 * est  # what the old estimate said
+    widget._on_progress(31, 300, {"loss": 0.5})
+    assert "about" in widget.status_label.text() and "s left" in widget.status_label.text()

@@ -589,7 +589,7 @@ class FinetuneWidget(QWidget):
         self.log_view.clear()
         self._cancel = threading.Event()
         self._t0 = time.perf_counter()
-        self._eta = TimeLeft(self._t0, val_every=cfg.get("val_every") or max(25, int(cfg.get("steps") or 0) // 3))
+        self._eta = TimeLeft(self._t0, val_every=cfg.get("val_every"))
         self._config = cfg
         worker = create_worker(run_finetune, cfg, self._cancel, self._relay, self._log, _start_thread=False)
         worker.returned.connect(self._on_returned)
@@ -637,9 +637,7 @@ class FinetuneWidget(QWidget):
                 f"SMD {_fmt(val.get('smd'))}"
             )
         elapsed = time.perf_counter() - self._t0
-        if self._eta is None:
-            self._eta = TimeLeft(self._t0)
-        left = self._eta.update(step, total, info)
+        left = self._eta.update(step, total, info) if self._eta is not None else None
         if isinstance(info.get("phase"), str) and step == 0:  # before the first step: say what it is doing
             self.status_label.setText(f"{info['phase'][:1].upper()}{info['phase'][1:]}… · {elapsed:.0f} s")
             return
@@ -647,12 +645,6 @@ class FinetuneWidget(QWidget):
             self.status_label.setText(
                 f"Step {step}/{total}, loss {_fmt(loss)} · {elapsed:.0f} s, about {left:.0f} s left"
             )
-
-    def time_left(self, step: int, total: int, now: float | None = None) -> float:
-        """Seconds left (:class:`napari_vesselgraph.progress.TimeLeft`: the pace since the first step)."""
-        if self._eta is None:
-            self._eta = TimeLeft(self._t0)
-        return self._eta.estimate(step, total, now)
 
     def _redraw_if_dirty(self) -> None:
         if not self._plot_dirty:
