@@ -139,7 +139,7 @@ def short_metrics(m: dict | None) -> dict | None:
     keys = ("node_f1", "edge_f1", "smd", "node_precision", "node_recall", "edge_precision", "edge_recall",
             "length_quality", "junction_f1", "score")  # fmt: skip
     out = {k: round(float(m[k]), 4) for k in keys if k in m and m[k] is not None and np.isfinite(m[k])}
-    for k in ("node_threshold", "edge_threshold", "n", "step"):
+    for k in ("node_threshold", "edge_threshold", "min_support", "n", "step"):
         if k in m:
             out[k] = m[k]
     return out
@@ -350,6 +350,8 @@ def run(
                 "source": f"grid search on {len(data.heldout)} held-out target sample(s), finished with the "
                 "checkpoint's clean-up (adapt, model.thresholds.select_thresholds)",
             }
+            if "min_support" in metrics:  # chosen there too (inference.support): edges on dark image dropped
+                m["postprocess"] = {**(m.get("postprocess") or {}), "min_support": float(metrics["min_support"])}
         save_checkpoint(out_path, model, m)
         saved = True
 

@@ -69,6 +69,10 @@ class CleanupSettings:
     dedupe_radius: float = _setting(
         5.0, 0.0, "nodes closer than this (px) are merged into the most confident one (0: off)"
     )
+    min_support: float = _setting(
+        0.0, 0.0, "edges whose image support (inference.support: normalised brightness along them) is lower are "
+        "dropped, with the nodes left without edges (0: off)"
+    )
     spacing: float = _setting(11.0, 0.0, "re-place the nodes along each chain at most this far apart (px; 0: off)")
     spacing_tol: float = _setting(2.0, 2.0, "how far (px) a re-placed chain may stray from the traced path")
 
@@ -152,11 +156,14 @@ class CleanupSettings:
 
     # ---------------------------------------------------------------- the steps
     def apply(self, raw: VesselGraph, node_threshold: float, edge_threshold: float) -> VesselGraph:
-        """Thresholds, then :func:`link_components`, :func:`dedupe_nodes`, :func:`prune_shortcuts`,
-        :func:`drop_fragments`, :func:`resample_chains` with these settings."""
+        """Thresholds, then :func:`.support.drop_unsupported`, :func:`link_components`, :func:`dedupe_nodes`,
+        :func:`prune_shortcuts`, :func:`drop_fragments`, :func:`resample_chains` with these settings."""
+        from .support import drop_unsupported
+
         link = self.link_threshold
         low = edge_threshold if link is None else min(float(link), float(edge_threshold))
         g = apply_thresholds(raw, node_threshold, low, drop_isolated=False)
+        g = drop_unsupported(g, self.min_support)
         g = link_components(g, edge_threshold, link)
         g = dedupe_nodes(g, self.dedupe_radius)
         g = drop_fragments(prune_shortcuts(g, self.flat), self.min_length)

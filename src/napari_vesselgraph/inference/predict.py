@@ -26,6 +26,7 @@ from .plan import (
     tile_order,
 )
 from .reader import ImageSource, PatchReader
+from .support import edge_support
 
 #: the order local prediction processes tiles in (a hook: tests shuffle it to show the result does not depend on it)
 _tile_order = tile_order
@@ -115,7 +116,10 @@ def predict(
     Returns
     -------
     VesselGraph with node attributes ``confidence``, ``radius``, ``inserted`` (nodes the stitching put
-    where an edge crosses a patch/region border) and edge attribute ``confidence``; ``metadata`` records
+    where an edge crosses a patch/region border) and edge attribute ``confidence``, and ``support`` (the
+    normalised brightness under the edge, :mod:`napari_vesselgraph.inference.support`) in a raw graph and where
+    the clean-up setting ``min_support`` is on (not with dask workers, nor for predictors that normalise window
+    by window); ``metadata`` records
     the method, checkpoint, thresholds, patch size, overlap, image shape, region and device.
     """
     if zoom is None or (isinstance(zoom, str) and zoom == "auto"):
@@ -173,6 +177,10 @@ def predict(
         stitcher = plan.stitcher()
         _run_tiles(plan, reader, predictor, progress, cancel, stitcher)
         raw = stitcher.result()
+        if keep_raw or plan.cleanup.min_support > 0:  # what the image shows under each edge (read again)
+            support = edge_support(raw, reader, [t.box for t in plan.tiles])
+            if support is not None:
+                raw.edge_attrs["support"] = support
     finally:
         if own_predictor and hasattr(predictor, "close"):
             predictor.close()

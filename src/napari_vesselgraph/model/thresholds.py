@@ -26,6 +26,9 @@ import numpy as np
 
 #: node thresholds x edge thresholds tried by :func:`select_thresholds`
 THRESHOLD_GRID: tuple[tuple[float, ...], tuple[float, ...]] = ((0.3, 0.4, 0.5, 0.6, 0.7), (0.3, 0.5, 0.7))
+#: values of the clean-up setting ``min_support`` (``inference.support``) tried at the chosen thresholds, when
+#: the raw graphs carry the edge column ``support`` (whole-image predictions); 0 (off) first, so it wins ties
+SUPPORT_GRID: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7, 0.9)
 
 
 def cleanup_settings(meta: dict | None = None, params: dict | None = None) -> dict:
@@ -132,6 +135,7 @@ def select_thresholds(
     smd_points: int | None = 200,
     score_fn: Callable[[dict], float] = score,
     score_groups: Sequence[str] = ("prf",),
+    support_grid: Sequence[float] = SUPPORT_GRID,
 ) -> tuple[float, float, dict]:
     """``(node_threshold, edge_threshold, metrics)``: the grid pair whose finished graphs score best.
 
@@ -141,6 +145,9 @@ def select_thresholds(
     ``cleanup_settings(meta)`` for a checkpoint). The pairs are scored by ``score_fn`` on the metric groups
     ``score_groups`` only (default: precision / recall; the first best in grid order wins); ``metrics`` holds ``groups`` at the chosen pair, ``score``,
     ``node_threshold`` and ``edge_threshold``. ``sweep=False``: no search, the metrics at ``default``.
+    When every raw graph carries the edge column ``support`` (``predict(..., keep_raw=True)``), the clean-up
+    setting ``min_support`` is then chosen over ``support_grid`` at the chosen pair (first best wins; ``()``: not
+    searched) and returned as ``metrics["min_support"]``.
     """
     cleanup = cleanup_settings() if cleanup is None else dict(cleanup)
     node_grid, edge_grid = grid
@@ -153,7 +160,22 @@ def select_thresholds(
             sc = score_fn(finished_metrics(raws, gts, nt, et, cleanup, groups=list(score_groups), **kw))
             if sc > best + 1e-9:
                 best, best_pair = sc, (nt, et)
+    from ..graph import VesselGraph
+
+    chosen_support = None
+    if sweep and support_grid and raws and all(isinstance(r, VesselGraph) and "support" in r.edge_attrs for r in raws):
+        best = -np.inf
+        for ms in support_grid:
+            sc = score_fn(
+                finished_metrics(raws, gts, *best_pair, {**cleanup, "min_support": float(ms)},
+                                 groups=list(score_groups), **kw)  # fmt: skip
+            )
+            if sc > best + 1e-9:
+                best, chosen_support = sc, float(ms)
+        cleanup = {**cleanup, "min_support": chosen_support}
     out = finished_metrics(raws, gts, *best_pair, cleanup, groups=list(dict.fromkeys([*groups, *score_groups])), **kw)
     out["score"] = float(score_fn(out))
     out["node_threshold"], out["edge_threshold"] = float(best_pair[0]), float(best_pair[1])
+    if chosen_support is not None:
+        out["min_support"] = chosen_support
     return out["node_threshold"], out["edge_threshold"], out

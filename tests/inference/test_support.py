@@ -1,0 +1,101 @@
+"""Image support of predicted edges (inference.support) and the clean-up setting min_support."""
+
+import numpy as np
+import pytest
+
+from napari_vesselgraph.graph import VesselGraph
+from napari_vesselgraph.inference import predict
+from napari_vesselgraph.inference.postprocess import CleanupSettings, finish_graph
+from napari_vesselgraph.inference.support import N_SAMPLES, drop_unsupported, sample_support
+
+
+def _line_image():
+    img = np.zeros((40, 60), np.float32)
+    img[20, 5:55] = 1.0  # a bright one-pixel line on row 20
+    return img
+
+
+def _two_edges():
+    """One edge on the line (one pixel off it: the maximum filter still finds it), one across the dark."""
+    nodes = np.array([[21.0, 10.0], [21.0, 40.0], [5.0, 10.0], [5.0, 50.0], [30.0, 30.0]])
+    edges = np.array([[0, 1], [2, 3]])
+    return VesselGraph(nodes, edges, edge_attrs={"confidence": np.array([0.9, 0.9])})
+
+
+def test_sample_support_bright_on_the_line_zero_in_the_dark():
+    g = _two_edges()
+    a, b = g.nodes[g.edges[:, 0]], g.nodes[g.edges[:, 1]]
+    s = sample_support(_line_image(), a, b)
+    assert s == pytest.approx([1.0, 0.0])
+    # half of the samples on the line: half the support; an offset shifts the image, not the graph
+    half = sample_support(_line_image(), np.array([[20.0, 30.0]]), np.array([[20.0, 70.0]]))
+    assert half[0] == pytest.approx(np.mean(np.linspace(30, 70, N_SAMPLES).round() < 55 + 1))
+    shifted = sample_support(_line_image()[10:], a, b, offset=(10, 0))
+    assert shifted == pytest.approx(s)
+
+
+def test_drop_unsupported_drops_dark_edges_and_the_nodes_they_leave_alone():
+    g = _two_edges()
+    g.edge_attrs["support"] = np.array([0.8, 0.1])
+    out = drop_unsupported(g, 0.5)
+    assert out.n_edges == 1 and out.n_nodes == 3  # the isolated node 4 had no edge: kept
+    assert np.allclose(out.nodes[out.edges[0]], g.nodes[[0, 1]])
+    assert drop_unsupported(g, 0.0) is g  # off
+    del g.edge_attrs["support"]
+    assert drop_unsupported(g, 0.5) is g  # nothing measured: nothing dropped
+    # through the clean-up: the setting, its default (off) and its record in the metadata
+    g.edge_attrs["support"] = np.array([0.8, 0.1])
+    off = finish_graph(g, 0.5, 0.5, CleanupSettings.off())
+    on = finish_graph(g, 0.5, 0.5, CleanupSettings.off().replace(min_support=0.5))
+    assert (off.n_edges, on.n_edges) == (2, 1) and on.metadata["postprocess"]["min_support"] == 0.5
+    assert CleanupSettings().min_support == 0.0
+
+
+def _tiny_predictor():
+    pytest.importorskip("torch")
+    from napari_vesselgraph.model import ModelConfig
+    from napari_vesselgraph.model.network import Relationformer
+    from napari_vesselgraph.model.predictor import PatchPredictor
+
+    cfg = ModelConfig(ndim=2, patch_size=(32, 32), backbone_channels=(8, 16, 32), hidden=32, heads=2,
+                      enc_layers=1, dec_layers=1, ffn=64, query_grid=(4, 4))  # fmt: skip
+    return PatchPredictor(Relationformer(cfg), {"name": "tiny-random"}, device="cpu")
+
+
+def test_predict_measures_support_on_the_image_the_model_saw():
+    """The raw graph's ``support`` is what ``sample_support`` gives on the checkpoint's normalised image, and
+    ``min_support`` removes exactly the edges below it."""
+    pred = _tiny_predictor()
+    rng = np.random.default_rng(0)
+    img = (rng.random((70, 90)) * 255).astype(np.uint8)
+    raw = predict(img, predictor=pred, keep_raw=True, tile_size=40)  # several tiles
+    assert raw.n_edges > 0 and raw.metadata["n_tiles"] > 1
+    norm = np.asarray(pred.prepare(img), np.float32).mean(axis=0)
+    a, b = raw.nodes[raw.edges[:, 0]], raw.nodes[raw.edges[:, 1]]
+    assert raw.edge_attrs["support"] == pytest.approx(sample_support(norm, a, b), abs=1e-5)
+    cut = float(np.median(raw.edge_attrs["support"]))
+    plain = predict(img, predictor=pred, node_threshold=0.0, edge_threshold=0.0, postprocess=False)
+    assert "support" not in plain.edge_attrs  # not measured when nothing uses it
+    kept = predict(img, predictor=pred, node_threshold=0.0, edge_threshold=0.0, postprocess=False, min_support=cut)
+    assert kept.metadata["postprocess"]["min_support"] == cut
+    assert kept.n_edges == int((raw.edge_attrs["support"] >= cut).sum()) < plain.n_edges
+    assert np.all(kept.edge_attrs["support"] >= cut)
+
+
+def test_threshold_selection_chooses_min_support_where_it_pays():
+    """Held-out selection (adapt): with a ``support`` column, min_support is searched at the chosen thresholds;
+    a true edge on the line and a false one in the dark -> a support threshold that drops the false one."""
+    from napari_vesselgraph.model.thresholds import select_thresholds
+
+    raw = _two_edges()
+    raw.node_attrs["confidence"] = np.full(raw.n_nodes, 0.9)
+    raw.edge_attrs["support"] = np.array([1.0, 0.0])
+    gt = VesselGraph(raw.nodes[:2], np.array([[0, 1]]))
+    off = CleanupSettings.off().to_dict()
+    *_, out = select_thresholds([raw], [gt], ((0.5,), (0.5,)), off, shapes=[(40, 60)])
+    assert out["min_support"] == 0.3 and out["edge_f1"] == pytest.approx(1.0)
+    *_, nothing = select_thresholds([raw], [gt], ((0.5,), (0.5,)), off, shapes=[(40, 60)], support_grid=())
+    assert "min_support" not in nothing and nothing["edge_f1"] < 1.0
+    del raw.edge_attrs["support"]
+    *_, plain = select_thresholds([raw], [gt], ((0.5,), (0.5,)), off, shapes=[(40, 60)])
+    assert "min_support" not in plain
