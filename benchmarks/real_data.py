@@ -30,6 +30,8 @@ Methods, all measured in one run per set:
   5 (``--shots``), seeds 0 1 2 (training seed = shot seed). Where the shot split is too small for K (vesselNN: 3
   images, DIADEM: 2) K is all the images left after the held-out one, and the table says so;
 - ``translation``: a CycleGAN translator trained on the shot images that are not held out, without labels.
+- ``calibrate``: no training: the source's node/edge thresholds and clean-up ``min_support`` chosen on the K shots
+  (``adapt --method calibrate``), the held-out images measured before and after.
 
 An adapted model sees the images at the scale at which its source is evaluated: when the source's chosen zoom
 resamples the shot images, the adaptation reads a resampled copy of the shot split (``<work>/data/<set>@...``),
@@ -92,8 +94,21 @@ LENGTH_TOL = 3.0  # length completeness / correctness / quality tolerance, px (a
 SMD_POINTS = 400
 VAL_FRACTION = 0.2  # share of the shot split held out by adapt (at least one image)
 ZOOMS_2D = (("zoom auto", None), ("zoom 0.5", 0.5), ("zoom 0.25", 0.25))
+#: 3D: native, ``predict(zoom="isotropic")`` and cubic voxels at twice the finest pixel size
+#: (``inference.autozoom.isotropic_zoom(voxel, 0.5)``); ``["isotropic", f]`` values are resolved per image
+ZOOMS_3D = (("native", 1.0), ("isotropic", ["isotropic", 1.0]), ("isotropic x0.5", ["isotropic", 0.5]))
+
+
+def resolve_zoom(zoom, voxel):
+    """A zoom option for one image: ``["isotropic", f]`` becomes that image's per-axis factors (none known:
+    ``f`` on every axis); anything else is passed to ``predict`` as it is."""
+    if isinstance(zoom, (list, tuple)) and len(zoom) == 2 and zoom[0] == "isotropic":
+        from napari_vesselgraph.inference.autozoom import isotropic_zoom
+
+        return isotropic_zoom(voxel, float(zoom[1]))
+    return zoom
 POLARITIES_2D = ("auto", "dark", "bright")
-SHOT_METHODS = ("contrastive", "finetune", "adversarial")
+SHOT_METHODS = ("contrastive", "finetune", "adversarial", "calibrate")
 ADAPT_METHODS = (*SHOT_METHODS, "translation")
 KEYS = ("smd", "smd_um", "node_f1", "edge_f1", "junction_f1", "length_completeness", "length_correctness",
         "length_quality", "length_quality_wide")  # fmt: skip
@@ -232,7 +247,7 @@ def predict_and_score(rec, name, method, predictor=None, zoom=None, params=None)
     t = time.perf_counter()
     kw = dict(params or {})
     if method == "model":
-        kw.update(predictor=predictor, zoom=zoom)
+        kw.update(predictor=predictor, zoom=resolve_zoom(zoom, rec["voxel"]))
     g = predict(rec["image"], method=method, scale=rec["voxel"], **kw)
     secs = time.perf_counter() - t
     m = score(g, rec["graph"], name, rec["voxel"])
@@ -331,8 +346,8 @@ def skeleton_options(ndim: int, quick: bool) -> list[tuple[str, dict]]:
 
 
 def model_options(ndim: int, quick: bool) -> list[tuple[str, float | None]]:
-    if ndim == 3:
-        return [("native", 1.0)]
+    if ndim == 3:  # as the stack is, or resampled to cubic voxels (from its voxel size; none known: as it is)
+        return [("native", 1.0)] if quick else list(ZOOMS_3D)
     return list(ZOOMS_2D[:1] if quick else ZOOMS_2D)
 
 
@@ -427,8 +442,11 @@ def plan_adapt(name: str, pool: int, args, source: dict, target: Path, test_ids:
 
     n_hold = n_heldout_for(pool, VAL_FRACTION)
     left = pool - n_hold
+    zoom, zoom_value = source["choice"], source["choice_value"]
+    if isinstance(zoom_value, (list, tuple)):  # adapt takes one factor for the whole set: 3D runs adapt natively
+        zoom, zoom_value = "native", 1.0
     base = {"set": name, "source": source["label"], "ckpt": source["ckpt"], "ckpt_sha": source["ckpt_sha"],
-            "zoom": source["choice"], "zoom_value": source["choice_value"], "target": str(target),
+            "zoom": zoom, "zoom_value": zoom_value, "target": str(target),
             "resample": "adapt zoom",
             "data_sha": dataset_sha(target), "test_ids": test_ids, "val_fraction": VAL_FRACTION}  # fmt: skip
     jobs = []
@@ -729,8 +747,11 @@ def section(results: dict, notes: list[str], cmd: str, args) -> str:
         (
             "- Skeleton settings tried on the shot split: its defaults and every `baseline.presets` entry of the "
             "set's dimension, in 2D each with polarity auto / dark / bright (15), in 3D as they are (3); model zoom "
-            "in 2D: automatic (`predict`'s default), 0.5, 0.25. SpaceNet's test split is one image, so its single-run "
-            "rows have no spread."
+            "in 2D: automatic (`predict`'s default), 0.5, 0.25; in 3D: native, `isotropic` (`predict(zoom=\"isotropic\")`: "
+            "z resampled to cubic voxels from the stack's voxel size) and `isotropic x0.5` (cubic voxels at twice the "
+            "x/y pixel size); a stack without a voxel size (vesselNN santos, DIADEM) is read as isotropic. 3D "
+            "adaptation runs at native scale whatever the source's choice. SpaceNet's test split is one image, so "
+            "its single-run rows have no spread."
         ),
         (
             "- DIADEM traces one neuron per stack while other fibres are visible: correctness and precision-type figures "

@@ -5,6 +5,7 @@ torch = pytest.importorskip("torch")
 
 from napari_vesselgraph import checkpoints as ck
 from napari_vesselgraph.adapt import METHODS, adapt
+from napari_vesselgraph.adapt.config import TRAINING_METHODS
 from napari_vesselgraph.errors import VesselGraphError
 from napari_vesselgraph.inference import predict
 from napari_vesselgraph.synth import read_dataset
@@ -23,7 +24,7 @@ class CancelAfter:
         return self.calls > self.n
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", TRAINING_METHODS)
 def test_each_method_writes_a_loadable_checkpoint(method, tiny_checkpoint, fundus_folder, home):
     calls = []
     path = adapt(
@@ -65,7 +66,7 @@ def test_each_method_writes_a_loadable_checkpoint(method, tiny_checkpoint, fundu
         assert e["adaptation"] == (ad.get("method") if ad.get("method") not in (None, "none") else "none")
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", TRAINING_METHODS)
 def test_each_method_adapts_a_model_whose_relation_head_samples_the_image(method, tiny_line_checkpoint, fundus_folder,
                                                                          tmp_path):  # fmt: skip
     path = adapt(base_config(tiny_line_checkpoint, fundus_folder, method=method, out=str(tmp_path / "a.safetensors")),
@@ -289,3 +290,29 @@ def test_progress_says_what_happens_before_the_first_step(method, tiny_checkpoin
     assert calls[: len(phases)] == phases  # they come first
     assert "reading" in phases[0][2]["phase"] and "measuring the source" in phases[-1][2]["phase"]
     assert any(c[0] == 2 for c in calls)
+
+
+def test_calibrate_keeps_the_weights_and_chooses_thresholds_on_the_shots(tiny_checkpoint, fundus_folder, tmp_path):
+    assert "calibrate" in METHODS and "calibrate" not in TRAINING_METHODS
+    calls = []
+    out = tmp_path / "cal.safetensors"
+    path = adapt(base_config(tiny_checkpoint, fundus_folder, method="calibrate", out=str(out)),
+                 progress=lambda *a: calls.append(a), log=lambda s: None)  # fmt: skip
+    assert path == out
+    model, meta = ck.load_checkpoint(path)
+    base, base_meta = ck.load_checkpoint(tiny_checkpoint)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
+    ad = meta["adaptation"]
+    assert ad["method"] == "calibrate" and ad["steps_done"] == 0 and ad["source"] == "vessel2d-fluo"
+    assert len(ad["shot_ids"]) == 3 and len(ad["heldout_ids"]) == 1
+    chosen = ad["chosen_on_shots"]
+    # what was chosen on the shots is what the checkpoint now predicts with
+    assert meta["thresholds"]["node"] == chosen["node_threshold"] and meta["thresholds"]["edge"] == chosen["edge_threshold"]
+    assert "labelled target" in meta["thresholds"]["source"]
+    assert meta["postprocess"]["min_support"] == chosen["min_support"]
+    assert ad["before"]["score"] is not None and ad["after"]["score"] is not None
+    assert calls[-1][0] == calls[-1][1] == 3 and "val" in calls[-1][2]
+    rec = read_dataset(fundus_folder, split="train")[0]
+    g = predict(rec.image, checkpoint=str(path), device="cpu")
+    assert g.metadata["postprocess"]["min_support"] == chosen["min_support"]
+    assert g.metadata["node_threshold"] == chosen["node_threshold"]

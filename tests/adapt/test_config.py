@@ -5,7 +5,7 @@ from napari_vesselgraph.errors import VesselGraphError
 
 
 def test_methods_and_defaults():
-    assert METHODS == ("contrastive", "finetune", "adversarial", "translation")
+    assert METHODS == ("contrastive", "finetune", "adversarial", "translation", "calibrate")
     cfg = AdaptConfig(target_domain="vessel2d-fundus").validate()
     assert cfg.method == "finetune" and cfg.checkpoint == "vessel2d-fluo" and cfg.steps == 300
     assert AdaptConfig.from_dict(cfg.to_dict()) == cfg

@@ -82,3 +82,31 @@ def test_auto_zoom_uses_the_checkpoint_reference():
     assert _auto_zoom(_grid_image(9.0), None, "model", Q(), None, None, explicit=False) is None
     with pytest.raises(VesselGraphError, match="auto"):
         _auto_zoom(_grid_image(9.0), None, "model", Q(), None, None, explicit=True)
+
+
+def test_isotropic_zoom_makes_cubic_voxels():
+    from napari_vesselgraph.inference.autozoom import isotropic_zoom
+
+    assert isotropic_zoom((5.0, 1.0, 1.0)) == (5.0, 1.0, 1.0)
+    assert isotropic_zoom((5.0, 2.0, 2.0), 0.5) == (1.25, 0.5, 0.5)
+    assert isotropic_zoom(None, 0.5) == (0.5,)
+    for bad in [(0.0, 1.0, 1.0), (1.0, float("nan"), 1.0)]:
+        with pytest.raises(VesselGraphError, match="voxel size"):
+            isotropic_zoom(bad)
+    with pytest.raises(VesselGraphError, match="positive"):
+        isotropic_zoom((1.0, 1.0, 1.0), 0)
+
+
+def test_predict_isotropic_resamples_z_by_the_voxel_size():
+    """A tube along x in a stack of 3-µm steps with 1-µm pixels: zoom='isotropic' triples z, maps back."""
+    vol = np.zeros((12, 40, 60), np.float32)
+    zz, yy = np.mgrid[:12, :40]
+    tube = ((zz - 6.0) * 3.0) ** 2 + (yy - 20.0) ** 2 <= 16.0  # radius 4 µm in physical units
+    vol[:, :, 8:52] = tube[:, :, None]
+    g = predict(vol, method="skeleton", zoom="isotropic", scale=(3.0, 1.0, 1.0))
+    assert g.metadata["zoom_factor"] == [3.0, 1.0, 1.0] and g.scale == (3.0, 1.0, 1.0)
+    inner = (g.nodes[:, 2] > 15) & (g.nodes[:, 2] < 45)
+    assert inner.sum() >= 2 and np.all(np.abs(g.nodes[inner, 0] - 6.0) < 1.0)
+    assert np.all(np.abs(g.nodes[inner, 1] - 20.0) < 1.5)
+    with pytest.raises(VesselGraphError, match="voxel size"):
+        predict(vol, method="skeleton", zoom="isotropic")

@@ -9,7 +9,9 @@
 - ``adversarial``: the same loop + gradient-reversal image-level and graph-level domain discriminators
   (Berger et al. 2024);
 - ``translation``: an unpaired CycleGAN translator (target -> source appearance) trained on unlabelled target
-  images and bundled into the checkpoint; inference applies it first (:mod:`.translate`).
+  images and bundled into the checkpoint; inference applies it first (:mod:`.translate`);
+- ``calibrate``: no training: the node/edge thresholds and the clean-up setting ``min_support`` chosen on the
+  labelled shots, the source weights kept (:mod:`.calibrate`).
 
 The output checkpoint keeps the source metadata and adds ``adaptation`` (method, K, the shot and held-out ids,
 source, target, settings, ``before``/``after`` metrics on the held-out target samples), ``target_domain`` and
@@ -42,7 +44,7 @@ def adapt(
 
     from ..checkpoints import load_checkpoint
     from ..model.predictor import select_device
-    from . import loop, translate
+    from . import calibrate, loop, translate
     from .data import load_target
 
     cfg = config if isinstance(config, AdaptConfig) else AdaptConfig.from_dict(dict(config))
@@ -59,7 +61,7 @@ def adapt(
 
     check_writable(out, suffixes=(".safetensors",), parents=True)  # before the run, not after it
     try:
-        runner = translate.run if cfg.method == "translation" else loop.run
+        runner = {"translation": translate.run, "calibrate": calibrate.run}.get(cfg.method, loop.run)
         path = runner(cfg, model, meta, data, out, device, progress=progress, cancel=cancel, log=log)
     finally:
         model.to("cpu")

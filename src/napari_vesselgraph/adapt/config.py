@@ -7,8 +7,11 @@ from dataclasses import asdict, dataclass, fields
 
 from ..errors import VesselGraphError
 
-#: adaptation methods; the first three share one training loop (:mod:`.loop`), translation has its own
-METHODS = ("contrastive", "finetune", "adversarial", "translation")
+#: adaptation methods; the first three share one training loop (:mod:`.loop`), translation has its own,
+#: calibrate trains nothing (:mod:`.calibrate`: thresholds and clean-up chosen on the shots)
+METHODS = ("contrastive", "finetune", "adversarial", "translation", "calibrate")
+#: the methods that train weights
+TRAINING_METHODS = METHODS[:4]
 TRANSLATOR_KEYS = {"arch", "residual", "features", "blocks"}  # what AdaptConfig.translator may change
 
 #: which parameters train (see :func:`napari_vesselgraph.adapt.loop.select_trainable`)

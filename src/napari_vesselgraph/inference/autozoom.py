@@ -53,6 +53,25 @@ def structure_radius(image2d: np.ndarray) -> float | None:
     return float(np.percentile(radii, 90))
 
 
+def isotropic_zoom(scale, factor: float = 1.0) -> tuple[float, ...]:
+    """Per-axis zoom making the voxels cubic at ``1 / factor`` times the finest pixel size of ``scale``
+    (physical size per axis): ``(5, 1, 1)`` for a (5, 1, 1) µm stack, ``(2.5, 0.5, 0.5)`` with ``factor=0.5``.
+
+    Models trained on isotropic volumes see a stack with thick z steps as flat slabs; resampled, its vessels
+    are tubes again. ``scale=None`` (no voxel size known): ``factor`` on every axis."""
+    from ..errors import VesselGraphError
+
+    f = float(factor)
+    if not np.isfinite(f) or f <= 0:
+        raise VesselGraphError(f"the isotropic zoom factor must be positive, got {factor!r}")
+    if scale is None:
+        return (f,)
+    s = np.asarray(scale, float)
+    if s.ndim != 1 or not len(s) or not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise VesselGraphError(f"an isotropic zoom needs a positive voxel size per axis, got {scale!r}")
+    return tuple(float(x) for x in s / s.min() * f)
+
+
 def estimate_zoom(source, reference_radius: float, tolerance: float = 1.3) -> float:
     """Zoom (<= 1) bringing the structures of a 2D image to ``reference_radius`` px; 1 for 3D images.
 

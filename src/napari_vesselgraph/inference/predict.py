@@ -106,7 +106,10 @@ def predict(
         ``None`` (default) or ``"auto"``: for a 2D image and a checkpoint that records the width of the
         structures it knows best (``meta["scale_reference"]["radius_p90"]``), the image is shrunk when its
         structures are wider (:func:`napari_vesselgraph.inference.autozoom.estimate_zoom`); never enlarged.
-        ``1``: never resample.
+        ``1``: never resample. ``"isotropic"``: resample so that the voxels are cubic at the finest pixel
+        size of ``scale`` (or of the file's voxel size; :func:`napari_vesselgraph.inference.autozoom.isotropic_zoom`),
+        e.g. z x5 for a stack of 5 µm steps with 1 µm pixels: models trained on isotropic volumes then see tubes
+        instead of flat slabs.
 
     Windows are read a tile (a block of neighbouring windows) at a time and each window's graph is merged
     into a :class:`~napari_vesselgraph.inference.stitch.StreamingStitcher` as soon as it is predicted, so
@@ -122,6 +125,13 @@ def predict(
     by window); ``metadata`` records
     the method, checkpoint, thresholds, patch size, overlap, image shape, region and device.
     """
+    if isinstance(zoom, str) and zoom == "isotropic":
+        from .autozoom import isotropic_zoom
+
+        sc = scale if scale is not None else open_image(image)[2]
+        if sc is None:
+            raise VesselGraphError("zoom='isotropic' needs the voxel size: give scale=(z, y, x)")
+        zoom = isotropic_zoom(sc)
     if zoom is None or (isinstance(zoom, str) and zoom == "auto"):
         zoom = _auto_zoom(image, checkpoint, method, predictor, channel, region, explicit=zoom is not None)
     if zoom is not None and not (np.ndim(zoom) == 0 and not isinstance(zoom, str) and float(zoom) == 1.0):

@@ -1,0 +1,82 @@
+"""``calibrate``: fit a checkpoint to the target without training — the weights stay the source's.
+
+The node and edge thresholds and the clean-up setting ``min_support`` (edges on dark image dropped,
+:mod:`napari_vesselgraph.inference.support`) are chosen on the K labelled shots by the grid search adapt's
+validation uses (:func:`napari_vesselgraph.model.thresholds.select_thresholds`, whole-image predictions finished
+as ``predict`` finishes them, scored by ``cfg.selection``). The held-out samples are measured with the source's
+settings (``before``) and with the chosen ones (``after``); they choose nothing. A run costs a few whole-image
+predictions: seconds to a minute on CPU, against minutes for a training method.
+
+What it fixes: a model trained on synthetic images that finds the structures of real ones but also draws edges
+on their background (DIADEM's confocal neurons: held-out length quality 0.42 -> 0.77 on OP_1 with the bundled
+3D model, docs/benchmarks.md). What it does not fix: a model that misses the structures.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..errors import VesselGraphError
+from .config import AdaptConfig
+from .data import TargetData
+
+
+def calibrated_meta(meta: dict, chosen: dict, n_shots: int) -> dict:
+    """``meta`` with the thresholds and ``min_support`` of ``chosen`` (a ``select_thresholds`` result)."""
+    m = dict(meta)
+    m["thresholds"] = {
+        "node": float(chosen["node_threshold"]),
+        "edge": float(chosen["edge_threshold"]),
+        "source": f"grid search on {n_shots} labelled target sample(s), finished with the checkpoint's clean-up "
+        "(adapt --method calibrate, model.thresholds.select_thresholds)",
+    }
+    if "min_support" in chosen:
+        m["postprocess"] = {**(meta.get("postprocess") or {}), "min_support": float(chosen["min_support"])}
+    return m
+
+
+def run(
+    cfg: AdaptConfig, model, meta: dict, data: TargetData, out_path: Path, device, progress=None, cancel=None, log=print
+) -> Path:
+    """Choose the thresholds and ``min_support`` on ``data.shots``; write the source weights with them."""
+    from ..checkpoints import save_checkpoint
+    from ..inference.plan import check_cancel
+    from .loop import evaluate_heldout, phase, run_meta
+
+    if not data.shots:
+        raise VesselGraphError("no labelled target samples (shots) to calibrate on")
+    t_start = time.time()
+    total = 1 + (2 if data.heldout else 0)
+    kw = {"zoom": 1.0 if data.zoomed else None, "select_by": cfg.selection}
+    log(f"adapt[calibrate]: target {data.name}: {len(data.shots)} shot(s) {data.ids(data.shots)}, "
+        f"{len(data.heldout)} held out {data.ids(data.heldout)}; device {device}; the weights are not trained")  # fmt: skip
+    model.to(device)
+    phase(progress, total, f"choosing thresholds and clean-up on {len(data.shots)} labelled sample(s)")
+    chosen = evaluate_heldout(model, meta, data.shots, device, sweep=True, **kw)
+    check_cancel(cancel)
+    new_meta = calibrated_meta(meta, chosen, len(data.shots))
+    log(f"chosen on the shots: node {chosen['node_threshold']:.2f}, edge {chosen['edge_threshold']:.2f}, "
+        f"min_support {chosen.get('min_support', 0.0):g} (score {chosen['score']:.3f})")  # fmt: skip
+    if progress is not None:
+        progress(1, total, {"loss": 0.0, "phase": "chosen"})
+    before = after = None
+    if data.heldout:
+        before = evaluate_heldout(model, meta, data.heldout, device, sweep=False, **kw)
+        check_cancel(cancel)
+        if progress is not None:
+            progress(2, total, {"loss": 0.0, "validation": True})
+        after = evaluate_heldout(model, new_meta, data.heldout, device, sweep=False, **kw)
+        if progress is not None:
+            progress(3, total, {"loss": 0.0, "val": after["score"], "validation": True})
+        log(f"held out: score {before['score']:.3f} with the source's settings -> {after['score']:.3f} calibrated")
+    m = run_meta(new_meta, cfg, data, out_path, meta.get("domain") or meta.get("name") or "", before=before, after=after,
+                 steps_done=0, history=[], t_start=t_start, chosen_on_shots=short(chosen))  # fmt: skip
+    save_checkpoint(out_path, model, m)
+    return out_path
+
+
+def short(m: dict) -> dict:
+    from .loop import short_metrics
+
+    return short_metrics(m)
