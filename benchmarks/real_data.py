@@ -792,7 +792,8 @@ def section(results: dict, notes: list[str], cmd: str, args) -> str:
                 if aft.get("min_support") is not None:  # chosen on the held-out images (inference.support)
                     ba += f"; min_support {aft['min_support']:g}"
                 lines.append(f"- {a['method']} K={a['K']} seed {a['seed']}: {'unlabelled ' if a['method'] == 'translation' else ''}"
-                             f"{used}; held out {p.get('heldout_ids')}; {a['steps']} steps, adapted in "
+                             f"{used}; held out {p.get('heldout_ids')}; "
+                             f"{'no training' if a['method'] == 'calibrate' else str(a['steps']) + ' steps'}, adapted in "
                              f"{a['train_s']:.0f} s{ba}")  # fmt: skip
             lines += ["", "</details>", ""]
     for n in notes:
