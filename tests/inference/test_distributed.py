@@ -100,6 +100,10 @@ def test_checkpoint_on_a_zarr_path_equals_single_process(client, data):
     t = predict(data["zarr"], scheduler=client, checkpoint=data["ckpt"], tile_size=80, device="cpu")
     assert t.metadata["node_threshold"] == 0.4
     assert t.differences(one_process(data["zarr"], checkpoint=data["ckpt"], tile_size=80, normalize="tiles")) == []
+    # the image-support clean-up needs the tiles on the client: said, not silently skipped
+    with pytest.warns(UserWarning, match="min_support 0.5 is not applied with dask workers"):
+        w = predict(data["zarr"], scheduler=client, checkpoint=data["ckpt"], tile_size=80, min_support=0.5)
+    assert w.metadata["support"].startswith("not measured")
 
 
 def test_workers_read_their_own_tiles_from_the_path(client, data, monkeypatch):

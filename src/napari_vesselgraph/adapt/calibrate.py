@@ -8,8 +8,9 @@ settings (``before``) and with the chosen ones (``after``); they choose nothing.
 predictions: seconds to a minute on CPU, against minutes for a training method.
 
 What it fixes: a model trained on synthetic images that finds the structures of real ones but also draws edges
-on their background (DIADEM's confocal neurons: held-out length quality 0.42 -> 0.77 on OP_1 with the bundled
-3D model, docs/benchmarks.md). What it does not fix: a model that misses the structures.
+on their background. On DIADEM's confocal neurons it took the bundled 3D model's held-out OP_1 score from 0.365
+to 0.599 and its test length quality from 0.432 to 0.455 (SMD 80.5 -> 63.8), still far below the skeleton's
+0.764 (docs/benchmarks.md, *Real stacks*). What it does not fix: a model that misses the structures.
 """
 
 from __future__ import annotations
@@ -22,27 +23,13 @@ from .config import AdaptConfig
 from .data import TargetData
 
 
-def calibrated_meta(meta: dict, chosen: dict, n_shots: int) -> dict:
-    """``meta`` with the thresholds and ``min_support`` of ``chosen`` (a ``select_thresholds`` result)."""
-    m = dict(meta)
-    m["thresholds"] = {
-        "node": float(chosen["node_threshold"]),
-        "edge": float(chosen["edge_threshold"]),
-        "source": f"grid search on {n_shots} labelled target sample(s), finished with the checkpoint's clean-up "
-        "(adapt --method calibrate, model.thresholds.select_thresholds)",
-    }
-    if "min_support" in chosen:
-        m["postprocess"] = {**(meta.get("postprocess") or {}), "min_support": float(chosen["min_support"])}
-    return m
-
-
 def run(
     cfg: AdaptConfig, model, meta: dict, data: TargetData, out_path: Path, device, progress=None, cancel=None, log=print
 ) -> Path:
     """Choose the thresholds and ``min_support`` on ``data.shots``; write the source weights with them."""
     from ..checkpoints import save_checkpoint
     from ..inference.plan import check_cancel
-    from .loop import evaluate_heldout, phase, run_meta
+    from .loop import evaluate_heldout, phase, record_selection, run_meta
 
     if not data.shots:
         raise VesselGraphError("no labelled target samples (shots) to calibrate on")
@@ -55,7 +42,7 @@ def run(
     phase(progress, total, f"choosing thresholds and clean-up on {len(data.shots)} labelled sample(s)")
     chosen = evaluate_heldout(model, meta, data.shots, device, sweep=True, **kw)
     check_cancel(cancel)
-    new_meta = calibrated_meta(meta, chosen, len(data.shots))
+    new_meta = record_selection(dict(meta), chosen, f"{len(data.shots)} labelled target sample(s) (calibrate)")
     log(f"chosen on the shots: node {chosen['node_threshold']:.2f}, edge {chosen['edge_threshold']:.2f}, "
         f"min_support {chosen.get('min_support', 0.0):g} (score {chosen['score']:.3f})")  # fmt: skip
     if progress is not None:

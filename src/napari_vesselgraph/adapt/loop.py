@@ -145,6 +145,21 @@ def short_metrics(m: dict | None) -> dict | None:
     return out
 
 
+def record_selection(m: dict, chosen: dict, on: str) -> dict:
+    """Write into checkpoint metadata ``m`` what a :func:`model.thresholds.select_thresholds` search chose
+    (``chosen``): the node/edge thresholds and, when searched, the clean-up setting ``min_support``
+    (:mod:`napari_vesselgraph.inference.support`); ``on`` says on which samples. Returns ``m``."""
+    m["thresholds"] = {
+        "node": float(chosen["node_threshold"]),
+        "edge": float(chosen["edge_threshold"]),
+        "source": f"grid search on {on}, finished with the checkpoint's clean-up (adapt, "
+        "model.thresholds.select_thresholds)",
+    }
+    if "min_support" in chosen:
+        m["postprocess"] = {**(m.get("postprocess") or {}), "min_support": float(chosen["min_support"])}
+    return m
+
+
 def default_out(cfg: AdaptConfig, meta: dict, data: TargetData) -> Path:
     from ..checkpoints import user_dir
 
@@ -344,14 +359,7 @@ def run(
             t_start=t_start, **extra,
         )  # fmt: skip
         if metrics is not None and data.heldout:
-            m["thresholds"] = {
-                "node": metrics["node_threshold"],
-                "edge": metrics["edge_threshold"],
-                "source": f"grid search on {len(data.heldout)} held-out target sample(s), finished with the "
-                "checkpoint's clean-up (adapt, model.thresholds.select_thresholds)",
-            }
-            if "min_support" in metrics:  # chosen there too (inference.support): edges on dark image dropped
-                m["postprocess"] = {**(m.get("postprocess") or {}), "min_support": float(metrics["min_support"])}
+            record_selection(m, metrics, f"{len(data.heldout)} held-out target sample(s)")
         save_checkpoint(out_path, model, m)
         saved = True
 
