@@ -365,6 +365,9 @@ def eval_unit(u: dict, cache_get, put, log=print) -> dict | None:
     ndim = int(json.loads((folder / "manifest.json").read_text())["ndim"])
     tag = checkpoint_sha(ckpt) if ckpt else "skeleton"
     options = skeleton_options(ndim, u["quick"]) if method == "skeleton" else model_options(ndim, u["quick"])
+    if u.get("fixed"):  # one option, not chosen: e.g. the scale the adaptation runs start from
+        options = [o for o in options if o[0] == u["fixed"]]
+    key_label = u.get("key_label", label)  # the cache keys of the checkpoint's own row
     cached_split: dict[str, list] = {}
     predictor = None
 
@@ -377,7 +380,7 @@ def eval_unit(u: dict, cache_get, put, log=print) -> dict | None:
             recs = recs[: u["n_test"]]
         out = []
         for rec in recs:
-            key = make_key(kind="image", set=name, split=split, id=rec["id"], gt=rec["gt"], label=label, ckpt=tag,
+            key = make_key(kind="image", set=name, split=split, id=rec["id"], gt=rec["gt"], label=key_label, ckpt=tag,
                            option=opt_name, params=opt, radius=RADIUS[name], tol=LENGTH_TOL)  # fmt: skip
             r = cache_get(key)
             if r is None:
@@ -605,6 +608,11 @@ def benchmark(args, cache: Cache, log=print) -> tuple[dict, list[str]]:
                 cand = [r for r in cand if not is_adapted(r["ckpt"])] or cand
             if cand:
                 source = max(cand, key=lambda r: r["shot_lq"][r["choice"]])
+                if isinstance(source["choice_value"], (list, tuple)):  # 3D adaptation starts at native scale: its row
+                    u = {**common, "label": f"{source['label']} (native)", "key_label": source["label"],
+                         "method": "model", "ckpt": source["ckpt"], "test": True, "fixed": "native"}  # fmt: skip
+                    r = eval_unit(u, cache.get, cache.put, log=log)
+                    (missing.append(u["label"]) if r is None else rows.__setitem__(u["label"], r))
                 # adapt resamples the shots itself (zoom=, the source's zoom chosen on the shots): graphs scaled
                 # and re-spaced like the training graphs, as `vesselgraph adapt --zoom` does for a user
                 target = folder
@@ -771,7 +779,9 @@ def section(results: dict, notes: list[str], cmd: str, args) -> str:
                          "test split.")  # fmt: skip
         if src is not None and res["adapt"]:
             lines.append(f"- Adaptation source: `{src['label']}` (best shot-split length quality among the bundled "
-                         f"checkpoints), at {src['choice']}.")  # fmt: skip
+                         f"checkpoints), at {src['choice']}"
+                         + (f"; the adaptation runs start from it at native scale (row `{src['label']} (native)`)."
+                            if isinstance(src["choice_value"], (list, tuple)) else "."))  # fmt: skip
         if res["missing"]:
             lines.append(f"- Not in the cache (not run yet): {', '.join(res['missing'])}.")
         if res["adapt_missing"]:

@@ -130,3 +130,32 @@ def test_tiny_run_on_drawn_drive_layout(load_bench, tmp_path, monkeypatch):
     again, _ = rd.benchmark(rd.parse_args([*argv, "--cached-only"]), rd.Cache(cache), log=logs2.append)
     assert not any("adapted in" in s or "LQ" in s for s in logs2)
     assert rd.section(again, [], "c", args) == rd.section(results, [], "c", args)
+
+
+def test_a_source_chosen_at_a_resampled_scale_gets_its_native_row(load_bench, tmp_path, monkeypatch):
+    """3D sources may be chosen at an isotropic zoom while adaptation starts at native scale: the report then
+    carries the source's native test row too, read from the source's own cache keys (here faked in 2D)."""
+    rd = load_bench("real_data")
+    monkeypatch.setitem(rd.SPLITS, "drive", (["21", "22"], ["31", "32"]))
+    # a 2D image has no voxel size: "isotropic" is native, so the first option wins the tie on the shots
+    monkeypatch.setattr(rd, "model_options", lambda ndim, quick: [("isotropic", ["isotropic", 1.0]), ("native", 1.0)])
+    _drive_layout(tmp_path, ["21", "22", "31", "32"])
+    cache = tmp_path / "cache.jsonl"
+    argv = ["--data", str(tmp_path), "--work", str(tmp_path / "work"), "--cache", str(cache), "--sets", "drive",
+            "--methods", "vessel2d-fluo", "calibrate", "--shots", "1", "--seeds", "0",
+            "--source", "drive=vessel2d-fluo", "--quick"]  # fmt: skip
+    args = rd.parse_args(argv)
+    results, _ = rd.benchmark(args, rd.Cache(cache), log=lambda s: None)
+    rows = results["drive"]["rows"]
+    assert rows["vessel2d-fluo"]["choice"] == "isotropic"
+    native = rows["vessel2d-fluo (native)"]
+    assert native["choice"] == "native" and native["shot_lq"].keys() == {"native"} and len(native["per_image"]) == 2
+    (run,) = results["drive"]["adapt"]
+    assert run["zoom"] == "native" and run["zoom_value"] == 1.0
+    # the native row's cache keys are the source's own: no key carries the display label
+    assert "(native)" not in cache.read_text()
+    text = rd.section(results, [], "c", args)
+    assert "| vessel2d-fluo (native) | - | 1 | native |" in text
+    assert "start from it at native scale (row `vessel2d-fluo (native)`)" in text
+    again, _ = rd.benchmark(rd.parse_args([*argv, "--cached-only"]), rd.Cache(cache), log=lambda s: None)
+    assert rd.section(again, [], "c", args) == text
