@@ -316,3 +316,17 @@ def test_calibrate_keeps_the_weights_and_chooses_thresholds_on_the_shots(tiny_ch
     g = predict(rec.image, checkpoint=str(path), device="cpu")
     assert g.metadata["postprocess"]["min_support"] == chosen["min_support"]
     assert g.metadata["node_threshold"] == chosen["node_threshold"]
+
+
+def test_translation_warns_when_it_scores_below_the_source():
+    from napari_vesselgraph.adapt.translate import warn_if_worse
+
+    logs = []
+    assert warn_if_worse({"score": 0.39}, {"score": 0.29}, logs.append)
+    assert "0.290" in logs[0] and "0.390" in logs[0] and "source" in logs[0]
+    logs.clear()
+    assert not warn_if_worse({"score": 0.3}, {"score": 0.3}, logs.append)
+    assert not warn_if_worse({"score": 0.3}, {"score": 0.4}, logs.append)
+    assert not warn_if_worse(None, {"score": 0.4}, logs.append)  # nothing held out: nothing to compare
+    assert not warn_if_worse({"score": 0.3}, None, logs.append)  # cancelled before the final measurement
+    assert logs == []

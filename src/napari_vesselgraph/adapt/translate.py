@@ -48,6 +48,19 @@ def _lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:
     return F.mse_loss(pred, torch.full_like(pred, 1.0 if real else 0.0))
 
 
+def warn_if_worse(before: dict | None, after: dict | None, log=print) -> bool:
+    """Say so when the translated model scores below the source on the labelled held-out samples.
+
+    Translation selects nothing on labels (it stays label-free), so its output can be worse than no translation:
+    on the real-data benchmark it was on DRIVE, SpaceNet and vesselNN (docs/benchmarks.md)."""
+    b, a = (before or {}).get("score"), (after or {}).get("score")
+    if b is None or a is None or a >= b:
+        return False
+    log(f"adapt[translation]: WARNING the translated model scores {a:.3f} on the held-out samples, the source "
+        f"without translation {b:.3f}: predict with the source checkpoint, or translate from more unlabelled images")
+    return True
+
+
 # ------------------------------------------------------------------ training
 def run(
     cfg: AdaptConfig, model, meta: dict, data, out_path: Path, device, progress=None, cancel=None, log=print
@@ -90,6 +103,7 @@ def run(
     attach_translator(model, g_ts)
     history: list[dict] = []
     saved = False
+    final: dict = {}
 
     def save(loop: TrainingLoop, after=None, **extra) -> None:
         nonlocal saved
@@ -158,6 +172,7 @@ def run(
                     f"smd {met['smd']:.4f}"
                 )
         save(loop, met)
+        final["met"] = met
         return met
 
     loop = TrainingLoop(
@@ -179,6 +194,7 @@ def run(
         loop.run(step_fn)
         if not saved:  # cancelled before anything was written: the current state, marked as such
             save(loop, None, cancelled=True)
+        warn_if_worse(before, final.get("met"), log)
     finally:
         for p in model.parameters():
             p.requires_grad_(True)
