@@ -151,12 +151,17 @@ def test_source_is_kept_when_no_step_beats_it(tiny_checkpoint, fundus_folder, tm
 def test_translation_applies_the_generator_at_inference(tiny_checkpoint, fundus_folder, tmp_path):
     from napari_vesselgraph.model.predictor import make_predictor
 
+    logs: list[str] = []
     path = adapt(
         base_config(
             tiny_checkpoint, fundus_folder, method="translation", steps=3, lr=1e-2, out=str(tmp_path / "t.safetensors")
         ),
-        log=lambda s: None,
+        log=logs.append,
     )
+    # the held-out samples are measured before and after; a translation that scores lower says so in the log
+    ad = ck.read_metadata(path)["adaptation"]
+    b, a = ad["before"]["score"], ad["after"]["score"]
+    assert any("WARNING the translated model scores" in s for s in logs) == (a < b)
     base, _ = ck.load_checkpoint(tiny_checkpoint)
     adapted, _ = ck.load_checkpoint(path)
     x = torch.rand(2, 1, 32, 32)

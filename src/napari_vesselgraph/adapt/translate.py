@@ -52,7 +52,7 @@ def warn_if_worse(before: dict | None, after: dict | None, log=print) -> bool:
     """Say so when the translated model scores below the source on the labelled held-out samples.
 
     Translation selects nothing on labels (it stays label-free), so its output can be worse than no translation:
-    on the real-data benchmark it was on DRIVE, SpaceNet and vesselNN (docs/benchmarks.md)."""
+    on the real-data benchmark it was on DRIVE, SpaceNet, vesselNN and DIADEM (docs/benchmarks.md)."""
     b, a = (before or {}).get("score"), (after or {}).get("score")
     if b is None or a is None or a >= b:
         return False
