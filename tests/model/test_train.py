@@ -188,3 +188,51 @@ def test_images_shallower_than_a_patch_are_padded_not_refused():
     assert np.all(pimg[0, 6:] == np.median(pimg[0, 6:]))  # the padded slices are flat background
     val = validation_set(c, mcfg, meta, [(img, g)])
     assert val and val[0][0].shape == (1, 16, 16, 16)
+
+
+def test_background_workers_make_the_patches_of_seeded_images(tmp_path):
+    """With ``workers`` > 0 (the GPU recipes) other processes synthesise the images and cut their patches: each
+    block is the patches of one drawn seed, the same as ``synthesize_patches`` makes for it here; refreshing
+    takes finished blocks without waiting, and ``close`` stops the processes."""
+    import time
+
+    from napari_vesselgraph.model.data import synthesize_patches
+
+    c = T.TrainConfig.from_dict(_cfg(tmp_path, workers=1, worker_patches=4, pool_size=2, empty_patch_p=0.0))
+    mcfg = T.ModelConfig.from_dict({"ndim": 2, "in_channels": 1, **TINY})
+    meta = T.make_input_meta(2, 1, method="local")
+    s = T.PatchSampler(c, mcfg, meta, np.random.default_rng(0))
+    try:
+        assert len(s.pool) == 2 and all(len(block) == 4 for block in s.pool)
+        first = s.used_seeds[0]
+        mine = synthesize_patches(c.domain, first, c.image_shape, meta, (32, 32), 4, 0.0, True)
+        for (a, ga), (b, gb) in zip(s.pool[0], mine):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(ga.nodes, gb.nodes)
+        assert all(g.n_nodes for _, g in s.pool[0])  # empty_patch_p 0: every patch has nodes (within 20 tries)
+        pimg, pg = s.patch()
+        assert pimg.shape == (1, 32, 32)
+        n_seeds = len(s.used_seeds)
+        before = [id(block) for block in s.pool]
+        for _ in range(200):  # the blocks in flight finish in the background
+            s.refresh()
+            if [id(block) for block in s.pool] != before:
+                break
+            time.sleep(0.05)
+        assert [id(block) for block in s.pool] != before
+        assert len(s.used_seeds) > n_seeds  # every block taken is replaced by a new seed in flight
+        assert len(s.batch(3)) == 3
+    finally:
+        s.close()
+    assert s._executor is None
+    s.close()  # a second close is harmless
+
+
+def test_train_with_background_workers(tmp_path):
+    logs = []
+    path = T.train(_cfg(tmp_path, workers=1, worker_patches=4, max_steps=2), log=logs.append)
+    assert path.exists()
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["training"]["config"]["workers"] == 1
+    args = T.build_parser().parse_args(["--workers", "3"])
+    assert T.config_from_args(args, ["--workers", "3"]).workers == 3

@@ -45,6 +45,8 @@ class SamplerSettings:
     augment: bool = True
     val_images: int = 6
     val_patches: int = 48
+    workers: int = 0  # > 0: synthesise images and cut their patches in this many background processes (synthetic)
+    worker_patches: int = 32  # patches cut from each image a background worker makes
 
 
 # ------------------------------------------------------------------ images and patches
@@ -55,6 +57,33 @@ def make_synthetic(domain: str, seed: int, shape=None):
     if shape is None:
         return synth.make_sample(domain, seed)
     return synth.make_sample(domain, seed, shape=tuple(shape))
+
+
+def draw_patch(images, size, empty_patch_p: float, augment: bool, rng: np.random.Generator):
+    """A random (augmented) patch ``(patch, graph)`` of one of ``images`` (a list of normalised ``(image,
+    graph)``); a patch without nodes is kept with probability ``empty_patch_p``, else drawn again (20 tries)."""
+    for _ in range(20):
+        img, g = images[int(rng.integers(len(images)))]
+        spatial = img.shape[1:]
+        if any(s < p for s, p in zip(spatial, size)):
+            raise VesselGraphError(f"training image {spatial} smaller than the patch size {size}")
+        origin = tuple(int(rng.integers(0, s - p + 1)) for s, p in zip(spatial, size))
+        pimg, pg = cut_patch(img, g, origin, size)
+        if pg.n_nodes or rng.random() < empty_patch_p:
+            break
+    nodes = pg.nodes
+    if augment:
+        pimg, nodes = _augment(pimg, nodes, rng)
+    return pimg, with_nodes(pg, nodes)
+
+
+def synthesize_patches(domain: str, seed: int, shape, in_meta: dict, size, n: int, empty_patch_p: float, augment: bool):
+    """``n`` random patches ``(patch, graph)`` of the synthetic image of ``seed`` (normalised, padded to the patch,
+    cut and augmented with a generator seeded by ``seed``): the work of one background worker."""
+    img, g = make_synthetic(domain, seed, shape)
+    images = [(pad_to_patch(normalize_image(img, in_meta), size), g)]
+    rng = np.random.default_rng(seed)
+    return [draw_patch(images, size, empty_patch_p, augment, rng) for _ in range(int(n))]
 
 
 def with_nodes(g, nodes):
@@ -109,9 +138,18 @@ class PatchSampler:
         self.fixed = samples  # list of (image, graph) when training from a folder
         self.pool: list[tuple[np.ndarray, Any]] = []
         self.used_seeds: list[int] = []
+        self.workers = int(getattr(cfg, "workers", 0) or 0) if samples is None else 0
+        self._executor = None
+        self._pending: list = []
         n = cfg.pool_size if samples is None else len(samples)
-        for k in range(n):
-            self.pool.append(self._new_image(k))
+        if self.workers > 0:
+            self._start_workers()
+            self.pool = [f.result() for f in [self._submit() for _ in range(n)]]
+            for _ in range(2 * self.workers):  # keep every worker busy between refreshes
+                self._pending.append(self._submit())
+        else:
+            for k in range(n):
+                self.pool.append(self._new_image(k))
         self.calls = 0
 
     def _new_image(self, k: int):
@@ -123,27 +161,57 @@ class PatchSampler:
             img, g = make_synthetic(self.cfg.domain, seed, self.cfg.image_shape)
         return pad_to_patch(normalize_image(img, self.in_meta), self.mcfg.patch_size), g
 
+    # -- background synthesis (``workers`` > 0): seeds are drawn here; other processes make each image and cut
+    # -- ``worker_patches`` patches of it (a block); the pool holds ``pool_size`` blocks and takes each block as
+    # -- it is finished, so the order (not the set of seeds) depends on timing
+    def _start_workers(self) -> None:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the training process may hold CUDA or many torch threads
+        self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
+
+    def _submit(self):
+        seed = int(self.rng.integers(0, TRAIN_SEED_MAX))
+        self.used_seeds.append(seed)
+        return self._executor.submit(
+            synthesize_patches,
+            self.cfg.domain,
+            seed,
+            self.cfg.image_shape,
+            self.in_meta,
+            tuple(self.mcfg.patch_size),
+            int(getattr(self.cfg, "worker_patches", 32)),
+            self.cfg.empty_patch_p,
+            self.cfg.augment,
+        )
+
     def refresh(self) -> None:
-        if self.fixed is None:
+        if self.fixed is not None:
+            return
+        if self._executor is None:
             k = int(self.rng.integers(len(self.pool)))
             self.pool[k] = self._new_image(k)
+            return
+        done = [f for f in self._pending if f.done()]
+        for f in done:  # every finished image replaces a random pool image; nothing waits
+            self._pending.remove(f)
+            self.pool[int(self.rng.integers(len(self.pool)))] = f.result()
+            self._pending.append(self._submit())
+
+    def close(self) -> None:
+        """Stop the background workers (a no-op without them)."""
+        if self._executor is not None:
+            for f in self._pending:
+                f.cancel()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor, self._pending = None, []
 
     def patch(self):
-        size = self.mcfg.patch_size
-        for _ in range(20):
-            img, g = self.pool[int(self.rng.integers(len(self.pool)))]
-            spatial = img.shape[1:]
-            if any(s < p for s, p in zip(spatial, size)):
-                raise VesselGraphError(f"training image {spatial} smaller than the patch size {size}")
-            origin = tuple(int(self.rng.integers(0, s - p + 1)) for s, p in zip(spatial, size))
-            pimg, pg = cut_patch(img, g, origin, size)
-            if pg.n_nodes or self.rng.random() < self.cfg.empty_patch_p:
-                break
-        nodes = pg.nodes
-        if self.cfg.augment:
-            pimg, nodes = _augment(pimg, nodes, self.rng)
-        pg = with_nodes(pg, nodes)
-        return pimg, pg
+        if self._executor is not None:  # the pool holds blocks of patches cut by the workers
+            block = self.pool[int(self.rng.integers(len(self.pool)))]
+            return block[int(self.rng.integers(len(block)))]
+        return draw_patch(self.pool, self.mcfg.patch_size, self.cfg.empty_patch_p, self.cfg.augment, self.rng)
 
     def batch(self, n: int):
         self.calls += 1
@@ -154,6 +222,10 @@ class PatchSampler:
 
 class MixedSampler:
     """Patches from a main sampler, each replaced with probability ``p`` by one from an ``extra`` sampler."""
+
+    def close(self) -> None:
+        self.main.close()
+        self.extra.close()
 
     def __init__(self, main: PatchSampler, extra: PatchSampler, p: float, rng: np.random.Generator):
         self.main, self.extra, self.p, self.rng = main, extra, float(p), rng
