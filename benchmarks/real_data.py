@@ -305,9 +305,10 @@ def checkpoint_sha(path) -> str:
 
 
 # ----------------------------------------------------------------------------- methods
-def checkpoints_for(ndim: int) -> list[tuple[str, str]]:
-    """``[(name, path)]``: the bundled checkpoints with ``ndim`` spatial axes (new ones are picked up)."""
-    from napari_vesselgraph.checkpoints import list_bundled
+def checkpoints_for(ndim: int, candidates: dict | None = None) -> list[tuple[str, str]]:
+    """``[(name, path)]``: the bundled checkpoints with ``ndim`` spatial axes (new ones are picked up), then the
+    ``candidates`` (``{name: path}``, checkpoints not bundled, e.g. a training run's best.safetensors) that have."""
+    from napari_vesselgraph.checkpoints import list_bundled, read_metadata
 
     out = []
     for e in list_bundled():
@@ -317,6 +318,11 @@ def checkpoints_for(ndim: int) -> list[tuple[str, str]]:
         nd = int(meta.get("ndim") or (meta.get("model") or {}).get("ndim") or 0)
         if nd == ndim:
             out.append((e["name"], str(e["path"])))
+    for name, path in (candidates or {}).items():
+        meta = read_metadata(path) or {}
+        nd = int(meta.get("ndim") or (meta.get("model") or {}).get("ndim") or 0)
+        if nd == ndim:
+            out.append((name, str(path)))
     return out
 
 
@@ -569,7 +575,7 @@ def benchmark(args, cache: Cache, log=print) -> tuple[dict, list[str]]:
         n_shot = sum(s["split"] == "train" for s in manifest["samples"])
         test_ids = sorted(s["id"] for s in manifest["samples"] if s["split"] == "test")[: args.n_test or None]
         log(f"{name}: {n_shot} shot / {len(test_ids)} test images ({folder})")
-        cks = checkpoints_for(ndim)
+        cks = checkpoints_for(ndim, args.candidates)
         want_rows = [("skeleton", "skeleton", None)] if "skeleton" in args.row_methods else []
         want_rows += [(n, "model", p) for n, p in cks if "models" in args.row_methods or n in args.row_methods]
         need_source = bool(args.adapt_methods) and args.source.get(name) is None
@@ -602,6 +608,8 @@ def benchmark(args, cache: Cache, log=print) -> tuple[dict, list[str]]:
         adapt_rows, adapt_missing, source, jobs = [], [], None, []
         if args.adapt_methods:
             cand = [r for r in rows.values() if r["method"] == "model"]
+            if not args.source.get(name):  # a candidate checkpoint is a source only when --source names it
+                cand = [r for r in cand if r["label"] not in args.candidates]
             if args.source.get(name):
                 cand = [r for r in cand if r["label"] == args.source[name]]
             else:  # a bundled checkpoint adapted on a real set saw its shots: never the default source
@@ -827,6 +835,14 @@ def parse_args(argv):
         metavar="SET=CHECKPOINT",
         help="adaptation source per set (default: the bundled checkpoint best on the shot split)",
     )
+    ap.add_argument(
+        "--candidates",
+        nargs="+",
+        default=[],
+        metavar="NAME=PATH",
+        help="checkpoints not bundled (e.g. runs/x/best.safetensors) measured as rows named NAME beside the bundled "
+        "ones (rows of 'models'); a candidate is never chosen as the adaptation source unless --source names it",
+    )
     ap.add_argument("--shots", nargs="+", type=int, default=None, help="K values (default 1 5)")
     ap.add_argument("--seeds", nargs="+", type=int, default=None, help="adaptation seeds (default 0 1 2)")
     ap.add_argument("--steps", type=int, default=None, help="adaptation steps (default 300)")
@@ -861,6 +877,15 @@ def parse_args(argv):
             ap.error(f"--source is SET=CHECKPOINT with SET in {', '.join(SETS)}, got {s!r}")
         src[s.split("=")[0]] = s.split("=")[1]
     a.source = {n: src.get(n) for n in SETS}
+    cand = {}
+    for c in a.candidates:
+        name, _, path = c.partition("=")
+        if not name or not path:
+            ap.error(f"--candidates is NAME=PATH, got {c!r}")
+        if not Path(path).is_file():
+            ap.error(f"--candidates {c}: {path} not found")
+        cand[name] = path
+    a.candidates = cand
     if a.section is None:
         a.section = "real-data-quick" if q else "real-data"
     return a

@@ -159,3 +159,37 @@ def test_a_source_chosen_at_a_resampled_scale_gets_its_native_row(load_bench, tm
     assert "start from it at native scale (row `vessel2d-fluo (native)`)" in text
     again, _ = rd.benchmark(rd.parse_args([*argv, "--cached-only"]), rd.Cache(cache), log=lambda s: None)
     assert rd.section(again, [], "c", args) == text
+
+
+def test_a_candidate_checkpoint_is_measured_beside_the_bundled_ones(load_bench, tmp_path, monkeypatch):
+    """--candidates NAME=PATH adds a checkpoint that is not bundled (a training run's best.safetensors) as a row;
+    here a copy of vessel2d-fluo, so its figures equal the bundled row's."""
+    import shutil
+    from pathlib import Path
+
+    from napari_vesselgraph.checkpoints.store import bundled_dir
+
+    rd = load_bench("real_data")
+    monkeypatch.setitem(rd.SPLITS, "drive", (["21", "22"], ["31", "32"]))
+    _drive_layout(tmp_path, ["21", "22", "31", "32"])
+    src = Path(bundled_dir()) / "vessel2d-fluo.safetensors"
+    mine = tmp_path / "run" / "best.safetensors"
+    mine.parent.mkdir()
+    shutil.copy(src, mine)
+    shutil.copy(src.with_suffix(".json"), mine.with_suffix(".json"))
+    argv = ["--data", str(tmp_path), "--work", str(tmp_path / "work"), "--sets", "drive", "--quick",
+            "--methods", "vessel2d-fluo", "mine", "--candidates", f"mine={mine}"]  # fmt: skip
+    args = rd.parse_args(argv)
+    assert args.candidates == {"mine": str(mine)}
+    results, _ = rd.benchmark(args, rd.Cache(None), log=lambda s: None)
+    rows = results["drive"]["rows"]
+    assert set(rows) == {"vessel2d-fluo", "mine"}
+    def figures(row):
+        return [{k: v for k, v in im.items() if k != "seconds"} for im in row["per_image"]]
+
+    assert figures(rows["mine"]) == figures(rows["vessel2d-fluo"])
+    assert "| mine | - | 1 |" in rd.section(results, [], "c", args)
+    with pytest.raises(SystemExit):
+        rd.parse_args(["--candidates", "nothing"])
+    with pytest.raises(SystemExit):
+        rd.parse_args(["--candidates", f"x={tmp_path / 'missing.safetensors'}"])
