@@ -471,13 +471,23 @@ def plan_adapt(name: str, pool: int, args, source: dict, target: Path, test_ids:
 
                 jobs.append({**base, "method": method, "K": 0, "K_asked": 0, "seed": seed,
                              "steps": args.translation_steps, "unlabelled": left,
-                             "translator": dict(DEFAULT_TRANSLATOR)})  # fmt: skip (in the cache key)
+                             "translator": {**DEFAULT_TRANSLATOR, **args.translator}})  # fmt: skip (in the cache key)
                 continue
             for ke, k in ks:
                 asked = [a for a in args.shots if min(a, left) == ke]
                 jobs.append({**base, "method": method, "K": ke, "K_asked": asked, "seed": seed, "steps": args.steps,
                              "pool": pool, "held_out": n_hold})  # fmt: skip
     return jobs
+
+
+def translator_label(job: dict) -> str:
+    """`` (residual=True)``: a translation run's translator settings that differ from today's defaults."""
+    if job.get("method") != "translation" or not job.get("translator"):
+        return ""
+    from napari_vesselgraph.adapt.translate import DEFAULT_TRANSLATOR
+
+    diff = {k: v for k, v in job["translator"].items() if DEFAULT_TRANSLATOR.get(k) != v}
+    return f" ({', '.join(f'{k}={v}' for k, v in sorted(diff.items()))})" if diff else ""
 
 
 def dataset_sha(folder: Path) -> str:
@@ -521,6 +531,8 @@ def run_adapt_job(job: dict) -> dict:
            "device": job["device"], "threads": job["threads"]}  # fmt: skip
     if job["method"] != "translation":
         cfg["shots"] = job["K"]
+    else:
+        cfg["translator"] = dict(job["translator"])
     # adapted at the scale the test images are predicted at: the zoom chosen for the source on the shots
     # ("auto": per image, as predict does; a factor; 1 in 3D)
     zv = job.get("zoom_value")
@@ -679,9 +691,9 @@ def summary_rows(res: dict) -> list[dict]:
                     "train_s": None, "over": "images"})  # fmt: skip
     groups: dict[tuple, list] = {}
     for a in res["adapt"]:
-        groups.setdefault((a["method"], a["K"]), []).append(a)
+        groups.setdefault((a["method"], a["K"], translator_label(a)), []).append(a)
     order = {m: i for i, m in enumerate(ADAPT_METHODS)}
-    for (method, k), runs in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
+    for (method, k, tl), runs in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1], kv[0][2])):
         means = [mean_of(a["per_image"]) for a in runs]
         mean = {key: float(np.mean([m[key] for m in means])) for key in means[0]}
         std = {key: float(np.std([m[key] for m in means])) for key in means[0]}
@@ -691,7 +703,7 @@ def summary_rows(res: dict) -> list[dict]:
         else:
             asked = a0["K_asked"]
             kl = str(k) if asked == [k] else f"{k} (K={'/'.join(map(str, asked))} asked: all {k} left)"
-        out.append({"method": f"{method} ← {a0['source']}", "K": kl, "runs": str(len(runs)), "choice": a0["zoom"],
+        out.append({"method": f"{method}{tl} ← {a0['source']}", "K": kl, "runs": str(len(runs)), "choice": a0["zoom"],
                     "mean": mean, "std": std, "train_s": float(np.mean([a["train_s"] for a in runs])),
                     "over": "seeds", "seeds": sorted(a["seed"] for a in runs)})  # fmt: skip
     return out
@@ -800,7 +812,7 @@ def section(results: dict, notes: list[str], cmd: str, args) -> str:
         lines.append("")
         if res["adapt"]:
             lines += ["<details><summary>" + name + ": shot / held-out images of each adaptation run</summary>", ""]
-            for a in sorted(res["adapt"], key=lambda a: (a["method"], a["K"], a["seed"])):
+            for a in sorted(res["adapt"], key=lambda a: (a["method"], a["K"], translator_label(a), a["seed"])):
                 p = a["provenance"]
                 used = p.get("unlabelled_ids") if a["method"] == "translation" else p.get("shot_ids")
                 bef, aft = p.get("before") or {}, p.get("after") or {}
@@ -809,7 +821,8 @@ def section(results: dict, notes: list[str], cmd: str, args) -> str:
                     ba = f"; held-out score {bef['score']:.3f} → {aft['score']:.3f}"
                 if aft.get("min_support") is not None:  # chosen on the held-out images (inference.support)
                     ba += f"; min_support {aft['min_support']:g}"
-                lines.append(f"- {a['method']} K={a['K']} seed {a['seed']}: {'unlabelled ' if a['method'] == 'translation' else ''}"
+                lines.append(f"- {a['method']}{translator_label(a)} K={a['K']} seed {a['seed']}: "
+                             f"{'unlabelled ' if a['method'] == 'translation' else ''}"
                              f"{used}; held out {p.get('heldout_ids')}; "
                              f"{'no training' if a['method'] == 'calibrate' else str(a['steps']) + ' steps'}, adapted in "
                              f"{a['train_s']:.0f} s{ba}")  # fmt: skip
@@ -847,6 +860,14 @@ def parse_args(argv):
     ap.add_argument("--seeds", nargs="+", type=int, default=None, help="adaptation seeds (default 0 1 2)")
     ap.add_argument("--steps", type=int, default=None, help="adaptation steps (default 300)")
     ap.add_argument("--translation-steps", type=int, default=None, help="default 1000")
+    ap.add_argument(
+        "--translator",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="translator settings of the translation runs other than the defaults (adapt.translate."
+        "DEFAULT_TRANSLATOR), e.g. residual=true; rows then say them",
+    )
     ap.add_argument("--n-test", type=int, default=None, help="only the first N test images of each set")
     ap.add_argument(
         "--quick",
@@ -877,6 +898,15 @@ def parse_args(argv):
             ap.error(f"--source is SET=CHECKPOINT with SET in {', '.join(SETS)}, got {s!r}")
         src[s.split("=")[0]] = s.split("=")[1]
     a.source = {n: src.get(n) for n in SETS}
+    from napari_vesselgraph.adapt.config import TRANSLATOR_KEYS
+
+    tr = {}
+    for t in a.translator:
+        key, _, val = t.partition("=")
+        if key not in TRANSLATOR_KEYS or not val:
+            ap.error(f"--translator is KEY=VALUE with KEY in {', '.join(sorted(TRANSLATOR_KEYS))}, got {t!r}")
+        tr[key] = json.loads(val) if val.lower() in ("true", "false") or val.lstrip("-").isdigit() else val
+    a.translator = tr
     cand = {}
     for c in a.candidates:
         name, _, path = c.partition("=")

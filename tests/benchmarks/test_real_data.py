@@ -76,6 +76,23 @@ def test_k_is_capped_by_the_shot_split(load_bench, tmp_path, pool, shots, expect
     assert keys == {rd.adapt_key(j) for j in jobs}
 
 
+
+def test_translator_settings_other_than_the_defaults_are_keyed_and_labelled(load_bench, tmp_path):
+    rd = load_bench("real_data")
+    (tmp_path / "manifest.json").write_text(json.dumps({"samples": []}))
+    source = {"label": "m", "ckpt": "m.safetensors", "ckpt_sha": "x", "choice": "native", "choice_value": 1.0}
+    plain = rd.parse_args(["--seeds", "0", "--methods", "translation"])
+    res = rd.parse_args(["--seeds", "0", "--methods", "translation", "--translator", "residual=true", "features=8"])
+    assert res.translator == {"residual": True, "features": 8}
+    (a,) = rd.plan_adapt("set", 3, plain, source, tmp_path, ["t1"])
+    (b,) = rd.plan_adapt("set", 3, res, source, tmp_path, ["t1"])
+    assert b["translator"]["residual"] is True and b["translator"]["features"] == 8
+    assert rd.adapt_key(a) != rd.adapt_key(b)  # cached apart
+    assert rd.translator_label(a) == "" and rd.translator_label(b) == " (features=8, residual=True)"
+    with pytest.raises(SystemExit):
+        rd.parse_args(["--translator", "lr=0.1"])
+
+
 def _drive_layout(root, ids):
     import imageio.v2 as imageio
     import tifffile
