@@ -866,7 +866,7 @@ def parse_args(argv):
         default=[],
         metavar="KEY=VALUE",
         help="translator settings of the translation runs other than the defaults (adapt.translate."
-        "DEFAULT_TRANSLATOR), e.g. residual=true; rows then say them",
+        "DEFAULT_TRANSLATOR), e.g. residual=false (the default before 2026-12-04); rows then say them",
     )
     ap.add_argument("--n-test", type=int, default=None, help="only the first N test images of each set")
     ap.add_argument(

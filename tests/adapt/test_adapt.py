@@ -154,7 +154,7 @@ def test_translation_applies_the_generator_at_inference(tiny_checkpoint, fundus_
     logs: list[str] = []
     path = adapt(
         base_config(
-            tiny_checkpoint, fundus_folder, method="translation", steps=3, lr=1e-2, out=str(tmp_path / "t.safetensors")
+            tiny_checkpoint, fundus_folder, method="translation", steps=6, lr=5e-2, out=str(tmp_path / "t.safetensors")
         ),
         log=logs.append,
     )

@@ -82,13 +82,13 @@ def test_translator_settings_other_than_the_defaults_are_keyed_and_labelled(load
     (tmp_path / "manifest.json").write_text(json.dumps({"samples": []}))
     source = {"label": "m", "ckpt": "m.safetensors", "ckpt_sha": "x", "choice": "native", "choice_value": 1.0}
     plain = rd.parse_args(["--seeds", "0", "--methods", "translation"])
-    res = rd.parse_args(["--seeds", "0", "--methods", "translation", "--translator", "residual=true", "features=8"])
-    assert res.translator == {"residual": True, "features": 8}
+    res = rd.parse_args(["--seeds", "0", "--methods", "translation", "--translator", "residual=false", "features=8"])
+    assert res.translator == {"residual": False, "features": 8}
     (a,) = rd.plan_adapt("set", 3, plain, source, tmp_path, ["t1"])
     (b,) = rd.plan_adapt("set", 3, res, source, tmp_path, ["t1"])
-    assert b["translator"]["residual"] is True and b["translator"]["features"] == 8
+    assert b["translator"]["residual"] is False and b["translator"]["features"] == 8
     assert rd.adapt_key(a) != rd.adapt_key(b)  # cached apart
-    assert rd.translator_label(a) == "" and rd.translator_label(b) == " (features=8, residual=True)"
+    assert rd.translator_label(a) == "" and rd.translator_label(b) == " (features=8, residual=False)"
     with pytest.raises(SystemExit):
         rd.parse_args(["--translator", "lr=0.1"])
 
