@@ -147,6 +147,10 @@ def job_key(job: dict) -> str:
     """What decides a job's result: the job settings and the exact bundled source checkpoint (its weights and
     metadata hash), so a cached result is never reused for a different model or protocol."""
     fields = {k: job[k] for k in sorted(job) if k not in ("cost", "device")}
+    if job.get("method") == "translation":  # its generator's settings decide the result too (they changed once)
+        from napari_vesselgraph.adapt.translate import DEFAULT_TRANSLATOR
+
+        fields["translator"] = dict(DEFAULT_TRANSLATOR)
     return json.dumps({**fields, "source_sha": source_sha(job["source"])}, sort_keys=True)
 
 

@@ -50,3 +50,15 @@ def test_the_key_names_the_source_checkpoint(bench):
     assert len(key["source_sha"]) == 16 and key["n_test"] == 1 and "cost" not in key
     other = json.loads(bench.job_key({**job, "source": "road-clean"}))
     assert other["source_sha"] != key["source_sha"]
+
+
+def test_a_translation_key_names_the_translator_settings(bench, monkeypatch):
+    from napari_vesselgraph.adapt import translate
+
+    job = {"pair": "a:b", "source": "vessel2d-fluo", "target": "vessel2d-fundus", "method": "translation", "K": 0,
+           "seed": 0, "steps": 10, "n_test": 1, "threads": 1, "device": "cpu", "cost": 1}  # fmt: skip
+    key = bench.job_key(job)
+    assert json.loads(key)["translator"] == translate.DEFAULT_TRANSLATOR
+    monkeypatch.setitem(translate.DEFAULT_TRANSLATOR, "residual", not translate.DEFAULT_TRANSLATOR["residual"])
+    assert bench.job_key(job) != key  # a run made with other translator defaults is not read back
+    assert "translator" not in json.loads(bench.job_key({**job, "method": "finetune"}))
