@@ -198,6 +198,34 @@ def test_translator_architecture_can_be_chosen(tiny_checkpoint, fundus_folder, t
         adapt(base_config(tiny_checkpoint, fundus_folder, method="translation", translator={"depth": 3}))
 
 
+def test_translation_starts_inverted_when_the_polarities_differ(tiny_checkpoint, fundus_folder, tmp_path):
+    """The tiny source is a vessel2d-fluo model (bright vessels); synthetic fundus images have dark vessels: the
+    translator starts from the inverted image (no labels used). A source of either polarity starts from the
+    identity, and the setting can be forced."""
+    from types import SimpleNamespace
+
+    from napari_vesselgraph.adapt.translate import Translator, polarity_differs
+    from napari_vesselgraph.model.translator import build_translator
+
+    logs: list[str] = []
+    path = adapt(base_config(tiny_checkpoint, fundus_folder, method="translation", steps=1,
+                             out=str(tmp_path / "i.safetensors")), log=logs.append)  # fmt: skip
+    assert ck.read_metadata(path)["translator"]["invert"] is True
+    assert any("starts from the inverted image" in s for s in logs)
+    rec = read_dataset(fundus_folder, split="train")
+    images = [SimpleNamespace(image=r.image) for r in rec]
+    assert polarity_differs({"domain": "vessel2d-random"}, images, 2, log=lambda s: None) is False  # polarity any
+    assert polarity_differs({"domain": "vessel2d-fundus"}, images, 2, log=lambda s: None) is False  # dark, as they
+    forced = adapt(base_config(tiny_checkpoint, fundus_folder, method="translation", steps=1,
+                               translator={"invert": False}, out=str(tmp_path / "n.safetensors")), log=lambda s: None)  # fmt: skip
+    assert ck.read_metadata(forced)["translator"]["invert"] is False
+    x = torch.rand(1, 1, 16, 16)
+    t = Translator(2, 1, features=4, blocks=1, residual=True, invert=True)
+    assert torch.allclose(t(x), 1 - x.clamp(1e-3, 1 - 1e-3), atol=1e-5)  # the inversion at the start
+    assert build_translator({**t.config})(x).shape == x.shape and build_translator({**t.config}).invert
+    assert not Translator(2, 1, features=4, blocks=1, residual=False, invert=True).invert  # residual only
+
+
 def test_translator_missing_config_is_refused(tiny_checkpoint, tmp_path):
     tensors, meta = ck.load_tensors(tiny_checkpoint)
     meta["adaptation"] = {"method": "translation"}

@@ -12,7 +12,7 @@ from ..errors import VesselGraphError
 METHODS = ("contrastive", "finetune", "adversarial", "translation", "calibrate")
 #: the methods that train weights
 TRAINING_METHODS = METHODS[:4]
-TRANSLATOR_KEYS = {"arch", "residual", "features", "blocks"}  # what AdaptConfig.translator may change
+TRANSLATOR_KEYS = {"arch", "residual", "features", "blocks", "invert"}  # what AdaptConfig.translator may change
 
 #: which parameters train (see :func:`napari_vesselgraph.adapt.loop.select_trainable`)
 TRAIN_LAYERS = ("all", "decoder+heads", "heads")
@@ -43,7 +43,8 @@ class AdaptConfig:
       graphs' nodes lie (real annotations: skeletonised masks, traces); ``"auto"``: ``graph`` for a target
       folder, ``f1`` for a synthetic target domain.
     - ``translator``: ``translation`` only: changes to the translator's architecture (keys ``arch``, ``residual``,
-      ``features``, ``blocks``; ``adapt.translate.DEFAULT_TRANSLATOR`` for the rest).
+      ``features``, ``blocks``; ``adapt.translate.DEFAULT_TRANSLATOR`` for the rest) and ``invert`` (start from the
+      inverted image; left out: chosen from the polarities of the source checkpoint and the target images).
     """
 
     method: str = "finetune"  # contrastive and adversarial tie with it on real data and take longer (docs/user-guide.md)

@@ -13,7 +13,9 @@ The generator is small on purpose (``arch="local"``, see :class:`Translator`): a
 intensities and flatten the background.
 
 The translator starts as the identity (``residual=True``: ``sigmoid(logit(x) + G(x))`` with the last conv at
-zero) and moves away from it only as far as the adversarial loss pulls it. Started from random weights
+zero) and moves away from it only as far as the adversarial loss pulls it; when the source checkpoint is made for
+one polarity and the target images show the other (:func:`polarity_differs`, no labels), it starts from the
+inverted image instead (``invert``), which the identity start could not reach on vessel2d-fluo -> vessel2d-fundus. Started from random weights
 (``residual=False``, the default until 2026-12-04) it lost to no translation on every real set: on DRIVE from
 vessel2d-random, length quality 0.50 against 0.70 without translation; from the identity it kept 0.70-0.72, and on
 SpaceNet from road-random it raised LQ at 12 px from 0.125 to 0.165 (mean of 3 seeds; docs/benchmarks.md,
@@ -68,6 +70,33 @@ def warn_if_worse(before: dict | None, after: dict | None, log=print) -> bool:
     return True
 
 
+def polarity_differs(meta: dict, images, ndim: int, log=print) -> bool:
+    """Whether the target images' structures have the other polarity than the source checkpoint's (dark vessels
+    against a model of bright ones): then the translator starts from the inverted image. Label-free: the
+    checkpoint's ``suits`` polarity (or its domain's) against the majority of ``checkpoints.suits.image_traits``
+    polarities of up to 8 target images; False when the source takes either polarity or the images are unclear."""
+    from ..checkpoints.suits import image_traits, model_purpose
+
+    src = model_purpose(meta).get("polarity")
+    if src not in ("bright", "dark"):
+        return False
+    votes = []
+    for s in images[:8]:
+        try:
+            p = image_traits(s.image, ndim=ndim).get("polarity")
+        except Exception:  # noqa: BLE001 - an image we cannot judge casts no vote
+            p = None
+        if p in ("bright", "dark"):
+            votes.append(p)
+    other = sum(v != src for v in votes)
+    flip = 2 * other > len(votes) > 0
+    log(
+        f"adapt[translation]: source structures {src}; target images {other} of {len(votes)} judged the other way: "
+        f"the translator starts from the {'inverted image' if flip else 'identity'}"
+    )
+    return flip
+
+
 # ------------------------------------------------------------------ training
 def run(
     cfg: AdaptConfig, model, meta: dict, data, out_path: Path, device, progress=None, cancel=None, log=print
@@ -103,6 +132,8 @@ def run(
 
     nd, ch = mcfg.ndim, mcfg.in_channels
     tcfg = {"ndim": nd, "channels": ch, **DEFAULT_TRANSLATOR, **(cfg.translator or {})}
+    if tcfg.get("residual") and "invert" not in tcfg:
+        tcfg["invert"] = polarity_differs(meta, images, nd, log)
     g_ts, g_st = build_translator(tcfg).to(device), build_translator(tcfg).to(device)
     d_s, d_t = PatchDiscriminator(nd, ch).to(device), PatchDiscriminator(nd, ch).to(device)
     opt_g = torch.optim.Adam(list(g_ts.parameters()) + list(g_st.parameters()), lr=cfg.lr, betas=(0.5, 0.999))

@@ -46,7 +46,8 @@ class Translator(nn.Module):
     blocks, skip connections), for changes that need more context.
 
     ``residual=False`` (default): ``out = sigmoid(G(x))``. ``residual=True``: ``out = sigmoid(logit(x) + G(x))``
-    with the last conv at zero, i.e. the identity at the start.
+    with the last conv at zero, i.e. the identity at the start; with ``invert=True`` as well,
+    ``sigmoid(-logit(x) + G(x))``, the inversion ``1 - x`` at the start (dark structures to bright ones).
     """
 
     POOL = 8  # low-frequency branch resolution (local)
@@ -59,11 +60,13 @@ class Translator(nn.Module):
         blocks: int = 3,
         residual: bool = False,
         arch: str = "local",
+        invert: bool = False,
     ):
         super().__init__()
         if arch not in ("local", "unet"):
             raise VesselGraphError(f"unknown translator arch {arch!r} (local or unet)")
         self.residual, self.arch, self.ndim = bool(residual), arch, int(ndim)
+        self.invert = bool(invert) and self.residual  # residual start from 1 - x instead of x
         self.config = {
             "ndim": int(ndim),
             "channels": int(channels),
@@ -71,6 +74,7 @@ class Translator(nn.Module):
             "blocks": int(blocks),
             "residual": self.residual,
             "arch": arch,
+            "invert": self.invert,
         }
         Conv, f = _conv(ndim), int(features)
         self.mode = "bilinear" if ndim == 2 else "trilinear"
@@ -130,7 +134,8 @@ class Translator(nn.Module):
         y = y.to(x.dtype)
         if not self.residual:
             return torch.sigmoid(y)
-        return torch.sigmoid(torch.logit(x.clamp(EPS, 1 - EPS)) + y)
+        base = torch.logit(x.clamp(EPS, 1 - EPS))
+        return torch.sigmoid((-base if self.invert else base) + y)
 
 
 class PatchDiscriminator(nn.Module):
@@ -157,7 +162,7 @@ class PatchDiscriminator(nn.Module):
 
 def build_translator(config: dict) -> Translator:
     """A translator from ``meta["translator"]`` (``ndim``, ``channels``, ``features``, ``blocks``, ``residual``,
-    ``arch``). The dict may come from a checkpoint file, so its sizes are bounded before anything is built."""
+    ``arch``, ``invert``). The dict may come from a checkpoint file, so its sizes are bounded before anything is built."""
     if not isinstance(config, dict):
         raise VesselGraphError(f"invalid translator config {config!r}: not an object")
     bounds = {"ndim": (2, 3), "channels": (1, 4), "features": (1, 256), "blocks": (0, 16)}
@@ -172,6 +177,7 @@ def build_translator(config: dict) -> Translator:
             **{k: config[k] for k in ("ndim", "channels", "features", "blocks")},
             residual=bool(config.get("residual", False)),
             arch=str(config.get("arch", "local")),
+            invert=bool(config.get("invert", False)),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise VesselGraphError(f"invalid translator config {config!r}: {e}") from None
