@@ -226,6 +226,9 @@ def test_background_workers_make_the_patches_of_seeded_images(tmp_path):
         s.close()
     assert s._executor is None
     s.close()  # a second close is harmless
+    bad = T.TrainConfig.from_dict(_cfg(tmp_path, workers=1, worker_patches=0))
+    with pytest.raises(Exception, match="worker_patches"):
+        T.PatchSampler(bad, mcfg, meta, np.random.default_rng(0))
 
 
 def test_train_with_background_workers(tmp_path):

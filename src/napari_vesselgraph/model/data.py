@@ -143,6 +143,8 @@ class PatchSampler:
         self._pending: list = []
         n = cfg.pool_size if samples is None else len(samples)
         if self.workers > 0:
+            if int(getattr(cfg, "worker_patches", 32)) < 1:
+                raise VesselGraphError(f"worker_patches must be at least 1, got {cfg.worker_patches}")
             self._start_workers()
             self.pool = [f.result() for f in [self._submit() for _ in range(n)]]
             for _ in range(2 * self.workers):  # keep every worker busy between refreshes
@@ -194,7 +196,7 @@ class PatchSampler:
             self.pool[k] = self._new_image(k)
             return
         done = [f for f in self._pending if f.done()]
-        for f in done:  # every finished image replaces a random pool image; nothing waits
+        for f in done:  # every finished block replaces a random pool block; nothing waits
             self._pending.remove(f)
             self.pool[int(self.rng.integers(len(self.pool)))] = f.result()
             self._pending.append(self._submit())
