@@ -310,20 +310,16 @@ def checkpoints_for(ndim: int, candidates: dict | None = None) -> list[tuple[str
     ``candidates`` (``{name: path}``, checkpoints not bundled, e.g. a training run's best.safetensors) that have."""
     from napari_vesselgraph.checkpoints import list_bundled, read_metadata
 
-    out = []
-    for e in list_bundled():
-        if e.get("error"):
-            continue
-        meta = e.get("meta") or {}
-        nd = int(meta.get("ndim") or (meta.get("model") or {}).get("ndim") or 0)
-        if nd == ndim:
-            out.append((e["name"], str(e["path"])))
-    for name, path in (candidates or {}).items():
-        meta = read_metadata(path) or {}
-        nd = int(meta.get("ndim") or (meta.get("model") or {}).get("ndim") or 0)
-        if nd == ndim:
-            out.append((name, str(path)))
-    return out
+    def ndim_of(meta) -> int:
+        meta = meta or {}
+        return int(meta.get("ndim") or (meta.get("model") or {}).get("ndim") or 0)
+
+    bundled = [(e["name"], str(e["path"]), e.get("meta")) for e in list_bundled() if not e.get("error")]
+    clash = set(candidates or {}) & {n for n, _, _ in bundled}
+    if clash:
+        raise SystemExit(f"--candidates: {sorted(clash)} already name bundled checkpoints; choose other names")
+    cands = [(n, str(p), read_metadata(p)) for n, p in (candidates or {}).items()]
+    return [(n, p) for n, p, meta in bundled + cands if ndim_of(meta) == ndim]
 
 
 def is_adapted(path) -> bool:
@@ -620,11 +616,11 @@ def benchmark(args, cache: Cache, log=print) -> tuple[dict, list[str]]:
         adapt_rows, adapt_missing, source, jobs = [], [], None, []
         if args.adapt_methods:
             cand = [r for r in rows.values() if r["method"] == "model"]
-            if not args.source.get(name):  # a candidate checkpoint is a source only when --source names it
-                cand = [r for r in cand if r["label"] not in args.candidates]
             if args.source.get(name):
                 cand = [r for r in cand if r["label"] == args.source[name]]
-            else:  # a bundled checkpoint adapted on a real set saw its shots: never the default source
+            else:  # a candidate checkpoint, or a bundled one adapted on a real set (it saw its shots): never the
+                # default source
+                cand = [r for r in cand if r["label"] not in args.candidates]
                 cand = [r for r in cand if not is_adapted(r["ckpt"])] or cand
             if cand:
                 source = max(cand, key=lambda r: r["shot_lq"][r["choice"]])

@@ -217,7 +217,8 @@ def test_translation_starts_inverted_when_the_polarities_differ(tiny_checkpoint,
     assert polarity_differs({"domain": "vessel2d-random"}, images, 2, log=lambda s: None) is False  # polarity any
     assert polarity_differs({"domain": "vessel2d-fundus"}, images, 2, log=lambda s: None) is False  # dark, as they
     forced = adapt(base_config(tiny_checkpoint, fundus_folder, method="translation", steps=1,
-                               translator={"invert": False}, out=str(tmp_path / "n.safetensors")), log=lambda s: None)  # fmt: skip
+                               translator={"invert": False}, out=str(tmp_path / "n.safetensors")),
+                   log=lambda s: None)  # fmt: skip
     assert ck.read_metadata(forced)["translator"]["invert"] is False
     x = torch.rand(1, 1, 16, 16)
     t = Translator(2, 1, features=4, blocks=1, residual=True, invert=True)

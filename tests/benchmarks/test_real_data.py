@@ -206,6 +206,8 @@ def test_a_candidate_checkpoint_is_measured_beside_the_bundled_ones(load_bench, 
 
     assert figures(rows["mine"]) == figures(rows["vessel2d-fluo"])
     assert "| mine | - | 1 |" in rd.section(results, [], "c", args)
+    with pytest.raises(SystemExit, match="already name bundled"):
+        rd.checkpoints_for(2, {"vessel2d-fluo": str(mine)})
     with pytest.raises(SystemExit):
         rd.parse_args(["--candidates", "nothing"])
     with pytest.raises(SystemExit):

@@ -225,12 +225,12 @@ class PatchSampler:
 class MixedSampler:
     """Patches from a main sampler, each replaced with probability ``p`` by one from an ``extra`` sampler."""
 
+    def __init__(self, main: PatchSampler, extra: PatchSampler, p: float, rng: np.random.Generator):
+        self.main, self.extra, self.p, self.rng = main, extra, float(p), rng
+
     def close(self) -> None:
         self.main.close()
         self.extra.close()
-
-    def __init__(self, main: PatchSampler, extra: PatchSampler, p: float, rng: np.random.Generator):
-        self.main, self.extra, self.p, self.rng = main, extra, float(p), rng
 
     @property
     def used_seeds(self):

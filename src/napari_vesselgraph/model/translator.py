@@ -162,7 +162,8 @@ class PatchDiscriminator(nn.Module):
 
 def build_translator(config: dict) -> Translator:
     """A translator from ``meta["translator"]`` (``ndim``, ``channels``, ``features``, ``blocks``, ``residual``,
-    ``arch``, ``invert``). The dict may come from a checkpoint file, so its sizes are bounded before anything is built."""
+    ``arch``, ``invert``). The dict may come from a checkpoint file, so its sizes are bounded before anything is
+    built."""
     if not isinstance(config, dict):
         raise VesselGraphError(f"invalid translator config {config!r}: not an object")
     bounds = {"ndim": (2, 3), "channels": (1, 4), "features": (1, 256), "blocks": (0, 16)}
