@@ -239,3 +239,26 @@ def test_train_with_background_workers(tmp_path):
     assert meta["training"]["config"]["workers"] == 1
     args = T.build_parser().parse_args(["--workers", "3"])
     assert T.config_from_args(args, ["--workers", "3"]).workers == 3
+
+
+def test_extra_data_can_be_resampled_to_the_models_scale(tmp_path):
+    """``extra_zoom``: wide structures of imported tiles (30 cm satellite roads) are shrunk as ``predict --zoom``
+    shrinks them, graphs scaled with the images; a bad factor is refused."""
+    from napari_vesselgraph.model.data import read_splits
+    from napari_vesselgraph.synth import write_dataset
+
+    extra = tmp_path / "extra"
+    write_dataset(extra, "vessel2d-fluo", 3, seed=0, split="train:2,val:1", shape=(64, 64))
+    (tr1, va1), (tr, va) = read_splits(extra), read_splits(extra, zoom=0.5)
+    assert len(tr) == 2 and len(va) == 1
+    assert tr[0][0].shape[:2] == (32, 32) and tr1[0][0].shape[:2] == (64, 64)
+    lo, hi = np.asarray(tr1[0][1].nodes).min(0), np.asarray(tr1[0][1].nodes).max(0)
+    zl, zh = np.asarray(tr[0][1].nodes).min(0), np.asarray(tr[0][1].nodes).max(0)
+    np.testing.assert_allclose(zh - zl, (hi - lo) * 0.5, atol=3.0)  # same extent, half the size (re-spaced)
+    assert np.all(np.asarray(tr[0][1].nodes) <= 32)
+    with pytest.raises(Exception, match="positive"):
+        read_splits(extra, zoom=0.0)
+    logs = []
+    cfg = _cfg(tmp_path, out=str(tmp_path / "z"), max_steps=1, extra_data=[str(extra)], extra_p=0.5, extra_zoom=0.5)
+    T.train(cfg, log=logs.append)
+    assert any("resampled by 0.5" in s for s in logs)

@@ -270,18 +270,40 @@ def validation_set(cfg, mcfg, in_meta: dict, samples=None):
 
 
 # ------------------------------------------------------------------ dataset folders
-def read_splits(folders) -> tuple[list, list]:
+#: node spacing (px) of graphs resampled by ``read_splits(..., zoom=)`` (as ``adapt`` re-spaces zoomed shots)
+ZOOM_SPACING = 10.0
+
+
+def read_splits(folders, zoom: float = 1.0) -> tuple[list, list]:
     """``(train, val)`` lists of ``(image, graph)`` of one or more dataset folders (``synth.read_dataset``);
-    other splits (test) are left out. A folder may hold only one of the two."""
+    other splits (test) are left out. A folder may hold only one of the two.
+
+    ``zoom`` != 1: every image is resampled by it (:func:`inference.autozoom.zoom_image`, as ``predict --zoom``
+    resamples) and its graph scaled and re-spaced ``ZOOM_SPACING`` px apart, e.g. 30 cm satellite tiles brought
+    to the road widths a model was trained on."""
     from .. import synth
+    from ..errors import VesselGraphError
+
+    zoom = float(zoom)
+    if not (np.isfinite(zoom) and zoom > 0):
+        raise VesselGraphError(f"zoom of the extra data must be a positive number, got {zoom!r}")
+
+    def sample(r):
+        if zoom == 1.0:
+            return r["image"], r["graph"]
+        from ..inference.autozoom import zoom_graph, zoom_image
+
+        ndim = r["graph"].ndim
+        img, real = zoom_image(r["image"], zoom, ndim)
+        return img, zoom_graph(r["graph"], real, spacing=ZOOM_SPACING)
 
     train, val = [], []
     for folder in [folders] if isinstance(folders, (str, bytes)) or hasattr(folders, "__fspath__") else folders:
         for r in synth.read_dataset(folder):
             if r["split"] == "train":
-                train.append((r["image"], r["graph"]))
+                train.append(sample(r))
             elif r["split"] in ("val", "validation"):
-                val.append((r["image"], r["graph"]))
+                val.append(sample(r))
     return train, val
 
 

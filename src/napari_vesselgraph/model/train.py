@@ -6,8 +6,9 @@ checkpoint (``OUT/best.safetensors``).
 - data (:mod:`.data`): random synthetic images of ``domain`` (``synth.make_sample``) normalised whole with
   :func:`~napari_vesselgraph.model.preprocess.normalize_image`, cut into random patches (``synth.crop_patch``),
   flipped / transposed; or the samples of a dataset folder (``synth.read_dataset``) with ``data``; with
-  ``extra_data`` / ``extra_p`` patches of other dataset folders (e.g. imported real data) are mixed in; ``init``
-  starts from the weights of a checkpoint.
+  ``extra_data`` / ``extra_p`` patches of other dataset folders (e.g. imported real data) are mixed in, resampled
+  by ``extra_zoom`` first when their structures are wider than the model's; ``init`` starts from the weights of
+  a checkpoint.
 - seeds: training images use seeds drawn from ``[0, 9_000_000)`` by a generator seeded with ``seed``;
   validation images use ``9_000_000 + k``; test seeds (``10_000_000`` and up) are never touched.
 - the loop (:class:`.loop.TrainingLoop`): AdamW (the backbone may have its own learning rate:
@@ -76,6 +77,7 @@ class TrainConfig:
     data: str | None = None  # a dataset folder (synth.write_dataset layout) instead of on-the-fly synthesis
     extra_data: list | str | None = None  # dataset folder(s) mixed into the synthetic stream (e.g. imported real data)
     extra_p: float = 0.0  # probability that a training patch comes from ``extra_data`` (its train split)
+    extra_zoom: float = 1.0  # ``extra_data`` images (and graphs) resampled by this factor, as ``predict --zoom``
     init: str | None = None  # start from the weights of this checkpoint (name or path) when not resuming
     out: str = "runs/train"
     seed: int = 0
@@ -314,7 +316,8 @@ def train(
     sampler = PatchSampler(cfg, mcfg, in_meta, rng, samples)
     val_set = validation_set(cfg, mcfg, in_meta, val_samples)
     if cfg.extra_data and cfg.extra_p > 0:
-        extra_train, extra_val = read_splits(cfg.extra_data)  # a folder may hold only validation images
+        # a folder may hold only validation images
+        extra_train, extra_val = read_splits(cfg.extra_data, zoom=cfg.extra_zoom)
         if not extra_train:
             raise VesselGraphError(f"extra_data {cfg.extra_data}: no samples in the train split")
         if not 0.0 < cfg.extra_p <= 1.0:
@@ -322,7 +325,8 @@ def train(
         sampler = MixedSampler(sampler, PatchSampler(cfg, mcfg, in_meta, rng, extra_train), cfg.extra_p, rng)
         if extra_val:
             val_set = val_set + validation_set(cfg, mcfg, in_meta, extra_val)
-        log(f"extra data: {len(extra_train)} training / {len(extra_val)} validation images, p = {cfg.extra_p}")
+        zoomed = f", resampled by {cfg.extra_zoom:g}" if cfg.extra_zoom != 1 else ""
+        log(f"extra data: {len(extra_train)} training / {len(extra_val)} validation images, p = {cfg.extra_p}{zoomed}")
     stats = node_count_stats(sampler, mcfg, cfg.stats_patches)
     log(f"data: {json.dumps(stats)}; {len(val_set)} validation patches; set-up {time.time() - t0:.1f}s")
     if stats["nodes_p99"] > mcfg.n_queries:
