@@ -441,10 +441,19 @@ def _unit_in_worker(u: dict, cache_rows: dict):
     return res, new
 
 
+def _brightness_key() -> dict:
+    """In the cache key of the labelled adaptation jobs: the ``min_brightness`` values their held-out selection
+    tries (none before 2026-12-04: the rows cached before it keep their keys)."""
+    from napari_vesselgraph.model.thresholds import BRIGHTNESS_GRID
+
+    return {"brightness_grid": list(BRIGHTNESS_GRID)} if BRIGHTNESS_GRID else {}
+
+
 def plan_adapt(name: str, pool: int, args, source: dict, target: Path, test_ids: list[str]) -> list[dict]:
     """The adaptation jobs of one set: (method, K, seed); K capped at what the shot split allows."""
     from napari_vesselgraph.adapt.data import n_heldout_for
 
+    brightness_key = _brightness_key()
     n_hold = n_heldout_for(pool, VAL_FRACTION)
     left = pool - n_hold
     zoom, zoom_value = source["choice"], source["choice_value"]
@@ -472,7 +481,7 @@ def plan_adapt(name: str, pool: int, args, source: dict, target: Path, test_ids:
             for ke, k in ks:
                 asked = [a for a in args.shots if min(a, left) == ke]
                 jobs.append({**base, "method": method, "K": ke, "K_asked": asked, "seed": seed, "steps": args.steps,
-                             "pool": pool, "held_out": n_hold})  # fmt: skip
+                             "pool": pool, "held_out": n_hold, **brightness_key})  # fmt: skip
     return jobs
 
 

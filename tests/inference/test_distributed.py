@@ -65,10 +65,11 @@ def data(tmp_path_factory):
 
 
 def one_process(*args, **kw):
-    """``predict`` in this process, without the ``support`` edge column that only it measures (the cluster path
-    does not read tiles on the client; see ``inference.support``)."""
+    """``predict`` in this process, without the ``support`` and ``brightness`` edge columns that only it measures
+    (the cluster path does not read tiles on the client; see ``inference.support``)."""
     g = predict(*args, **kw)
     g.edge_attrs.pop("support", None)
+    g.edge_attrs.pop("brightness", None)
     return g
 
 
@@ -104,6 +105,9 @@ def test_checkpoint_on_a_zarr_path_equals_single_process(client, data):
     with pytest.warns(UserWarning, match="min_support 0.5 is not applied with dask workers"):
         w = predict(data["zarr"], scheduler=client, checkpoint=data["ckpt"], tile_size=80, min_support=0.5)
     assert w.metadata["support"].startswith("not measured")
+    with pytest.warns(UserWarning, match="min_brightness 0.3 is not applied with dask workers"):
+        w = predict(data["zarr"], scheduler=client, checkpoint=data["ckpt"], tile_size=80, min_brightness=0.3)
+    assert w.metadata["brightness"].startswith("not measured") and "support" not in w.metadata
 
 
 def test_workers_read_their_own_tiles_from_the_path(client, data, monkeypatch):

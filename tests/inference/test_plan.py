@@ -18,16 +18,16 @@ from .fakes import GTPredictor, coordinate_image, random_tree
 def test_defaults_are_the_documented_ones():
     assert pp.DEFAULTS == {
         "link_threshold": 0.1, "flat": 2.0, "min_length": 0.0, "dedupe_radius": 5.0, "min_support": 0.0,
-        "spacing": 11.0, "spacing_tol": 2.0,
+        "min_brightness": 0.0, "spacing": 11.0, "spacing_tol": 2.0,
     }  # fmt: skip
     assert pp.OFF == {
         "link_threshold": None, "flat": 1.0, "min_length": 0.0, "dedupe_radius": 0.0, "min_support": 0.0,
-        "spacing": 0.0, "spacing_tol": 2.0,
+        "min_brightness": 0.0, "spacing": 0.0, "spacing_tol": 2.0,
     }  # fmt: skip
     assert MODEL_PARAMS == (
         "merge_radius", "pad_mode", "normalize", "skip_empty", "drop_isolated", "prefetch", "tile_size",
-        "postprocess", "link_threshold", "flat", "min_length", "dedupe_radius", "min_support", "spacing",
-        "spacing_tol",
+        "postprocess", "link_threshold", "flat", "min_length", "dedupe_radius", "min_support", "min_brightness",
+        "spacing", "spacing_tol",
     )  # fmt: skip
     o = PredictOptions.from_call()
     assert (o.node_threshold, o.edge_threshold, o.overlap, o.batch_size, o.merge_radius) == (None, None, 0.25, 8, 3.0)

@@ -348,6 +348,7 @@ def test_real_patch_predictor_end_to_end():
     assert "support" in raw.edge_attrs and "support" not in g.edge_attrs  # measured for the raw graph only
     t = apply_thresholds(raw, 0.3, 0.3)
     t.edge_attrs.pop("support")
+    t.edge_attrs.pop("brightness")
     assert t.differences(g) == []
     assert g.metadata["checkpoint"] == "tiny-random" and g.metadata["device"] == "cpu"
     assert raw.n_nodes > 0 and raw.ndim == 2

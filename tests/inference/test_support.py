@@ -101,3 +101,62 @@ def test_threshold_selection_chooses_min_support_where_it_pays():
     del raw.edge_attrs["support"]
     *_, plain = select_thresholds([raw], [gt], ((0.5,), (0.5,)), off, shapes=[(40, 60)])
     assert "min_support" not in plain
+
+
+def test_brightness_is_image_wide_and_tells_a_dim_fibre_from_a_bright_one():
+    """``brightness``: the raw image stretched from its median to its brightest structures, the same for every
+    tile; a dim fibre keeps a low brightness where a locally normalised model (and ``support``) sees it as
+    bright as the bright one. ``min_brightness`` drops it; off by default; recorded in the metadata."""
+    from napari_vesselgraph.inference.reader import ImageSource
+    from napari_vesselgraph.inference.support import BRIGHT_PERCENTILE, brightness_stats, edge_brightness
+
+    img = np.zeros((40, 60), np.float32)
+    img[20, 5:55] = 100.0  # the bright fibre
+    img[5, 5:55] = 10.0  # a dim one
+    src = ImageSource(img, 2, False)
+    lo, hi = brightness_stats(src)
+    assert lo == 0.0 and hi == pytest.approx(np.percentile(img, BRIGHT_PERCENTILE))
+    nodes = np.array([[20.0, 10.0], [20.0, 40.0], [5.0, 10.0], [5.0, 50.0]])
+    g = VesselGraph(nodes, np.array([[0, 1], [2, 3]]), edge_attrs={"confidence": np.array([0.9, 0.9])})
+    whole = edge_brightness(g, src, [((0, 40), (0, 60))])
+    assert whole == pytest.approx([1.0, 0.1])
+    tiled = edge_brightness(g, src, [((0, 12), (0, 60)), ((12, 40), (0, 60))])  # each edge in its own box
+    assert tiled == pytest.approx(whole)
+    # an RGB image: the channels are averaged, as for support
+    rgb = ImageSource(np.repeat(img[..., None], 3, axis=-1), 2, True)
+    assert edge_brightness(g, rgb, [((0, 40), (0, 60))]) == pytest.approx(whole)
+    g.edge_attrs["brightness"] = whole
+    assert CleanupSettings().min_brightness == 0.0
+    on = finish_graph(g, 0.5, 0.5, CleanupSettings.off().replace(min_brightness=0.5))
+    assert on.n_edges == 1 and np.allclose(on.nodes[on.edges[0]], nodes[[0, 1]])
+    assert on.metadata["postprocess"]["min_brightness"] == 0.5
+    assert drop_unsupported(g, 0.5) is g  # the support step does not read the brightness column
+
+
+def test_predict_measures_brightness_and_selection_chooses_min_brightness():
+    from napari_vesselgraph.inference.support import brightness_stats, sample_support
+    from napari_vesselgraph.inference.reader import ImageSource
+    from napari_vesselgraph.model.thresholds import select_thresholds
+
+    pred = _tiny_predictor()
+    rng = np.random.default_rng(1)
+    img = (rng.random((70, 90)) * 255).astype(np.uint8)
+    raw = predict(img, predictor=pred, keep_raw=True, tile_size=40)
+    lo, hi = brightness_stats(ImageSource(img, 2, False))
+    norm = np.clip((img.astype(np.float32) - lo) / (hi - lo), 0, 1)
+    a, b = raw.nodes[raw.edges[:, 0]], raw.nodes[raw.edges[:, 1]]
+    assert raw.edge_attrs["brightness"] == pytest.approx(sample_support(norm, a, b), abs=1e-5)
+    plain = predict(img, predictor=pred, node_threshold=0.0, edge_threshold=0.0, postprocess=False)
+    assert "brightness" not in plain.edge_attrs
+    cut = float(np.median(raw.edge_attrs["brightness"]))
+    kept = predict(img, predictor=pred, node_threshold=0.0, edge_threshold=0.0, postprocess=False,
+                   min_brightness=cut)  # fmt: skip
+    assert np.all(kept.edge_attrs["brightness"] >= cut) and kept.n_edges < plain.n_edges
+    # held-out selection: a true edge on a bright fibre, a false one on a dim fibre that support calls bright
+    sel = _two_edges()
+    sel.node_attrs["confidence"] = np.full(sel.n_nodes, 0.9)
+    sel.edge_attrs["support"] = np.array([1.0, 1.0])
+    sel.edge_attrs["brightness"] = np.array([1.0, 0.15])
+    gt = VesselGraph(sel.nodes[:2], np.array([[0, 1]]))
+    *_, out = select_thresholds([sel], [gt], ((0.5,), (0.5,)), CleanupSettings.off().to_dict(), shapes=[(40, 60)])
+    assert out["min_support"] == 0.0 and out["min_brightness"] == 0.2 and out["edge_f1"] == pytest.approx(1.0)

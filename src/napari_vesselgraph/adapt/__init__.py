@@ -10,8 +10,8 @@
   (Berger et al. 2024);
 - ``translation``: an unpaired CycleGAN translator (target -> source appearance) trained on unlabelled target
   images and bundled into the checkpoint; inference applies it first (:mod:`.translate`);
-- ``calibrate``: no training: the node/edge thresholds and the clean-up setting ``min_support`` chosen on the
-  labelled shots, the source weights kept (:mod:`.calibrate`).
+- ``calibrate``: no training: the node/edge thresholds and the clean-up settings ``min_support`` and
+  ``min_brightness`` chosen on the labelled shots, the source weights kept (:mod:`.calibrate`).
 
 The output checkpoint keeps the source metadata and adds ``adaptation`` (method, K, the shot and held-out ids,
 source, target, settings, ``before``/``after`` metrics on the held-out target samples), ``target_domain`` and

@@ -1,7 +1,7 @@
 """``calibrate``: fit a checkpoint to the target without training — the weights stay the source's.
 
-The node and edge thresholds and the clean-up setting ``min_support`` (edges on dark image dropped,
-:mod:`napari_vesselgraph.inference.support`) are chosen on the K labelled shots by the grid search adapt's
+The node and edge thresholds and the clean-up settings ``min_support`` and ``min_brightness`` (edges on dark
+image dropped, on the model's normalisation and image-wide: :mod:`napari_vesselgraph.inference.support`) are chosen on the K labelled shots by the grid search adapt's
 validation uses (:func:`napari_vesselgraph.model.thresholds.select_thresholds`, whole-image predictions finished
 as ``predict`` finishes them, scored by ``cfg.selection``). The held-out samples are measured with the source's
 settings (``before``) and with the chosen ones (``after``); they choose nothing. A run costs a few whole-image
@@ -26,7 +26,8 @@ from .data import TargetData
 def run(
     cfg: AdaptConfig, model, meta: dict, data: TargetData, out_path: Path, device, progress=None, cancel=None, log=print
 ) -> Path:
-    """Choose the thresholds and ``min_support`` on ``data.shots``; write the source weights with them."""
+    """Choose the thresholds, ``min_support`` and ``min_brightness`` on ``data.shots``; write the source weights
+    with them."""
     from ..checkpoints import save_checkpoint
     from ..inference.plan import check_cancel
     from .loop import evaluate_heldout, phase, record_selection, run_meta
@@ -44,7 +45,8 @@ def run(
     check_cancel(cancel)
     new_meta = record_selection(dict(meta), chosen, f"{len(data.shots)} labelled target sample(s) (calibrate)")
     log(f"chosen on the shots: node {chosen['node_threshold']:.2f}, edge {chosen['edge_threshold']:.2f}, "
-        f"min_support {chosen.get('min_support', 0.0):g} (score {chosen['score']:.3f})")  # fmt: skip
+        f"min_support {chosen.get('min_support', 0.0):g}, min_brightness {chosen.get('min_brightness', 0.0):g} "
+        f"(score {chosen['score']:.3f})")  # fmt: skip
     if progress is not None:
         progress(1, total, {"loss": 0.0, "phase": "chosen"})
     before = after = None

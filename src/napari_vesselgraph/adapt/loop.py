@@ -139,7 +139,7 @@ def short_metrics(m: dict | None) -> dict | None:
     keys = ("node_f1", "edge_f1", "smd", "node_precision", "node_recall", "edge_precision", "edge_recall",
             "length_quality", "junction_f1", "score")  # fmt: skip
     out = {k: round(float(m[k]), 4) for k in keys if k in m and m[k] is not None and np.isfinite(m[k])}
-    for k in ("node_threshold", "edge_threshold", "min_support", "n", "step"):
+    for k in ("node_threshold", "edge_threshold", "min_support", "min_brightness", "n", "step"):
         if k in m:
             out[k] = m[k]
     return out
@@ -147,16 +147,17 @@ def short_metrics(m: dict | None) -> dict | None:
 
 def record_selection(m: dict, chosen: dict, on: str) -> dict:
     """Write into checkpoint metadata ``m`` what a :func:`model.thresholds.select_thresholds` search chose
-    (``chosen``): the node/edge thresholds and, when searched, the clean-up setting ``min_support``
-    (:mod:`napari_vesselgraph.inference.support`); ``on`` says on which samples. Returns ``m``."""
+    (``chosen``): the node/edge thresholds and, when searched, the clean-up settings ``min_support`` and
+    ``min_brightness`` (:mod:`napari_vesselgraph.inference.support`); ``on`` says on which samples. Returns ``m``."""
     m["thresholds"] = {
         "node": float(chosen["node_threshold"]),
         "edge": float(chosen["edge_threshold"]),
         "source": f"grid search on {on}, finished with the checkpoint's clean-up (adapt, "
         "model.thresholds.select_thresholds)",
     }
-    if "min_support" in chosen:
-        m["postprocess"] = {**(m.get("postprocess") or {}), "min_support": float(chosen["min_support"])}
+    for k in ("min_support", "min_brightness"):
+        if k in chosen:
+            m["postprocess"] = {**(m.get("postprocess") or {}), k: float(chosen[k])}
     return m
 
 

@@ -603,16 +603,18 @@ def predict_distributed(
     if not stitcher.complete:  # pragma: no cover - every tile reports all its windows
         raise VesselGraphError(f"{n - stitcher.n_done} windows are missing from the cluster's results")
     raw = stitcher.result()
-    if plan.cleanup.min_support > 0:  # support needs the tiles read again here, which this path never does
-        import warnings
+    # support and brightness need the tiles read again here, which this path never does
+    for name, value in (("min_support", plan.cleanup.min_support), ("min_brightness", plan.cleanup.min_brightness)):
+        if value > 0:
+            import warnings
 
-        warnings.warn(
-            f"min_support {plan.cleanup.min_support:g} is not applied with dask workers (the edges' image support "
-            "is measured only in a single process: predict without scheduler / dask_workers)",
-            UserWarning,
-            stacklevel=2,
-        )
-        raw.metadata["support"] = "not measured (dask workers): min_support not applied"
+            warnings.warn(
+                f"{name} {value:g} is not applied with dask workers (the edges' image support and brightness "
+                "are measured only in a single process: predict without scheduler / dask_workers)",
+                UserWarning,
+                stacklevel=2,
+            )
+            raw.metadata[name[4:]] = f"not measured (dask workers): {name} not applied"
     raw.metadata.update(
         cluster=where,
         cluster_threads=n_threads,

@@ -73,6 +73,10 @@ class CleanupSettings:
         0.0, 0.0, "edges whose image support (inference.support: normalised brightness along them) is lower are "
         "dropped, with the nodes left without edges (0: off)"
     )
+    min_brightness: float = _setting(
+        0.0, 0.0, "edges whose image-wide brightness (inference.support: 0 at the image's median, 1 at its "
+        "brightest structures) is lower are dropped, with the nodes left without edges (0: off)"
+    )
     spacing: float = _setting(11.0, 0.0, "re-place the nodes along each chain at most this far apart (px; 0: off)")
     spacing_tol: float = _setting(2.0, 2.0, "how far (px) a re-placed chain may stray from the traced path")
 
@@ -156,7 +160,7 @@ class CleanupSettings:
 
     # ---------------------------------------------------------------- the steps
     def apply(self, raw: VesselGraph, node_threshold: float, edge_threshold: float) -> VesselGraph:
-        """Thresholds, then :func:`.support.drop_unsupported`, :func:`link_components`, :func:`dedupe_nodes`,
+        """Thresholds, then :func:`.support.drop_unsupported` (``support``, then ``brightness``), :func:`link_components`, :func:`dedupe_nodes`,
         :func:`prune_shortcuts`, :func:`drop_fragments`, :func:`resample_chains` with these settings."""
         from .support import drop_unsupported
 
@@ -164,6 +168,7 @@ class CleanupSettings:
         low = edge_threshold if link is None else min(float(link), float(edge_threshold))
         g = apply_thresholds(raw, node_threshold, low, drop_isolated=False)
         g = drop_unsupported(g, self.min_support)
+        g = drop_unsupported(g, self.min_brightness, column="brightness")
         g = link_components(g, edge_threshold, link)
         g = dedupe_nodes(g, self.dedupe_radius)
         g = drop_fragments(prune_shortcuts(g, self.flat), self.min_length)

@@ -26,7 +26,7 @@ from .plan import (
     tile_order,
 )
 from .reader import ImageSource, PatchReader
-from .support import edge_support
+from .support import edge_brightness, edge_support
 
 #: the order local prediction processes tiles in (a hook: tests shuffle it to show the result does not depend on it)
 _tile_order = tile_order
@@ -120,8 +120,9 @@ def predict(
     -------
     VesselGraph with node attributes ``confidence``, ``radius``, ``inserted`` (nodes the stitching put
     where an edge crosses a patch/region border) and edge attribute ``confidence``, and ``support`` (the
-    normalised brightness under the edge, :mod:`napari_vesselgraph.inference.support`) in a raw graph and where
-    the clean-up setting ``min_support`` is on (not with dask workers, nor for predictors that normalise window
+    normalised brightness under the edge, :mod:`napari_vesselgraph.inference.support`) and ``brightness`` (the
+    same on the image stretched image-wide) in a raw graph and where the clean-up setting ``min_support``
+    (``min_brightness``) is on (neither with dask workers; no ``support`` for predictors that normalise window
     by window); ``metadata`` records
     the method, checkpoint, thresholds, patch size, overlap, image shape, region and device.
     """
@@ -187,10 +188,13 @@ def predict(
         stitcher = plan.stitcher()
         _run_tiles(plan, reader, predictor, progress, cancel, stitcher)
         raw = stitcher.result()
+        boxes = [t.box for t in plan.tiles]
         if keep_raw or plan.cleanup.min_support > 0:  # what the image shows under each edge (read again)
-            support = edge_support(raw, reader, [t.box for t in plan.tiles])
+            support = edge_support(raw, reader, boxes)
             if support is not None:
                 raw.edge_attrs["support"] = support
+        if keep_raw or plan.cleanup.min_brightness > 0:
+            raw.edge_attrs["brightness"] = edge_brightness(raw, plan.source, boxes, reader.brightness_stats)
     finally:
         if own_predictor and hasattr(predictor, "close"):
             predictor.close()

@@ -106,6 +106,15 @@ def _strided_sample(source: ImageSource, budget: int = STATS_SAMPLE) -> np.ndarr
     return source.read(step=step)
 
 
+def _strided_view(raw: np.ndarray, source: ImageSource, budget: int = STATS_SAMPLE) -> np.ndarray:
+    """A strided view of an image already read whole, like :func:`_strided_sample` reads one."""
+    n = source.n_values
+    if n <= budget:
+        return raw
+    k = math.ceil((n / budget) ** (1.0 / source.spatial_ndim))
+    return raw[tuple(slice(None, None, min(k, max(1, s))) for s in source.shape)]
+
+
 _UNSET = object()
 
 
@@ -132,11 +141,22 @@ class PatchReader:
         self.mode = mode
         self._prepared = None
         self._stats = None
+        #: ``inference.support.brightness_stats`` of the raw image, from the pixels read here (None: not read)
+        self.brightness_stats = None
+        from .support import brightness_reference
+
         if mode == "whole":
-            self._prepared = self._prepare(source.read())
+            raw = source.read()
+            self.brightness_stats = brightness_reference(_strided_view(raw, source), source)
+            self._prepared = self._prepare(raw)
             self.normalization = "whole image"
         else:
-            self._stats = global_stats(predictor, _strided_sample(source)) if stats is _UNSET else stats
+            if stats is _UNSET:
+                sample = _strided_sample(source)
+                self.brightness_stats = brightness_reference(sample, source)
+                self._stats = global_stats(predictor, sample)
+            else:
+                self._stats = stats
             self.normalization = (
                 "global statistics from a strided subsample, applied per tile"
                 if self._stats is not None

@@ -14,6 +14,15 @@ lazy image is not read whole. The clean-up setting ``min_support``
 ``adapt`` chooses it on held-out target samples (:func:`napari_vesselgraph.model.thresholds.select_thresholds`).
 It suits images whose structures are brighter than their background after the checkpoint's normalisation
 (fluorescence stacks, confocal neurons); on dark vessels (fundus photos) the held-out choice keeps it off.
+
+``brightness`` is the same measure on the raw image stretched image-wide: 0 at the median (the background
+of a sparse image) and 1 at the ``BRIGHT_PERCENTILE`` percentile (the brightest structures), both from a
+strided sample of the whole image (:func:`brightness_stats`). A checkpoint whose normalisation is local
+(``"local"``: every structure as bright as its neighbourhood allows) draws dim fibres as confidently as the
+bright neuron a DIADEM tracer followed; ``support`` cannot tell them apart, ``brightness`` can. The clean-up
+setting ``min_brightness`` (off by default) drops edges below it; ``adapt`` chooses it on held-out target
+samples too. Chosen on the DIADEM shot stacks (OP_1-2) over this median/percentile stretch and an Otsu-based
+one, see docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -46,6 +55,10 @@ def sample_support(image: np.ndarray, a: np.ndarray, b: np.ndarray, offset=None)
     return img[tuple(idx[..., k] for k in range(img.ndim))].mean(axis=1).astype(np.float64)
 
 
+#: ``brightness`` is 1 at this percentile of the image (its brightest structures) and 0 at the median
+BRIGHT_PERCENTILE = 99.99
+
+
 def edge_support(graph, reader, boxes) -> np.ndarray | None:
     """``support`` of every edge of ``graph`` (image pixel coordinates), read box by box through ``reader``
     (``boxes``: ``((lo, hi), ...)`` per box, covering the predicted windows, e.g. the plan's tiles).
@@ -54,6 +67,51 @@ def edge_support(graph, reader, boxes) -> np.ndarray | None:
     by window (no image-wide intensity scale to compare edges with)."""
     if getattr(reader, "per_window", False):
         return None
+
+    def read(box):
+        data = np.asarray(reader.read_box(box), np.float32)
+        return data.mean(axis=0) if data.ndim == len(box) + 1 else data
+
+    return _sample_boxes(graph, reader.source.shape, boxes, read)
+
+
+def brightness_stats(source) -> tuple[float, float]:
+    """``(median, BRIGHT_PERCENTILE percentile)`` of an :class:`~napari_vesselgraph.inference.reader.ImageSource`'s
+    raw values (channels averaged), from a strided sample of the whole image (as the tiled reader's statistics;
+    the :class:`~napari_vesselgraph.inference.reader.PatchReader` keeps them from its own read as
+    ``brightness_stats``)."""
+    from .reader import _strided_sample
+
+    return brightness_reference(_strided_sample(source), source)
+
+
+def brightness_reference(sample: np.ndarray, source) -> tuple[float, float]:
+    """:func:`brightness_stats` of raw pixels ``sample`` of ``source`` (channels last when it has them)."""
+    sample = np.asarray(sample, np.float32)
+    if source.has_channels and source.channel is None:
+        sample = sample.mean(axis=-1)
+    lo, hi = np.percentile(sample, (50.0, BRIGHT_PERCENTILE))
+    return float(lo), float(hi)
+
+
+def edge_brightness(graph, source, boxes, stats: tuple[float, float] | None = None) -> np.ndarray:
+    """``brightness`` of every edge of ``graph``: :func:`sample_support` on the raw image of ``source`` stretched
+    by ``stats`` (:func:`brightness_stats` when None) to [0, 1], read box by box as :func:`edge_support` reads."""
+    lo, hi = brightness_stats(source) if stats is None else stats
+    span = max(float(hi) - float(lo), 1e-12)
+
+    def read(box):
+        data = np.asarray(source.read(box), np.float32)
+        if source.has_channels and source.channel is None:
+            data = data.mean(axis=-1)
+        return np.clip((data - float(lo)) / span, 0.0, 1.0)
+
+    return _sample_boxes(graph, source.shape, boxes, read)
+
+
+def _sample_boxes(graph, image_shape, boxes, read) -> np.ndarray:
+    """:func:`sample_support` of every edge, in the first box holding its midpoint; ``read(box)``: that box of
+    the image (spatial axes only) on the scale to sample."""
     e = np.asarray(graph.edges, np.int64)
     out = np.full(len(e), np.nan)
     if len(e) == 0:
@@ -61,7 +119,7 @@ def edge_support(graph, reader, boxes) -> np.ndarray | None:
     nodes = np.asarray(graph.nodes, float)
     a, b = nodes[e[:, 0]], nodes[e[:, 1]]
     mid = np.rint((a + b) / 2.0)
-    shape = np.array([int(n) for n in reader.source.shape])
+    shape = np.array([int(n) for n in image_shape])
     pad = FILTER_SIZE // 2
     for box in boxes:
         lo = np.array([int(x) for x, _ in box])
@@ -74,18 +132,17 @@ def edge_support(graph, reader, boxes) -> np.ndarray | None:
         ends = np.rint(np.concatenate([a[sel], b[sel]]))
         rlo = np.clip(ends.min(axis=0).astype(np.int64) - pad, 0, shape - 1)
         rhi = np.clip(ends.max(axis=0).astype(np.int64) + pad + 1, rlo + 1, shape)
-        data = np.asarray(reader.read_box(tuple(zip(rlo.tolist(), rhi.tolist()))), np.float32)
-        data = data.mean(axis=0) if data.ndim == len(lo) + 1 else data
+        data = read(tuple(zip(rlo.tolist(), rhi.tolist())))
         out[sel] = sample_support(data, a[sel], b[sel], offset=rlo)
     out[np.isnan(out)] = UNKNOWN
     return out
 
 
-def drop_unsupported(graph, min_support: float):
-    """``graph`` without the edges whose ``support`` is below ``min_support``, and without the nodes that
-    lost every edge that way (nodes that had none are kept). No ``support`` column or ``min_support <= 0``:
-    ``graph`` unchanged."""
-    s = graph.edge_attrs.get("support")
+def drop_unsupported(graph, min_support: float, column: str = "support"):
+    """``graph`` without the edges whose ``column`` (``support`` or ``brightness``) is below ``min_support``,
+    and without the nodes that lost every edge that way (nodes that had none are kept). No such column or
+    ``min_support <= 0``: ``graph`` unchanged."""
+    s = graph.edge_attrs.get(column)
     if s is None or min_support <= 0 or graph.n_edges == 0:
         return graph
     keep = np.asarray(s, float) >= float(min_support)

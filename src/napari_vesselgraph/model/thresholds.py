@@ -29,6 +29,9 @@ THRESHOLD_GRID: tuple[tuple[float, ...], tuple[float, ...]] = ((0.3, 0.4, 0.5, 0
 #: values of the clean-up setting ``min_support`` (``inference.support``) tried at the chosen thresholds, when
 #: the raw graphs carry the edge column ``support`` (whole-image predictions); 0 (off) first, so it wins ties
 SUPPORT_GRID: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7, 0.9)
+#: values of the clean-up setting ``min_brightness`` (``inference.support``: image-wide brightness) tried after
+#: ``min_support``, when the raw graphs carry the edge column ``brightness``; 0 (off) first
+BRIGHTNESS_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8)
 
 
 def cleanup_settings(meta: dict | None = None, params: dict | None = None) -> dict:
@@ -136,6 +139,7 @@ def select_thresholds(
     score_fn: Callable[[dict], float] = score,
     score_groups: Sequence[str] = ("prf",),
     support_grid: Sequence[float] = SUPPORT_GRID,
+    brightness_grid: Sequence[float] = BRIGHTNESS_GRID,
 ) -> tuple[float, float, dict]:
     """``(node_threshold, edge_threshold, metrics)``: the grid pair whose finished graphs score best.
 
@@ -147,7 +151,8 @@ def select_thresholds(
     ``node_threshold`` and ``edge_threshold``. ``sweep=False``: no search, the metrics at ``default``.
     When every raw graph carries the edge column ``support`` (``predict(..., keep_raw=True)``), the clean-up
     setting ``min_support`` is then chosen over ``support_grid`` at the chosen pair (first best wins; ``()``: not
-    searched) and returned as ``metrics["min_support"]``.
+    searched) and returned as ``metrics["min_support"]``; then, with the edge column ``brightness``, the setting
+    ``min_brightness`` over ``brightness_grid`` the same way (``metrics["min_brightness"]``).
     """
     cleanup = cleanup_settings() if cleanup is None else dict(cleanup)
     node_grid, edge_grid = grid
@@ -162,20 +167,22 @@ def select_thresholds(
                 best, best_pair = sc, (nt, et)
     from ..graph import VesselGraph
 
-    chosen_support = None
-    if sweep and support_grid and raws and all(isinstance(r, VesselGraph) and "support" in r.edge_attrs for r in raws):
+    chosen = {}
+    for setting, column, values in (("min_support", "support", support_grid),
+                                    ("min_brightness", "brightness", brightness_grid)):  # fmt: skip
+        if not (sweep and values and raws and all(isinstance(r, VesselGraph) and column in r.edge_attrs for r in raws)):
+            continue
         best = -np.inf
-        for ms in support_grid:
+        for v in values:
             sc = score_fn(
-                finished_metrics(raws, gts, *best_pair, {**cleanup, "min_support": float(ms)},
+                finished_metrics(raws, gts, *best_pair, {**cleanup, setting: float(v)},
                                  groups=list(score_groups), **kw)  # fmt: skip
             )
             if sc > best + 1e-9:
-                best, chosen_support = sc, float(ms)
-        cleanup = {**cleanup, "min_support": chosen_support}
+                best, chosen[setting] = sc, float(v)
+        cleanup = {**cleanup, setting: chosen[setting]}
     out = finished_metrics(raws, gts, *best_pair, cleanup, groups=list(dict.fromkeys([*groups, *score_groups])), **kw)
     out["score"] = float(score_fn(out))
     out["node_threshold"], out["edge_threshold"] = float(best_pair[0]), float(best_pair[1])
-    if chosen_support is not None:
-        out["min_support"] = chosen_support
+    out.update(chosen)
     return out["node_threshold"], out["edge_threshold"], out
