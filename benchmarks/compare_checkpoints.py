@@ -39,7 +39,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     from napari_vesselgraph import synth
-    from napari_vesselgraph.baseline import PRESETS, skeleton_graph
+    from napari_vesselgraph.baseline import skeleton_graph
+    from napari_vesselgraph.baseline.presets import preset
     from napari_vesselgraph.checkpoints import list_bundled, read_metadata
     from napari_vesselgraph.inference import predict
     from napari_vesselgraph.metrics import evaluate
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
 
     rows: list[tuple[str, list[dict], str]] = []
     rows.append(
-        ("skeleton", score([skeleton_graph(img, scale=gt.scale, **PRESETS[a.domain]) for img, gt in samples]), "–")
+        ("skeleton", score([skeleton_graph(img, scale=gt.scale, **preset(a.domain)) for img, gt in samples]), "–")
     )
     for label, path in [(f"bundled `{ref['name']}`", ref["path"])] + [(f"candidate `{c}`", c) for c in a.candidates]:
         meta = read_metadata(path)

@@ -485,6 +485,20 @@ def plan_adapt(name: str, pool: int, args, source: dict, target: Path, test_ids:
     return jobs
 
 
+def calibrated_settings(path) -> str:
+    """``; node 0.7, edge 0.5, min_support 0.9, min_brightness 0.8``: what a calibrate run chose, read from its
+    checkpoint (empty when the file is gone)."""
+    if not path or not Path(path).exists():
+        return ""
+    from napari_vesselgraph.checkpoints import read_metadata
+
+    m = read_metadata(path)
+    th, pp = m.get("thresholds") or {}, m.get("postprocess") or {}
+    parts = [f"node {th['node']:g}, edge {th['edge']:g}"] if "node" in th and "edge" in th else []
+    parts += [f"{k} {pp[k]:g}" for k in ("min_support", "min_brightness") if k in pp]
+    return "; chose " + ", ".join(parts) if parts else ""
+
+
 def translator_label(job: dict) -> str:
     """`` (residual=True)``: a translation run's translator settings that differ from today's defaults."""
     if job.get("method") != "translation" or not job.get("translator"):
@@ -826,6 +840,10 @@ def section(results: dict, notes: list[str], cmd: str, args) -> str:
                     ba = f"; held-out score {bef['score']:.3f} → {aft['score']:.3f}"
                 if aft.get("min_support") is not None:  # chosen on the held-out images (inference.support)
                     ba += f"; min_support {aft['min_support']:g}"
+                if aft.get("min_brightness") is not None:
+                    ba += f"; min_brightness {aft['min_brightness']:g}"
+                elif a["method"] == "calibrate":  # chosen on the shots: recorded in the calibrated checkpoint
+                    ba += calibrated_settings(a.get("checkpoint"))
                 lines.append(f"- {a['method']}{translator_label(a)} K={a['K']} seed {a['seed']}: "
                              f"{'unlabelled ' if a['method'] == 'translation' else ''}"
                              f"{used}; held out {p.get('heldout_ids')}; "
