@@ -106,6 +106,20 @@ def _strided_sample(source: ImageSource, budget: int = STATS_SAMPLE) -> np.ndarr
     return source.read(step=step)
 
 
+#: ``inference.support``'s ``brightness`` is 1 at this percentile of the image (its brightest structures), 0 at the median
+BRIGHT_PERCENTILE = 99.99
+
+
+def brightness_reference(sample: np.ndarray, source: ImageSource) -> tuple[float, float]:
+    """``(median, BRIGHT_PERCENTILE percentile)`` of raw pixels ``sample`` of ``source`` (channels last when it has
+    them, averaged): the stretch of ``inference.support.edge_brightness``."""
+    sample = np.asarray(sample, np.float32)
+    if source.has_channels and source.channel is None:
+        sample = sample.mean(axis=-1)
+    lo, hi = np.percentile(sample, (50.0, BRIGHT_PERCENTILE))
+    return float(lo), float(hi)
+
+
 def _strided_view(raw: np.ndarray, source: ImageSource, budget: int = STATS_SAMPLE) -> np.ndarray:
     """A strided view of an image already read whole, like :func:`_strided_sample` reads one."""
     n = source.n_values
@@ -143,8 +157,6 @@ class PatchReader:
         self._stats = None
         #: ``inference.support.brightness_stats`` of the raw image, from the pixels read here (None: not read)
         self.brightness_stats = None
-        from .support import brightness_reference
-
         if mode == "whole":
             raw = source.read()
             self.brightness_stats = brightness_reference(_strided_view(raw, source), source)

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .reader import BRIGHT_PERCENTILE, _strided_sample, brightness_reference  # noqa: F401 (measured as it reads)
+
 #: points sampled on each edge
 N_SAMPLES = 5
 #: width (pixels) of the maximum filter applied before sampling
@@ -55,10 +57,6 @@ def sample_support(image: np.ndarray, a: np.ndarray, b: np.ndarray, offset=None)
     return img[tuple(idx[..., k] for k in range(img.ndim))].mean(axis=1).astype(np.float64)
 
 
-#: ``brightness`` is 1 at this percentile of the image (its brightest structures) and 0 at the median
-BRIGHT_PERCENTILE = 99.99
-
-
 def edge_support(graph, reader, boxes) -> np.ndarray | None:
     """``support`` of every edge of ``graph`` (image pixel coordinates), read box by box through ``reader``
     (``boxes``: ``((lo, hi), ...)`` per box, covering the predicted windows, e.g. the plan's tiles).
@@ -80,18 +78,7 @@ def brightness_stats(source) -> tuple[float, float]:
     raw values (channels averaged), from a strided sample of the whole image (as the tiled reader's statistics;
     the :class:`~napari_vesselgraph.inference.reader.PatchReader` keeps them from its own read as
     ``brightness_stats``)."""
-    from .reader import _strided_sample
-
     return brightness_reference(_strided_sample(source), source)
-
-
-def brightness_reference(sample: np.ndarray, source) -> tuple[float, float]:
-    """:func:`brightness_stats` of raw pixels ``sample`` of ``source`` (channels last when it has them)."""
-    sample = np.asarray(sample, np.float32)
-    if source.has_channels and source.channel is None:
-        sample = sample.mean(axis=-1)
-    lo, hi = np.percentile(sample, (50.0, BRIGHT_PERCENTILE))
-    return float(lo), float(hi)
 
 
 def edge_brightness(graph, source, boxes, stats: tuple[float, float] | None = None) -> np.ndarray:
