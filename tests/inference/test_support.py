@@ -160,3 +160,19 @@ def test_predict_measures_brightness_and_selection_chooses_min_brightness():
     gt = VesselGraph(sel.nodes[:2], np.array([[0, 1]]))
     *_, out = select_thresholds([sel], [gt], ((0.5,), (0.5,)), CleanupSettings.off().to_dict(), shapes=[(40, 60)])
     assert out["min_support"] == 0.0 and out["min_brightness"] == 0.2 and out["edge_f1"] == pytest.approx(1.0)
+
+
+def test_the_reader_keeps_the_brightness_reference_of_what_it_read():
+    """Whole-image and tiled readers measure the brightness stretch on the pixels they read anyway (no second
+    read of a lazy image), the same as :func:`brightness_stats` samples; strided alike for big images."""
+    from napari_vesselgraph.inference.reader import ImageSource, PatchReader, _strided_sample, _strided_view
+    from napari_vesselgraph.inference.support import brightness_stats
+
+    pred = _tiny_predictor()
+    img = (np.random.default_rng(2).random((70, 90)) * 255).astype(np.uint8)
+    src = ImageSource(img, 2, False)
+    ref = brightness_stats(src)
+    assert PatchReader(src, pred, mode="whole").brightness_stats == pytest.approx(ref)
+    assert PatchReader(src, pred, mode="tiles").brightness_stats == pytest.approx(ref)
+    assert PatchReader(src, pred, mode="tiles", stats=None).brightness_stats is None  # stats from elsewhere
+    np.testing.assert_array_equal(_strided_view(img, src, budget=500), _strided_sample(src, budget=500))

@@ -97,13 +97,18 @@ class ImageSource:
             ) from None
 
 
-def _strided_sample(source: ImageSource, budget: int = STATS_SAMPLE) -> np.ndarray:
+def _sample_step(source: ImageSource, budget: int = STATS_SAMPLE) -> tuple[int, ...] | None:
+    """The stride per spatial axis of a sample of at most about ``budget`` values (None: the whole image)."""
     n = source.n_values
     if n <= budget:
-        return source.read()
+        return None
     k = math.ceil((n / budget) ** (1.0 / source.spatial_ndim))
-    step = tuple(min(k, max(1, s)) for s in source.shape)
-    return source.read(step=step)
+    return tuple(min(k, max(1, s)) for s in source.shape)
+
+
+def _strided_sample(source: ImageSource, budget: int = STATS_SAMPLE) -> np.ndarray:
+    step = _sample_step(source, budget)
+    return source.read() if step is None else source.read(step=step)
 
 
 #: ``inference.support``'s ``brightness`` is 1 at this percentile of the image (its brightest structures), 0 at the median
@@ -121,12 +126,9 @@ def brightness_reference(sample: np.ndarray, source: ImageSource) -> tuple[float
 
 
 def _strided_view(raw: np.ndarray, source: ImageSource, budget: int = STATS_SAMPLE) -> np.ndarray:
-    """A strided view of an image already read whole, like :func:`_strided_sample` reads one."""
-    n = source.n_values
-    if n <= budget:
-        return raw
-    k = math.ceil((n / budget) ** (1.0 / source.spatial_ndim))
-    return raw[tuple(slice(None, None, min(k, max(1, s))) for s in source.shape)]
+    """The :func:`_strided_sample` of an image already read whole (``raw``), as a view."""
+    step = _sample_step(source, budget)
+    return raw if step is None else raw[tuple(slice(None, None, k) for k in step)]
 
 
 _UNSET = object()
