@@ -441,19 +441,13 @@ def _unit_in_worker(u: dict, cache_rows: dict):
     return res, new
 
 
-def _brightness_key() -> dict:
-    """In the cache key of the labelled adaptation jobs: the ``min_brightness`` values their held-out selection
-    tries (none before 2026-12-04: the rows cached before it keep their keys)."""
-    from napari_vesselgraph.model.thresholds import BRIGHTNESS_GRID
-
-    return {"brightness_grid": list(BRIGHTNESS_GRID)} if BRIGHTNESS_GRID else {}
-
-
 def plan_adapt(name: str, pool: int, args, source: dict, target: Path, test_ids: list[str]) -> list[dict]:
     """The adaptation jobs of one set: (method, K, seed); K capped at what the shot split allows."""
     from napari_vesselgraph.adapt.data import n_heldout_for
+    from napari_vesselgraph.model.thresholds import BRIGHTNESS_GRID
 
-    brightness_key = _brightness_key()
+    # in the key of the labelled jobs: the min_brightness values their held-out selection tries (since 2026-12-04)
+    brightness_key = {"brightness_grid": list(BRIGHTNESS_GRID)}
     n_hold = n_heldout_for(pool, VAL_FRACTION)
     left = pool - n_hold
     zoom, zoom_value = source["choice"], source["choice_value"]

@@ -212,3 +212,53 @@ def test_a_candidate_checkpoint_is_measured_beside_the_bundled_ones(load_bench, 
         rd.parse_args(["--candidates", "nothing"])
     with pytest.raises(SystemExit):
         rd.parse_args(["--candidates", f"x={tmp_path / 'missing.safetensors'}"])
+
+
+def test_labelled_adaptation_jobs_key_on_the_brightness_grid(load_bench, tmp_path):
+    """Rows cached before the min_brightness search (2026-12-04) are not read back for runs that search it;
+    translation chooses nothing on labels and keeps its key; calibrate's choice is read from its checkpoint."""
+    from napari_vesselgraph.model.thresholds import BRIGHTNESS_GRID
+
+    rd = load_bench("real_data")
+    (tmp_path / "manifest.json").write_text(json.dumps({"samples": []}))
+    source = {"label": "m", "ckpt": "m.safetensors", "ckpt_sha": "x", "choice": "native", "choice_value": 1.0}
+    args = rd.parse_args(["--seeds", "0", "--methods", "calibrate", "translation", "--shots", "1"])
+    jobs = rd.plan_adapt("set", 3, args, source, tmp_path, ["t1"])
+    cal = next(j for j in jobs if j["method"] == "calibrate")
+    tr = next(j for j in jobs if j["method"] == "translation")
+    assert cal["brightness_grid"] == list(BRIGHTNESS_GRID) and "brightness_grid" not in tr
+    old = {k: v for k, v in cal.items() if k != "brightness_grid"}
+    assert rd.adapt_key(old) != rd.adapt_key(cal)
+    assert rd.calibrated_settings(None) == "" and rd.calibrated_settings(tmp_path / "gone.safetensors") == ""
+
+
+def test_calibrated_settings_read_what_calibrate_chose(load_bench, tmp_path):
+    from napari_vesselgraph.checkpoints.store import save_tensors
+
+    rd = load_bench("real_data")
+    import torch
+
+    path = tmp_path / "c.safetensors"
+    save_tensors(path, {"w": torch.zeros(1)}, {"thresholds": {"node": 0.7, "edge": 0.5},
+                                               "postprocess": {"min_support": 0.9, "min_brightness": 0.8}})  # fmt: skip
+    assert rd.calibrated_settings(path) == "; chose node 0.7, edge 0.5, min_support 0.9, min_brightness 0.8"
+
+
+def test_make_shot_folder_copies_the_shot_split_only(load_bench, tmp_path, capsys):
+    from napari_vesselgraph.model.data import read_splits
+    from napari_vesselgraph.synth import read_dataset, write_dataset
+
+    msf = load_bench("make_shot_folder")
+    work = tmp_path / "work"
+    write_dataset(work / "toy", "vessel2d-fluo", 4, seed=0, split="train:3,test:1", shape=(48, 48))
+    ids = sorted(r.id for r in read_dataset(work / "toy", split="train"))
+    out = tmp_path / "shots"
+    made = msf.make("toy", out, [ids[0]], work=work)
+    assert sorted(made) == sorted([(ids[0], "val")] + [(i, "train") for i in ids[1:]])
+    train, val = read_splits(out)
+    assert (len(train), len(val)) == (2, 1)
+    assert not read_dataset(out, split="test") and not (out.with_name(out.name + ".tmp")).exists()
+    with pytest.raises(SystemExit, match="not in the shot split"):
+        msf.make("toy", out, ["nope"], work=work)
+    assert msf.main(["absent", str(tmp_path / "x")]) == 1
+    assert "run benchmarks/real_data.py" in capsys.readouterr().err

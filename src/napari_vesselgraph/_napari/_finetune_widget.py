@@ -65,9 +65,8 @@ METHOD_HELP = {
     "adversarial": "task loss + domain discriminators behind gradient reversal (Berger et al. 2024)",
     "translation": "learns to translate your images to the source domain's appearance; uses the patch "
     "images only, not their graphs",
-    "calibrate": "no training (seconds): the thresholds and the image-support and brightness clean-up chosen on your "
-    "patches; "
-    "the model's weights stay as they are",
+    "calibrate": "no training (seconds): the thresholds and the image-support and brightness clean-up chosen on "
+    "your patches; the model's weights stay as they are",
 }
 #: rows of the before/after table: (metadata key, label, larger is better)
 COMPARE_ROWS = (

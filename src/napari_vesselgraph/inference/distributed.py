@@ -604,10 +604,10 @@ def predict_distributed(
         raise VesselGraphError(f"{n - stitcher.n_done} windows are missing from the cluster's results")
     raw = stitcher.result()
     # support and brightness need the tiles read again here, which this path never does
+    import warnings
+
     for name, value in (("min_support", plan.cleanup.min_support), ("min_brightness", plan.cleanup.min_brightness)):
         if value > 0:
-            import warnings
-
             warnings.warn(
                 f"{name} {value:g} is not applied with dask workers (the edges' image support and brightness "
                 "are measured only in a single process: predict without scheduler / dask_workers)",

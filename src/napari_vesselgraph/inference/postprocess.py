@@ -160,8 +160,9 @@ class CleanupSettings:
 
     # ---------------------------------------------------------------- the steps
     def apply(self, raw: VesselGraph, node_threshold: float, edge_threshold: float) -> VesselGraph:
-        """Thresholds, then :func:`.support.drop_unsupported` (``support``, then ``brightness``), :func:`link_components`, :func:`dedupe_nodes`,
-        :func:`prune_shortcuts`, :func:`drop_fragments`, :func:`resample_chains` with these settings."""
+        """Thresholds, then :func:`.support.drop_unsupported` (``support``, then ``brightness``),
+        :func:`link_components`, :func:`dedupe_nodes`, :func:`prune_shortcuts`, :func:`drop_fragments`,
+        :func:`resample_chains` with these settings."""
         from .support import drop_unsupported
 
         link = self.link_threshold
