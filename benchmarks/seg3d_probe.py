@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
+from napari_vesselgraph.baseline.pipeline import _remove_small
 from napari_vesselgraph.model.data import make_synthetic, read_splits
 from napari_vesselgraph.model.preprocess import local_contrast
 from napari_vesselgraph.synth.render import rasterize_tubes
@@ -36,6 +37,7 @@ from napari_vesselgraph.synth.render import rasterize_tubes
 LOCAL = {"method": "local", "sigma": 16.0, "floor_stat": "mean", "min_std": 0.01, "ndim": 3, "channels": 1}
 TUBE_R = 1.5
 PATCH = (24, 64, 64)
+SHOT_FOLDERS = ("runs/data/diadem-op1", "runs/data/diadem-op2", "runs/data/vesselnn-shots")
 
 
 def norm2(img):
@@ -124,7 +126,10 @@ def main(out, minutes):
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
-    tr, va = read_splits([str(ROOT / "runs/data/diadem-op1"), str(ROOT / "runs/data/diadem-op2"), str(ROOT / "runs/data/vesselnn-shots")])
+    missing = [f for f in SHOT_FOLDERS if not (ROOT / f / "manifest.json").is_file()]
+    if missing:
+        sys.exit(f"seg3d_probe: {', '.join(missing)} not found (made as configs/vessel3d_robust.json's comment says)")
+    tr, _val = read_splits([str(ROOT / f) for f in SHOT_FOLDERS])  # the val stacks are scored by eval
     real = [(norm2(im), target(g, im.shape)) for im, g in tr]
     print("real train", [r[0].shape for r in real], "pos frac", [float(r[1].mean()) for r in real], flush=True)
     pool, seed = [], 1000
@@ -137,7 +142,7 @@ def main(out, minutes):
         pool.append(synth())
     net = UNet()
     opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-4)
-    t0, step, hist = time.time(), 0, []
+    t0, step = time.time(), 0
     while True:
         if time.time() - t0 > minutes * 60:
             break
@@ -167,7 +172,6 @@ def main(out, minutes):
         opt.step()
         step += 1
         if step % 50 == 0:
-            hist.append((step, loss.item(), time.time() - t0))
             print(step, round(loss.item(), 4), round(time.time() - t0), flush=True)
         if step % 500 == 0:
             save_file(net.state_dict(), str(out / "net.safetensors"))
@@ -175,56 +179,41 @@ def main(out, minutes):
     print("done", step, flush=True)
 
 
-def clean(mask, min_size=64):
-    from scipy import ndimage as ndi
-
-    lab, n = ndi.label(mask, structure=np.ones((3, 3, 3), bool))
-    if n == 0:
-        return mask
-    sizes = np.bincount(lab.ravel())
-    keep = sizes >= min_size
-    keep[0] = False
-    return keep[lab]
-
-
-def evaluate(weights, skip_skel=False):
+def evaluate(weights):
     torch.set_num_threads(1)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import real_data as rd
 
     from napari_vesselgraph.baseline.presets import preset
     from napari_vesselgraph.importers.masks import mask_to_graph
-    from napari_vesselgraph.inference import predict
 
+    sets = (("diadem", "vessel3d-lightsheet"), ("vesselnn", "vessel3d-twophoton"))
+    for name, _ in sets:
+        if (why := rd.available(name, rd.DATA)) is not None:
+            sys.exit(f"seg3d_probe: {why}")
     net = UNet()
     net.load_state_dict(load_file(weights))
-    data = rd.DATA
-    for name, skel in (("diadem", "vessel3d-lightsheet"), ("vesselnn", "vessel3d-twophoton")):
-        folder = rd.WORK / "data" / name
-        for rec in rd.load_split(name, folder, "train", data):
+    for name, skel in sets:
+        folder = rd.prepare_set(name, rd.DATA, rd.WORK, log=rd.quiet)
+        for rec in rd.load_split(name, folder, "train", rd.DATA):
             t = time.perf_counter()
             prob = predict_prob(net, rec["image"])
             tp = time.perf_counter() - t
             line = [name, rec["id"], f"prob {tp:.0f}s"]
             for th in (0.3, 0.5, 0.7):
                 for ms in (64, 256):
-                    g = mask_to_graph(clean(prob >= th, ms))
+                    g = mask_to_graph(_remove_small(prob >= th, ms))
                     m = rd.score(g, rec["graph"], name, rec["voxel"])
                     line.append(f"t{th}/m{ms}: LQ {m['length_quality']:.3f} SMD {m['smd']:.1f}")
-            if not skip_skel:
-                t = time.perf_counter()
-                g = predict(rec["image"], method="skeleton", scale=rec["voxel"], **preset(skel))
-                m = rd.score(g, rec["graph"], name, rec["voxel"])
-                line.append(f"skeleton: LQ {m['length_quality']:.3f} SMD {m['smd']:.1f} ({time.perf_counter() - t:.0f}s)")
+            m = rd.predict_and_score(rec, name, "skeleton", params=preset(skel))
+            line.append(f"skeleton: LQ {m['length_quality']:.3f} SMD {m['smd']:.1f} ({m['seconds']:.0f}s)")
             print(" | ".join(line), flush=True)
 
 
-
-
 if __name__ == "__main__":
-    if len(sys.argv) >= 4 and sys.argv[1] == "train":
+    if len(sys.argv) == 4 and sys.argv[1] == "train":
         main(sys.argv[2], float(sys.argv[3]))
-    elif len(sys.argv) >= 3 and sys.argv[1] == "eval":
+    elif len(sys.argv) == 3 and sys.argv[1] == "eval":
         evaluate(sys.argv[2])
     else:
         print("usage: seg3d_probe.py train OUT MINUTES | eval WEIGHTS", file=sys.stderr)

@@ -1,8 +1,10 @@
 """benchmarks/seg3d_probe.py (a feasibility probe): its tube target follows the graph, its sliding-window
-prediction covers stacks smaller and larger than a patch and returns their shape, and the graph of a perfect
-probability map is the ground truth (none of these need ../shared)."""
+prediction covers stacks smaller and larger than a patch and returns their shape, the graph of a perfect
+probability map is the ground truth, missing data and a wrong command line are one line and a non-zero exit
+(none of these need ../shared)."""
 
 import numpy as np
+import pytest
 import torch
 
 
@@ -37,7 +39,27 @@ def test_graph_of_a_perfect_map_matches_the_ground_truth(load_bench):
     from napari_vesselgraph.metrics import length_metrics
 
     g = VesselGraph(np.array([[8.0, 6, 6], [8, 30, 30], [8, 30, 56]]), np.array([[0, 1], [1, 2]]))
-    mask = probe.clean(probe.target(g, (16, 40, 64)) >= 0.5, 64)
+    mask = probe.target(g, (16, 40, 64)) >= 0.5
     q = length_metrics(mask_to_graph(mask), g, tol=3.0)["length_quality"]
     assert q > 0.9
-    assert not probe.clean(probe.target(g, (16, 40, 64)) >= 0.5, 10**6).any()  # smaller than min_size: dropped
+
+
+def test_missing_data_is_one_line_and_a_nonzero_exit(load_bench, monkeypatch, tmp_path):
+    probe = load_bench("seg3d_probe")
+    rd = load_bench("real_data")
+    monkeypatch.setattr(probe, "ROOT", tmp_path)
+    with pytest.raises(SystemExit, match=r"^seg3d_probe: runs/data/diadem-op1, .* not found"):
+        probe.main(tmp_path / "out", 0.1)
+    monkeypatch.setattr(rd, "DATA", tmp_path / "nothing")
+    with pytest.raises(SystemExit, match=r"^seg3d_probe: diadem: skipped, .* not found"):
+        probe.evaluate(tmp_path / "net.safetensors")
+
+
+def test_a_wrong_command_line_is_a_usage_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "seg3d_probe.py"
+    r = subprocess.run([sys.executable, str(script), "eval"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and "usage" in r.stderr

@@ -2,8 +2,9 @@
 
 The node and edge thresholds and the clean-up settings ``min_support`` and ``min_brightness`` (edges on dark
 image dropped, on the model's normalisation and image-wide: :mod:`napari_vesselgraph.inference.support`) are
-chosen on the K labelled shots by the grid search adapt's validation uses (:func:`napari_vesselgraph.model.thresholds.select_thresholds`, whole-image predictions finished
-as ``predict`` finishes them, scored by ``cfg.selection``). The held-out samples are measured with the source's
+chosen on the K labelled shots by the grid search adapt's validation uses
+(:func:`napari_vesselgraph.model.thresholds.select_thresholds`, whole-image predictions finished as ``predict``
+finishes them, scored by ``cfg.selection``). The held-out samples are measured with the source's
 settings (``before``) and with the chosen ones (``after``); they choose nothing. A run costs a few whole-image
 predictions: seconds to a minute on CPU, against minutes for a training method.
 

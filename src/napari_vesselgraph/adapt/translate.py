@@ -18,8 +18,9 @@ one polarity and the target images show the other (:func:`polarity_differs`, no 
 inverted image instead (``invert``). Started from random weights (``residual=False``, the default until
 2026-12-04) it lost to no translation on every real set: on DRIVE from vessel2d-random, length quality 0.50
 against 0.70 without translation; from the identity it kept 0.70-0.72, and on SpaceNet from the first road-random
-(synthetic tiles only) it raised LQ at 12 px from 0.125 to 0.165 (mean of 3 seeds; docs/benchmarks.md, section real-data-translation; from today's road-random, trained with those
-tiles, it loses: section real-data-road). The cost:
+(synthetic tiles only) it raised LQ at 12 px from 0.125 to 0.165 (mean of 3 seeds; docs/benchmarks.md, section
+real-data-translation; from today's road-random, trained with those tiles, it loses: section real-data-road).
+The cost:
 on the synthetic pair vessel2d-fluo -> vessel2d-fundus the random start reached node F1 0.302, the inverted start
 0.030; ``translator={"residual": False}`` brings the random start back.
 
