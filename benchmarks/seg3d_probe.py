@@ -10,7 +10,8 @@ worth building into the product, on the SHOT splits only (never a test split).
   as configs/vessel3d_robust.json's comment says). Target: tubes of radius 1.5 px around the ground-truth graph.
   Input: two channels, a global stretch (median to 99.9th percentile) and the local contrast of vessel3d-random.
   Weights: OUT/net.safetensors (seed 0).
-- ``eval WEIGHTS``: every shot stack of DIADEM and vesselNN (the train stacks OP_1, bbbDisruption, tgMouse and
+- ``eval WEIGHTS`` (the probe's weights, or a segmentation checkpoint of ``vesselgraph train-seg``, run by
+  its own ``Segmenter.probability``): every shot stack of DIADEM and vesselNN (the train stacks OP_1, bbbDisruption, tgMouse and
   the validation stacks OP_2, BBB_Leakage), probability thresholds 0.3/0.5/0.7 and a minimum component size
   64/256 voxels, scored as benchmarks/real_data.py scores, beside the skeleton with the preset the shot split
   chooses in real_data.py (DIADEM vessel3d-lightsheet, vesselNN vessel3d-twophoton), same run.
@@ -191,13 +192,27 @@ def evaluate(weights):
     for name, _ in sets:
         if (why := rd.available(name, rd.DATA)) is not None:
             sys.exit(f"seg3d_probe: {why}")
-    net = UNet()
-    net.load_state_dict(load_file(weights))
+    from napari_vesselgraph.checkpoints import read_metadata
+    from napari_vesselgraph.errors import VesselGraphError
+
+    try:  # a segmentation checkpoint of `vesselgraph train-seg` (same network), or the probe's bare weights
+        is_ckpt = read_metadata(weights).get("kind") == "segmentation"
+    except VesselGraphError:
+        is_ckpt = False
+    if is_ckpt:
+        from napari_vesselgraph.model.segment import load_segmenter
+
+        seg = load_segmenter(weights)
+        prob_of = seg.probability  # the product's own input normalisation and windows
+    else:
+        net = UNet()
+        net.load_state_dict(load_file(weights))
+        prob_of = lambda im: predict_prob(net, im)  # noqa: E731
     for name, skel in sets:
         folder = rd.prepare_set(name, rd.DATA, rd.WORK, log=rd.quiet)
         for rec in rd.load_split(name, folder, "train", rd.DATA):
             t = time.perf_counter()
-            prob = predict_prob(net, rec["image"])
+            prob = prob_of(rec["image"])
             tp = time.perf_counter() - t
             line = [name, rec["id"], f"prob {tp:.0f}s"]
             for th in (0.3, 0.5, 0.7):

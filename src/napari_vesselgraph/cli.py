@@ -344,6 +344,7 @@ def _cmd_checkpoints(args) -> int:
     for e in entries:
         meta = e.get("meta", {})
         target = f" -> {meta['target_domain']}" if meta.get("target_domain") else ""
+        target += "  kind=segmentation" if meta.get("kind") == "segmentation" else ""
         print(
             f"{e['name']:<28} {meta.get('ndim', '?')}D  domain={meta.get('domain', '?')}"
             f"  adaptation={e.get('adaptation', 'none')}{target}  {e.get('source', '')}  {e.get('path', '')}"
@@ -462,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     ck.set_defaults(func=_cmd_checkpoints)
 
     sub.add_parser("train", help="train a model (see `vesselgraph train --help`)", add_help=False)
+    sub.add_parser("train-seg", help="train a segmentation model (U-Net + centre-line graph; see `vesselgraph "
+                   "train-seg --help`)", add_help=False)
     sub.add_parser("adapt", help="adapt a model to a target domain (see `vesselgraph adapt --help`)", add_help=False)
     sub.add_parser("import", help="import annotated images (masks, SWC, GeoJSON) into a dataset folder "
                    "(see `vesselgraph import --help`)", add_help=False)
@@ -548,6 +551,10 @@ def _main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in ("train", "adapt"):
             fn = _cmd_train if argv[0] == "train" else _cmd_adapt
             return fn(None, argv[1:])
+        if argv and argv[0] == "train-seg":
+            from .model.segtrain import main as segtrain_main
+
+            return int(segtrain_main(argv[1:]) or 0)
         if argv and argv[0] == "import":
             from .importers.cli import main as import_main
 

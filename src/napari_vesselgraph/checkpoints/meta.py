@@ -283,11 +283,13 @@ class CheckpointMeta:
         """Short facts about the checkpoint, for a line or a tooltip: domain, dimensionality, adaptation, patch
         size, validation scores."""
         parts = [f"domain: {self.domain or 'unknown'}", f"{self.ndim}D" if self.ndim else "dimensionality unknown"]
+        if self.extra.get("kind") == "segmentation":
+            parts.append("segmentation (U-Net mask → centre-line graph)")
         target = self.adaptation_target
         parts.append(f"adaptation: {self.adaptation_method}{f' → {target}' if target else ''}")
         if self.patch_size:
             parts.append("patch " + "×".join(str(int(p)) for p in self.patch_size))
-        for key in ("edge_f1", "node_f1", "smd"):
+        for key in ("edge_f1", "node_f1", "smd", "dice"):
             v = self.validation.get(key)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 parts.append(f"{key} {v:.3g}")

@@ -243,6 +243,11 @@ def load_checkpoint(name_or_path, device="cpu"):
     # compared with it before a single tensor is read or the real model is allocated.
     header = read_header(path)
     meta = _metadata(path, header)
+    if meta.get("kind") == "segmentation":
+        raise VesselGraphError(
+            f"{path}: a segmentation checkpoint (a U-Net, not a Relationformer); it predicts through predict() / "
+            "`vesselgraph predict`, and cannot be adapted or run window by window"
+        )
     info = CheckpointMeta.from_dict(meta, str(path))
     try:
         cfg = ModelConfig.from_dict(info.model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -145,6 +146,12 @@ def predict(
     if scheduler is not None or dask_workers is not None:
         from .distributed import predict_distributed
 
+        if str(method).lower() == "model" and _names_segmentation(checkpoint, predictor):
+            raise VesselGraphError(
+                "a segmentation checkpoint runs on one machine (it segments the image whole); leave out "
+                "dask_workers / scheduler"
+            )
+
         return predict_distributed(
             image, checkpoint, method=method, device=device, scale=scale, node_threshold=node_threshold,
             edge_threshold=edge_threshold, overlap=overlap, batch_size=batch_size, region=region, channel=channel,
@@ -162,6 +169,21 @@ def predict(
     shape = tuple(int(n) for n in arr.shape)
     if m == "skeleton":
         g = _predict_skeleton(arr, shape, scale, region, channel, progress, cancel, method_params, t_start)
+        if path:
+            g.metadata["source_image"] = path
+        return g
+
+    segmenter = _segmenter_for(checkpoint, predictor, shape, channel)
+    if segmenter is not None:
+        own = predictor is None
+        try:
+            g = _predict_segmentation(
+                arr, shape, scale, region, channel, segmenter, node_threshold, overlap, progress, cancel,
+                method_params, t_start,
+            )  # fmt: skip
+        finally:
+            if own:
+                segmenter.close()
         if path:
             g.metadata["source_image"] = path
         return g
@@ -300,6 +322,77 @@ def _predict_skeleton(arr, shape, scale, region, channel, progress, cancel, para
         region=[list(r) for r in reg] if region is not None else None,
         channel=int(channel) if sel else None,
         device="cpu",
+        elapsed_s=round(time.perf_counter() - t_start, 3),
+    )
+    return g
+
+
+# ------------------------------------------------------------------ segmentation checkpoints
+def _segmenter_for(checkpoint, predictor, shape, channel):
+    """A loaded :class:`~napari_vesselgraph.model.segment.Segmenter` when the call is for a segmentation checkpoint
+    (``predictor`` is one, or ``checkpoint`` names one), else None (a Relationformer checkpoint)."""
+    from ..model.segment import Segmenter, is_segmentation, load_segmenter
+
+    if predictor is not None:
+        return predictor if isinstance(predictor, Segmenter) else None
+    from ..checkpoints import read_metadata, resolve
+
+    ckpt = checkpoint if checkpoint is not None else default_checkpoint(shape, channel)
+    path = resolve(ckpt)
+    if not is_segmentation(read_metadata(path)):
+        return None
+    return load_segmenter(path)
+
+
+def _names_segmentation(checkpoint, predictor) -> bool:
+    from ..model.segment import Segmenter, is_segmentation
+
+    if predictor is not None:
+        return isinstance(predictor, Segmenter)
+    if checkpoint is None:
+        return False
+    from ..checkpoints import read_metadata, resolve
+
+    try:
+        return is_segmentation(read_metadata(resolve(checkpoint)))
+    except VesselGraphError:
+        return False  # the distributed path reports a bad checkpoint itself
+
+
+def _predict_segmentation(arr, shape, scale, region, channel, segmenter, threshold, overlap, progress, cancel,
+                          params, t_start) -> VesselGraph:  # fmt: skip
+    """``predict`` with a segmentation checkpoint: the probability map of the image (or ``region``), thresholded
+    (``node_threshold`` overrides the checkpoint's probability threshold; option ``min_size``), and the centre-line
+    graph of the mask. The image (region) is read whole."""
+    unknown = sorted(set(params) - {"min_size"})
+    if unknown:
+        raise VesselGraphError(
+            f"unknown option(s) for a segmentation checkpoint: {', '.join(unknown)} (known: min_size)"
+        )
+    cfg = segmenter.cfg
+    snd, has_ch, sel = image_layout(shape, None, channel)
+    if snd != cfg.ndim:
+        raise VesselGraphError(
+            f"checkpoint {segmenter.meta.get('name') or segmenter.meta.get('path')} is a {cfg.ndim}D segmentation "
+            f"model; this image is {snd}D (shape {shape})"
+        )
+    scale_nd = check_scale(scale, snd)
+    source = ImageSource(arr, snd, has_ch, int(channel) if sel else None)
+    reg = normalize_region(region, source.shape)
+    check_cancel(cancel)
+    img = source.read(reg)
+    g = segmenter.graph(img, scale=scale_nd, threshold=threshold, min_size=params.get("min_size"), overlap=overlap,
+                        progress=progress, cancel=cancel)  # fmt: skip
+    offset = np.array([lo for lo, _ in reg], float)
+    if offset.any() and g.n_nodes:
+        g.nodes = g.nodes + offset
+    meta = segmenter.meta
+    g.metadata.update(
+        checkpoint=str(meta.get("name") or Path(str(meta.get("path", "segmentation"))).stem),
+        image_shape=list(shape),
+        spatial_shape=list(source.shape),
+        region=[list(r) for r in reg] if region is not None else None,
+        channel=int(channel) if sel else None,
         elapsed_s=round(time.perf_counter() - t_start, 3),
     )
     return g

@@ -254,12 +254,16 @@ def candidates_to_graph(cand: dict, node_threshold: float = 0.5, edge_threshold:
 def make_predictor(
     checkpoint: str | Path | None = None, device="auto", batch_size: int | None = None, refine=None, candidates=None
 ) -> PatchPredictor:
-    """Load a checkpoint (name, path, or ``None`` for the default bundled model) onto a device.
+    """Load a checkpoint (name, path, or ``None`` for the default bundled model) onto a device (a segmentation
+    checkpoint gives a :class:`~napari_vesselgraph.model.segment.Segmenter`, which :func:`predict` also takes).
 
     ``refine``: node refinement settings (``False`` off, a dict, ``None``: the checkpoint's, else the defaults).
     ``candidates``: ``node_floor`` / ``pair_radius`` over the checkpoint's (see the module doc)."""
-    from ..checkpoints import load_checkpoint
+    from ..checkpoints import load_checkpoint, read_metadata, resolve
+    from .segment import is_segmentation, load_segmenter
 
     dev = select_device(device)
+    if is_segmentation(read_metadata(resolve(checkpoint))):
+        return load_segmenter(checkpoint, device=dev)  # predict() runs it whole-image, not window by window
     model, meta = load_checkpoint(checkpoint, device="cpu")
     return PatchPredictor(model, meta, device=dev, batch_size=batch_size, refine=refine, candidates=candidates)

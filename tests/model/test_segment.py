@@ -1,0 +1,228 @@
+"""Segmentation checkpoints (model.segment, model.segtrain) and their route through predict() and the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from napari_vesselgraph.errors import Cancelled, VesselGraphError  # noqa: E402
+from napari_vesselgraph.graph import VesselGraph  # noqa: E402
+from napari_vesselgraph.model.segment import (  # noqa: E402
+    SegConfig,
+    build_unet,
+    load_segmenter,
+    mask_graph,
+    probability,
+    save_segmenter,
+    seg_input,
+    tube_target,
+)
+from napari_vesselgraph.model.segtrain import SegTrainConfig, train_segmenter, val_dice  # noqa: E402
+
+
+def _line_graph(ndim=2):
+    if ndim == 2:
+        nodes = np.array([[32.0, 8.0], [32.0, 56.0]])
+    else:
+        nodes = np.array([[8.0, 32.0, 8.0], [8.0, 32.0, 56.0]])
+    return VesselGraph(nodes=nodes, edges=np.array([[0, 1]]))
+
+
+def _line_image(ndim=2, shape=None):
+    shape = shape or ((64, 64) if ndim == 2 else (16, 64, 64))
+    img = np.random.default_rng(0).normal(10, 1, shape).astype(np.float32)
+    img[..., 31:34, 8:57] += 40
+    return img
+
+
+@pytest.fixture
+def seg2d(tmp_path):
+    torch.manual_seed(0)
+    cfg = SegConfig(ndim=2, patch=(32, 32), channels=(4, 8, 8), min_size=4)
+    net = build_unet(cfg)
+    path = save_segmenter(tmp_path / "seg2d", net, cfg, {"seed": 0, "domain": "test"})
+    return path, net, cfg
+
+
+def test_config_checks():
+    with pytest.raises(VesselGraphError, match="ndim"):
+        SegConfig(ndim=4)
+    with pytest.raises(VesselGraphError, match="patch"):
+        SegConfig(ndim=3, patch=(30, 64, 64))
+    with pytest.raises(VesselGraphError, match="threshold"):
+        SegConfig(threshold=1.0)
+    with pytest.raises(VesselGraphError, match="unknown segmentation setting"):
+        SegConfig.from_dict({"ndim": 3, "depth": 9})
+    assert SegConfig.from_dict(SegConfig(ndim=2, patch=(64, 64)).to_dict()) == SegConfig(ndim=2, patch=(64, 64))
+
+
+def test_input_and_target():
+    img = _line_image()
+    x = seg_input(img, SegConfig(ndim=2, patch=(32, 32)))
+    assert x.shape == (2, 64, 64) and x.dtype == np.float32
+    assert x[0, 32, 30] > 0.9 and x[0, 10, 10] < 0.2  # the line is stretched to the top, the background near 0
+    rgb = np.stack([img * 0, img, img * 0], -1)
+    np.testing.assert_allclose(seg_input(rgb, SegConfig(ndim=2, patch=(32, 32))), x)  # the green channel
+    with pytest.raises(VesselGraphError, match="3D grey image"):
+        seg_input(img, SegConfig())
+    t = tube_target(_line_graph(), (64, 64), SegConfig(ndim=2, patch=(32, 32), tube_radius=1.5))
+    assert t[32, 30] == 1 and t[28, 30] == 0 and t[32, 2] == 0
+    assert 2 <= t[:, 30].sum() <= 4
+
+
+def test_mask_graph_follows_the_mask():
+    prob = np.zeros((64, 64), np.float32)
+    prob[31:34, 8:57] = 0.9
+    prob[5, 5] = 0.9  # a speck: dropped by min_size
+    g = mask_graph(prob, SegConfig(ndim=2, patch=(32, 32), min_size=4))
+    assert g.n_nodes >= 2 and g.n_edges >= 1
+    assert np.all(np.abs(g.nodes[:, 0] - 32) <= 1.5)
+    assert g.nodes[:, 1].min() <= 12 and g.nodes[:, 1].max() >= 52
+    assert mask_graph(prob, SegConfig(ndim=2, patch=(32, 32)), threshold=0.95).n_nodes == 0
+
+
+def test_save_load_round_trip_and_refusals(seg2d, tmp_path):
+    path, net, cfg = seg2d
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert side["kind"] == "segmentation" and side["segmentation"]["patch"] == [32, 32] and side["seed"] == 0
+    s = load_segmenter(path)
+    img = _line_image()
+    np.testing.assert_allclose(s.probability(img), probability(net, img, cfg), atol=1e-6)
+    # a Relationformer loader refuses it with a line that says what it is
+    from napari_vesselgraph.checkpoints import load_checkpoint
+
+    with pytest.raises(VesselGraphError, match="segmentation checkpoint"):
+        load_checkpoint(path)
+    # a header that does not match the architecture its metadata describes is refused before reading tensors
+    from napari_vesselgraph.checkpoints.store import read_metadata, save_tensors
+
+    meta = read_metadata(path)
+    meta["segmentation"]["channels"] = [4, 8, 16]
+    bad = save_tensors(tmp_path / "bad.safetensors", dict(build_unet(cfg).state_dict()), meta)
+    with pytest.raises(VesselGraphError, match="e2|d1|u1"):
+        load_segmenter(bad)
+    with pytest.raises(VesselGraphError, match="not a segmentation checkpoint"):
+        load_segmenter("vessel2d-random")
+
+
+def test_probability_window_cover_and_cancel(seg2d):
+    path, net, cfg = seg2d
+    img = _line_image(shape=(70, 45))  # not a multiple of the patch, smaller than two patches in x
+    calls = []
+    p = probability(net, img, cfg, progress=lambda d, t, i: calls.append((d, t)))
+    assert p.shape == (70, 45) and np.isfinite(p).all() and (0 <= p).all() and (p <= 1).all()
+    assert calls[-1][0] == calls[-1][1] and len(calls) == calls[-1][1]
+
+    class Stop:
+        def is_set(self):
+            return True
+
+    with pytest.raises(Cancelled):
+        probability(net, img, cfg, cancel=Stop())
+
+
+def test_predict_routes_segmentation_checkpoints(seg2d):
+    from napari_vesselgraph.inference import predict
+
+    path, net, cfg = seg2d
+    img = _line_image()
+    g = predict(img, checkpoint=str(path), node_threshold=0.01, scale=(2.0, 2.0))
+    assert g.metadata["kind"] == "segmentation" and g.metadata["checkpoint"] == "seg2d"
+    assert g.metadata["threshold"] == 0.01 and tuple(g.scale) == (2.0, 2.0)
+    assert g.n_nodes > 0  # threshold 0.01 keeps most of an untrained net's output
+    r = predict(img, checkpoint=str(path), node_threshold=0.01, region=((0, 32), (32, 64)))
+    assert r.n_nodes > 0 and r.nodes[:, 1].min() >= 32 - 1e-6 and r.nodes[:, 0].max() < 32 + 1e-6
+    with pytest.raises(VesselGraphError, match="2D segmentation model"):
+        predict(np.zeros((16, 32, 32), np.float32), checkpoint=str(path))
+    with pytest.raises(VesselGraphError, match="unknown option"):
+        predict(img, checkpoint=str(path), merge_radius=3)
+    with pytest.raises(VesselGraphError, match="one machine"):
+        predict(img, checkpoint=str(path), dask_workers=1)
+    # a loaded segmenter is taken as the predictor (kept open for the next call)
+    from napari_vesselgraph.model.predictor import make_predictor
+
+    s = make_predictor(str(path), device="cpu")
+    assert predict(img, predictor=s, node_threshold=0.01).n_nodes == g.n_nodes
+    assert s.net is not None
+
+
+def _tiny_train_cfg(out, **kw):
+    seg = SegConfig(ndim=2, patch=(32, 32), channels=(4, 8, 8), min_size=4)
+    base = dict(out=str(out), domain="vessel2d-fluo", synthetic_p=1.0, synthetic_shape=(96, 96), pool=2,
+                steps=6, val_every=3, val_patches=2, seg=seg)  # fmt: skip
+    base.update(kw)
+    return SegTrainConfig(**base)
+
+
+def test_train_saves_checkpoints_and_resumes(tmp_path):
+    logs = []
+    cfg = _tiny_train_cfg(tmp_path / "run", steps=3)
+    best = train_segmenter(cfg, log=logs.append)
+    assert best.is_file() and (tmp_path / "run" / "last.safetensors").is_file()
+    s = load_segmenter(best)
+    assert s.meta["validation"]["step"] == 3 and s.meta["domain"] == "vessel2d-fluo"
+    from napari_vesselgraph.checkpoints.store import load_tensors
+
+    t3, info3 = load_tensors(tmp_path / "run" / "state.safetensors")
+    assert info3["step"] == 3
+    cfg6 = _tiny_train_cfg(tmp_path / "run", steps=6)
+    train_segmenter(cfg6, log=logs.append)
+    assert any("resumed" in line and "step 3" in line for line in logs)
+    t6, info6 = load_tensors(tmp_path / "run" / "state.safetensors")
+    assert info6["step"] == 6 and [h[0] for h in info6["history"]] == [3, 6]
+    assert not torch.equal(t3["net.out.weight"], t6["net.out.weight"])  # it went on training
+    # another architecture in the same folder is refused, not silently mixed
+    other = _tiny_train_cfg(tmp_path / "run", seg=SegConfig(ndim=2, patch=(32, 32), channels=(4, 8, 16)))
+    with pytest.raises(VesselGraphError, match="another architecture"):
+        train_segmenter(other, log=logs.append)
+
+
+def test_cancel_keeps_the_state(tmp_path):
+    class After:
+        def __init__(self, n):
+            self.n = n
+
+        def is_set(self):
+            self.n -= 1
+            return self.n < 0
+
+    cfg = _tiny_train_cfg(tmp_path / "run", steps=50)
+    with pytest.raises(Cancelled, match="resume"):
+        train_segmenter(cfg, cancel=After(2), log=lambda s: None)
+    from napari_vesselgraph.checkpoints.store import load_tensors
+
+    _, info = load_tensors(tmp_path / "run" / "state.safetensors")
+    assert info["step"] == 2 and (tmp_path / "run" / "best.safetensors").is_file()
+
+
+def test_training_learns_a_simple_domain(tmp_path):
+    """A few dozen steps on one 2D synthetic domain raise the validation Dice well above the untrained net's."""
+    cfg = _tiny_train_cfg(tmp_path / "run", steps=60, val_every=60, val_patches=6, pool=4,
+                          seg=SegConfig(ndim=2, patch=(64, 64), channels=(8, 16, 16), min_size=4))  # fmt: skip
+    from napari_vesselgraph.model.data import make_synthetic
+    from napari_vesselgraph.model.segtrain import _prepare, _val_patches
+
+    torch.manual_seed(0)
+    val = _val_patches(_prepare([make_synthetic("vessel2d-fluo", 9_000_000 + k, (96, 96)) for k in range(4)],
+                                cfg.seg), cfg)  # fmt: skip
+    before = val_dice(build_unet(cfg.seg), val, cfg.seg)
+    best = train_segmenter(cfg, log=lambda s: None)
+    after = load_segmenter(best).meta["validation"]["dice"]
+    assert after > before + 0.2 and after > 0.4, (before, after)
+
+
+def test_cli_train_seg_and_checkpoints(tmp_path, monkeypatch, capsys, seg2d):
+    from napari_vesselgraph.cli import main
+
+    assert main(["train-seg", "-o", str(tmp_path / "r"), "--data", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a dataset folder" in err[0]
+    monkeypatch.setenv("NAPARI_VESSELGRAPH_HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "checkpoints").mkdir(parents=True)
+    path = seg2d[0]
+    (tmp_path / "home" / "checkpoints" / "mine.safetensors").write_bytes(path.read_bytes())
+    assert main(["checkpoints"]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mine")][0]
+    assert "kind=segmentation" in line and "2D" in line
