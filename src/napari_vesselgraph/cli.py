@@ -365,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     pr.add_argument("--node-threshold", type=float, default=None, help="default: the checkpoint's (else 0.5)")
     pr.add_argument("--edge-threshold", type=float, default=None, help="default: the checkpoint's (else 0.5)")
-    pr.add_argument("--overlap", type=float, default=0.25)
+    pr.add_argument("--overlap", type=float, default=None,
+                    help="fraction of a window its neighbours share (default 0.25; a segmentation checkpoint: its own)")
     pr.add_argument("--channel", type=int, default=None, help="channel of a multichannel image to use")
     pr.add_argument("--scale", type=float, nargs="+", default=None, help="pixel size per axis (overrides file)")
     pr.add_argument("--batch-size", type=int, default=8, help="patches per model call")

@@ -56,6 +56,14 @@ def test_config_checks():
     with pytest.raises(VesselGraphError, match="unknown segmentation setting"):
         SegConfig.from_dict({"ndim": 3, "depth": 9})
     assert SegConfig.from_dict(SegConfig(ndim=2, patch=(64, 64)).to_dict()) == SegConfig(ndim=2, patch=(64, 64))
+    with pytest.raises(VesselGraphError, match="window"):
+        SegConfig(window=(30, 96, 96))
+    with pytest.raises(VesselGraphError, match="overlap"):
+        SegConfig(overlap=1.0)
+    # prediction windows: 1.5 x the training patch (multiple of 8) unless set; inference settings are not architecture
+    assert SegConfig().infer_window() == (32, 96, 96) and SegConfig(window=(24, 64, 64)).infer_window() == (24, 64, 64)
+    assert SegConfig(threshold=0.3, window=(16, 32, 32), overlap=0.5).architecture() == SegConfig().architecture()
+    assert SegConfig(channels=(4, 8, 16)).architecture() != SegConfig().architecture()
 
 
 def test_input_and_target():
@@ -114,6 +122,13 @@ def test_probability_window_cover_and_cancel(seg2d):
     p = probability(net, img, cfg, progress=lambda d, t, i: calls.append((d, t)))
     assert p.shape == (70, 45) and np.isfinite(p).all() and (0 <= p).all() and (p <= 1).all()
     assert calls[-1][0] == calls[-1][1] and len(calls) == calls[-1][1]
+    # windows of 48 (1.5 x 32) overlapping by 1/8: 2 x 1 windows cover 70 x 45 (45 rounds up to a 48 window)
+    assert calls[-1][1] == 2
+    calls.clear()
+    p32 = probability(net, img, cfg, window=(32, 32), overlap=0.25, progress=lambda d, t, i: calls.append((d, t)))
+    assert calls[-1][1] == 3 * 2 and p32.shape == p.shape  # starts 0, 24, 38 and 0, 13
+    with pytest.raises(VesselGraphError, match="window"):
+        probability(net, img, cfg, window=(30, 30))
 
     class Stop:
         def is_set(self):

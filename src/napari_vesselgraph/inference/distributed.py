@@ -426,7 +426,7 @@ def predict_distributed(
     scale=None,
     node_threshold: float | None = None,
     edge_threshold: float | None = None,
-    overlap: float = 0.25,
+    overlap: float | None = None,
     batch_size: int = 8,
     region=None,
     channel: int | None = None,
@@ -452,6 +452,7 @@ def predict_distributed(
     t_start = time.perf_counter()
     if str(method).lower() != "model":
         raise VesselGraphError("only method='model' runs on a dask cluster; the skeleton baseline runs in-process")
+    overlap = 0.25 if overlap is None else overlap
     options = PredictOptions.from_call(node_threshold, edge_threshold, overlap, batch_size, **method_params)
     if options.normalize not in ("auto", "tiles"):
         raise VesselGraphError(

@@ -42,7 +42,7 @@ def predict(
     scale=None,
     node_threshold: float | None = None,
     edge_threshold: float | None = None,
-    overlap: float = 0.25,
+    overlap: float | None = None,
     batch_size: int = 8,
     region=None,
     channel: int | None = None,
@@ -72,7 +72,8 @@ def predict(
     scale : pixel size per spatial axis (physical units), stored on the graph.
     node_threshold, edge_threshold : minimum confidence of kept nodes and edges; ``None`` (default): the
         thresholds the checkpoint records (chosen on its validation patches), else 0.5.
-    overlap : fraction of a patch shared by neighbouring windows, in [0, 1) (0 works, but leaves the
+    overlap : fraction of a patch shared by neighbouring windows, in [0, 1) (``None``: 0.25; a segmentation
+        checkpoint: the overlap it records; 0 works, but leaves the
         model's patch-border nodes in the graph; see :mod:`napari_vesselgraph.inference.stitch`).
     batch_size : patches per model call (progress is reported and cancel checked between calls).
     region : only predict this part: a tuple of slices (one per spatial axis) or a ``(start, stop)``
@@ -188,6 +189,7 @@ def predict(
             g.metadata["source_image"] = path
         return g
 
+    overlap = 0.25 if overlap is None else overlap
     options = PredictOptions.from_call(node_threshold, edge_threshold, overlap, batch_size, **method_params)
     # cheap checks on the image before a model is loaded
     if channel is None and len(shape) == 4:

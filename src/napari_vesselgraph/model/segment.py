@@ -45,12 +45,22 @@ class SegConfig:
     min_size: int = 64
     local: dict = field(default_factory=lambda: dict(DEFAULT_LOCAL))
     node_spacing: float = 10.0
+    window: tuple[int, ...] | None = None
+    overlap: float = 0.125
 
     def __post_init__(self):
         if self.ndim not in (2, 3):
             raise VesselGraphError(f"segmentation config: ndim must be 2 or 3, got {self.ndim!r}")
         self.channels = tuple(int(c) for c in self.channels)
         self.patch = tuple(int(p) for p in self.patch)
+        if self.window is not None:
+            self.window = tuple(int(w) for w in self.window)
+            if len(self.window) != self.ndim or not all(8 <= w <= 1024 and w % 4 == 0 for w in self.window):
+                raise VesselGraphError(
+                    f"segmentation config: window must be {self.ndim} multiples of 4 in 8..1024, got {self.window}"
+                )
+        if not 0.0 <= float(self.overlap) < 1.0:
+            raise VesselGraphError(f"segmentation config: overlap must be in [0, 1), got {self.overlap!r}")
         if len(self.channels) != 3 or not all(1 <= c <= 256 for c in self.channels):
             raise VesselGraphError(f"segmentation config: channels must be three numbers in 1..256, got {self.channels}")
         if len(self.patch) != self.ndim or not all(4 <= p <= 1024 and p % 4 == 0 for p in self.patch):
@@ -64,9 +74,21 @@ class SegConfig:
         if not isinstance(self.local, dict):
             raise VesselGraphError("segmentation config: local must be a dict of local-contrast settings")
 
+    def infer_window(self) -> tuple[int, ...]:
+        """The prediction window: ``window``, else 1.5 times the training patch (rounded down to a multiple of 8):
+        as good on the real stacks as the training patch and several times faster per voxel (fewer windows)."""
+        if self.window is not None:
+            return self.window
+        return tuple(max(8, int(p * 1.5) // 8 * 8) for p in self.patch)
+
+    def architecture(self) -> dict[str, Any]:
+        """What training depends on (a run cannot resume with other values)."""
+        return {k: v for k, v in self.to_dict().items() if k in ("ndim", "channels", "patch", "tube_radius", "local")}
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["channels"], d["patch"] = list(self.channels), list(self.patch)
+        d["window"] = list(self.window) if self.window is not None else None
         return d
 
     @classmethod
@@ -166,23 +188,30 @@ def window_starts(shape, patch, step) -> list[list[int]]:
     return [sorted(set(range(0, max(1, s - p + 1), st)) | {max(0, s - p)}) for s, p, st in zip(shape, patch, step)]
 
 
-def probability(net, image, cfg: SegConfig, overlap: float = 0.25, device="cpu", progress=None, cancel=None,
-                batch_size: int = 1) -> np.ndarray:  # fmt: skip
-    """The vessel probability of every pixel of ``image`` (float32, the image's spatial shape), window by window
-    (windows share ``overlap`` of a patch; overlapping predictions are averaged). ``progress(done, total, info)``
-    is called after every batch, ``cancel.is_set()`` checked before it."""
+def probability(net, image, cfg: SegConfig, overlap: float | None = None, device="cpu", progress=None, cancel=None,
+                batch_size: int = 1, window=None) -> np.ndarray:  # fmt: skip
+    """The vessel probability of every pixel of ``image`` (float32, the image's spatial shape), window by window:
+    windows of ``window`` pixels (default ``cfg.window``, else the training patch; the network is fully
+    convolutional, and windows a little larger than the training patches are faster per voxel) that share
+    ``overlap`` of their size (default ``cfg.overlap``); overlapping predictions are averaged.
+    ``progress(done, total, info)`` is called after every batch, ``cancel.is_set()`` checked before it."""
     import itertools
 
     import torch
 
+    overlap = cfg.overlap if overlap is None else float(overlap)
     if not 0.0 <= overlap < 1.0:
         raise VesselGraphError(f"overlap must be in [0, 1), got {overlap}")
+    patch = tuple(int(w) for w in (window if window is not None else cfg.infer_window()))
+    if len(patch) != cfg.ndim or any(w < 8 or w % 4 for w in patch):
+        raise VesselGraphError(f"window must be {cfg.ndim} multiples of 4, at least 8, got {patch}")
     x = seg_input(image, cfg)
     shp = x.shape[1:]
-    xp = pad_to(x, cfg.patch)
+    patch = tuple(min(w, -(-s // 4) * 4) for w, s in zip(patch, shp))  # no bigger than the image needs
+    xp = pad_to(x, patch)
     full = xp.shape[1:]
-    step = [max(1, int(round(p * (1 - overlap)))) for p in cfg.patch]
-    starts = list(itertools.product(*window_starts(full, cfg.patch, step)))
+    step = [max(1, int(round(p * (1 - overlap)))) for p in patch]
+    starts = list(itertools.product(*window_starts(full, patch, step)))
     acc = np.zeros(full, np.float32)
     cnt = np.zeros(full, np.float32)
     t0 = time.perf_counter()
@@ -192,7 +221,7 @@ def probability(net, image, cfg: SegConfig, overlap: float = 0.25, device="cpu",
         for i in range(0, total, batch_size):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("prediction cancelled")
-            sls = [tuple(slice(o, o + p) for o, p in zip(org, cfg.patch)) for org in starts[i : i + batch_size]]
+            sls = [tuple(slice(o, o + p) for o, p in zip(org, patch)) for org in starts[i : i + batch_size]]
             batch = np.stack([xp[(slice(None),) + sl] for sl in sls])
             prob = torch.sigmoid(net(torch.from_numpy(batch).to(device)))[:, 0].float().cpu().numpy()
             for sl, p in zip(sls, prob):
@@ -267,10 +296,10 @@ class Segmenter:
     def __init__(self, net, cfg: SegConfig, meta: dict, device="cpu"):
         self.net, self.cfg, self.meta, self.device = net, cfg, meta, device
 
-    def probability(self, image, overlap: float = 0.25, progress=None, cancel=None) -> np.ndarray:
+    def probability(self, image, overlap: float | None = None, progress=None, cancel=None) -> np.ndarray:
         return probability(self.net, image, self.cfg, overlap, self.device, progress, cancel)
 
-    def graph(self, image, scale=None, threshold=None, min_size=None, overlap: float = 0.25, progress=None,
+    def graph(self, image, scale=None, threshold=None, min_size=None, overlap: float | None = None, progress=None,
               cancel=None):  # fmt: skip
         t0 = time.perf_counter()
         prob = self.probability(image, overlap, progress, cancel)
@@ -284,7 +313,8 @@ class Segmenter:
             checkpoint=self.meta.get("name") or self.meta.get("path"),
             threshold=self.cfg.threshold if threshold is None else float(threshold),
             min_size=self.cfg.min_size if min_size is None else int(min_size),
-            overlap=overlap,
+            overlap=self.cfg.overlap if overlap is None else float(overlap),
+            window=list(self.cfg.infer_window()),
             device=str(self.device),
             elapsed_s=round(time.perf_counter() - t0, 3),
         )

@@ -173,7 +173,8 @@ def train_segmenter(cfg: SegTrainConfig, progress=None, cancel=None, log=_log) -
     state_path = out / "state.safetensors"
     if state_path.is_file():
         tensors, info = load_tensors(state_path)
-        if info.get("train_config", {}).get("seg") != seg.to_dict():
+        if SegConfig.from_dict(info.get("train_config", {}).get("seg", {}), str(state_path)).architecture() != \
+                seg.architecture():  # fmt: skip
             raise VesselGraphError(f"{state_path}: a run with another architecture; use a new output folder")
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         optimizer_from_tensors(opt, tensors, info["optimizer"])
