@@ -417,6 +417,30 @@ def test_model_checkpoint_end_to_end(make_napari_viewer, qtbot, notes, predict_c
     assert len(predict_calls) == 1
 
 
+def test_segmentation_checkpoint_end_to_end(make_napari_viewer, qtbot, notes, predict_calls):
+    """A segmentation checkpoint (U-Net -> mask -> centre-line graph) runs from the same widget; the info line says
+    what kind it is."""
+    torch = pytest.importorskip("torch")
+    from napari_vesselgraph.checkpoints import user_dir
+    from napari_vesselgraph.model.segment import SegConfig, build_unet, save_segmenter
+
+    torch.manual_seed(0)
+    cfg = SegConfig(ndim=2, patch=(32, 32), channels=(4, 8, 8), threshold=0.05, min_size=4)
+    save_segmenter(user_dir() / "tiny-seg.safetensors", build_unet(cfg), cfg, {"domain": "vessel2d-fluo"})
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-vesselgraph", "vessel2d-fluo")
+    widget = make_widget(viewer)
+    choose(widget, "tiny-seg")
+    assert "segmentation" in widget.method_info.text()
+    widget.device_combo.setCurrentText("cpu")
+    run_and_wait(qtbot, widget)
+    assert not notes["error"], notes["error"]
+    res = widget.last_result
+    assert res.raw.metadata["kind"] == "segmentation" and res.raw.metadata["checkpoint"] == "tiny-seg"
+    nodes = viewer.layers[f"{FLUO} graph (tiny-seg) nodes"]
+    assert len(nodes.data) == res.raw.n_nodes > 0
+
+
 def test_bundled_checkpoint_if_any(make_napari_viewer, qtbot, notes):
     from napari_vesselgraph.checkpoints import list_bundled
 
