@@ -332,8 +332,10 @@ def is_adapted(path) -> bool:
 def extra_training_data(path) -> list[str]:
     from napari_vesselgraph.checkpoints import read_metadata
 
-    cfg = ((read_metadata(path) or {}).get("training") or {}).get("config") or {}
-    return [str(x) for x in (cfg.get("extra_data") or [])]
+    meta = read_metadata(path) or {}
+    cfg = (meta.get("training") or {}).get("config") or {}
+    # a segmentation checkpoint (vesselgraph train-seg) names its dataset folders "train_data"
+    return [str(x) for x in (cfg.get("extra_data") or meta.get("train_data") or [])]
 
 
 def skeleton_options(ndim: int, quick: bool) -> list[tuple[str, dict]]:
