@@ -147,6 +147,14 @@ def test_registry_user_folder(model, tmp_path):
 
 def test_bundled_checkpoints_load():
     for e in ck.list_bundled():
+        if (e.get("meta") or {}).get("kind") == "segmentation":  # a U-Net: its own loader, same checks
+            from napari_vesselgraph.model.segment import load_segmenter
+
+            s = load_segmenter(e["name"])
+            assert s.meta["domain"] and s.meta["seed"] is not None and s.meta["command"]
+            out = s.net(torch.rand(1, 2, *s.cfg.patch))
+            assert out.shape[2:] == tuple(s.cfg.patch) and np.isfinite(out.detach().numpy()).all()
+            continue
         m, meta = ck.load_checkpoint(e["name"])
         assert meta["domain"] and meta["seed"] is not None and meta["command"]
         cfg = m.cfg
