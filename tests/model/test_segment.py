@@ -153,6 +153,18 @@ def test_predict_routes_segmentation_checkpoints(seg2d):
         predict(np.zeros((16, 32, 32), np.float32), checkpoint=str(path))
     with pytest.raises(VesselGraphError, match="unknown option"):
         predict(img, checkpoint=str(path), merge_radius=3)
+    import importlib
+
+    predict_mod = importlib.import_module("napari_vesselgraph.inference.predict")  # the module, not the function
+
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(predict_mod, "SEGMENTATION_MAX_VOXELS", 1000)
+    try:
+        with pytest.raises(VesselGraphError, match="predict a region"):
+            predict(img, checkpoint=str(path))
+        assert predict(img, checkpoint=str(path), region=(slice(0, 30), slice(0, 30))).metadata["kind"] == "segmentation"
+    finally:
+        monkey.undo()
     with pytest.raises(VesselGraphError, match="one machine"):
         predict(img, checkpoint=str(path), dask_workers=1)
     # a loaded segmenter is taken as the predictor (kept open for the next call)

@@ -330,6 +330,10 @@ def _predict_skeleton(arr, shape, scale, region, channel, progress, cancel, para
 
 
 # ------------------------------------------------------------------ segmentation checkpoints
+#: the largest image (region) a segmentation checkpoint predicts: it holds about 6 float32 copies of it at once
+SEGMENTATION_MAX_VOXELS = 256_000_000
+
+
 def _segmenter_for(checkpoint, predictor, shape, channel):
     """A loaded :class:`~napari_vesselgraph.model.segment.Segmenter` when the call is for a segmentation checkpoint
     (``predictor`` is one, or ``checkpoint`` names one), else None (a Relationformer checkpoint)."""
@@ -381,6 +385,13 @@ def _predict_segmentation(arr, shape, scale, region, channel, segmenter, thresho
     scale_nd = check_scale(scale, snd)
     source = ImageSource(arr, snd, has_ch, int(channel) if sel else None)
     reg = normalize_region(region, source.shape)
+    n_vox = int(np.prod([hi - lo for lo, hi in reg]))
+    if n_vox > SEGMENTATION_MAX_VOXELS:
+        raise VesselGraphError(
+            f"a segmentation checkpoint reads the image whole, and this one has {n_vox / 1e6:.0f} million "
+            f"pixels (the limit is {SEGMENTATION_MAX_VOXELS / 1e6:.0f} million): predict a region, or use a "
+            "Relationformer checkpoint (tiled) or the skeleton"
+        )
     check_cancel(cancel)
     img = source.read(reg)
     g = segmenter.graph(img, scale=scale_nd, threshold=threshold, min_size=params.get("min_size"), overlap=overlap,
