@@ -246,6 +246,11 @@ def test_cli_train_seg_and_checkpoints(tmp_path, monkeypatch, capsys, seg2d):
     assert main(["train-seg", "-o", str(tmp_path / "r"), "--data", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a dataset folder" in err[0]
+    assert not (tmp_path / "r").exists()  # nothing written for a refused command
+    (tmp_path / "file").write_text("x")
+    assert main(["train-seg", "-o", str(tmp_path / "file" / "r"), "--steps", "1", "--synthetic-p", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot create the output folder" in err[0]
     monkeypatch.setenv("NAPARI_VESSELGRAPH_HOME", str(tmp_path / "home"))
     (tmp_path / "home" / "checkpoints").mkdir(parents=True)
     path = seg2d[0]

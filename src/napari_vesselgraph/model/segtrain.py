@@ -150,12 +150,15 @@ def train_segmenter(cfg: SegTrainConfig, progress=None, cancel=None, log=_log) -
 
     torch.set_num_threads(max(1, int(cfg.threads)))
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     seg = cfg.seg
     folders = [str(f) for f in cfg.data]
     for f in folders:
         if not (Path(f) / "manifest.json").is_file():
             raise VesselGraphError(f"{f}: not a dataset folder (no manifest.json)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # before any training, not after it
+        raise VesselGraphError(f"cannot create the output folder {out} ({e.strerror or e})") from None
     tr_pairs, val_pairs = read_splits(folders) if folders else ([], [])
     if cfg.synthetic_p < 1.0 and not tr_pairs:
         raise VesselGraphError(f"no train samples in {', '.join(folders)}")
