@@ -145,7 +145,9 @@ def test_predict_routes_segmentation_checkpoints(seg2d):
     img = _line_image()
     g = predict(img, checkpoint=str(path), node_threshold=0.01, scale=(2.0, 2.0))
     assert g.metadata["kind"] == "segmentation" and g.metadata["checkpoint"] == "seg2d"
-    assert g.metadata["threshold"] == 0.01 and tuple(g.scale) == (2.0, 2.0)
+    assert g.metadata["threshold"] == 0.01 and tuple(g.scale) == (2.0, 2.0) and g.metadata["device"] == "cpu"
+    with pytest.raises(VesselGraphError, match="device|cuda|CUDA"):  # the device asked for is used, not ignored
+        predict(img, checkpoint=str(path), device="cuda:7")
     assert g.n_nodes > 0  # threshold 0.01 keeps most of an untrained net's output
     r = predict(img, checkpoint=str(path), node_threshold=0.01, region=((0, 32), (32, 64)))
     assert r.n_nodes > 0 and r.nodes[:, 1].min() >= 32 - 1e-6 and r.nodes[:, 0].max() < 32 + 1e-6

@@ -174,7 +174,7 @@ def predict(
             g.metadata["source_image"] = path
         return g
 
-    segmenter = _segmenter_for(checkpoint, predictor, shape, channel)
+    segmenter = _segmenter_for(checkpoint, predictor, shape, channel, device)
     if segmenter is not None:
         own = predictor is None
         try:
@@ -334,7 +334,7 @@ def _predict_skeleton(arr, shape, scale, region, channel, progress, cancel, para
 SEGMENTATION_MAX_VOXELS = 256_000_000
 
 
-def _segmenter_for(checkpoint, predictor, shape, channel):
+def _segmenter_for(checkpoint, predictor, shape, channel, device="cpu"):
     """A loaded :class:`~napari_vesselgraph.model.segment.Segmenter` when the call is for a segmentation checkpoint
     (``predictor`` is one, or ``checkpoint`` names one), else None (a Relationformer checkpoint)."""
     from ..model.segment import Segmenter, is_segmentation, load_segmenter
@@ -347,7 +347,9 @@ def _segmenter_for(checkpoint, predictor, shape, channel):
     path = resolve(ckpt)
     if not is_segmentation(read_metadata(path)):
         return None
-    return load_segmenter(path)
+    from ..model.predictor import select_device
+
+    return load_segmenter(path, device=select_device(device))
 
 
 def _names_segmentation(checkpoint, predictor) -> bool:
