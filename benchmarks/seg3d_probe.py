@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
@@ -30,10 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-from napari_vesselgraph.baseline.pipeline import _remove_small
 from napari_vesselgraph.model.data import make_synthetic, read_splits
 from napari_vesselgraph.model.preprocess import local_contrast
-from napari_vesselgraph.synth.render import rasterize_tubes
+from napari_vesselgraph.model.segment import SegConfig, build_unet, pad_to, remove_small, tube_target
+from napari_vesselgraph.model.segtrain import cut as seg_cut
 
 LOCAL = {"method": "local", "sigma": 16.0, "floor_stat": "mean", "min_std": 0.01, "ndim": 3, "channels": 1}
 TUBE_R = 1.5
@@ -50,55 +49,21 @@ def norm2(img):
     return np.stack([g, np.clip(loc, 0, 1)]).astype(np.float32)
 
 
+# the network, tube target, padding and patch cutting are the product's (model.segment / model.segtrain, which grew
+# out of this probe): same layer names, same initialisation, same random draws, so runs/seg3d_a still loads
+SEG = SegConfig(tube_radius=TUBE_R, patch=PATCH)
+
+
 def target(g, shape):
-    if g.n_edges == 0:
-        return np.zeros(shape, np.float32)
-    r = np.full((g.n_edges, 2), TUBE_R, np.float32)
-    return (rasterize_tubes(np.asarray(g.nodes, np.float32), np.asarray(g.edges), r, shape) >= 0.5).astype(np.float32)
+    return tube_target(g, shape, SEG)
 
 
-def block(ci, co):
-    return nn.Sequential(nn.Conv3d(ci, co, 3, padding=1), nn.InstanceNorm3d(co, affine=True), nn.LeakyReLU(0.1),
-                         nn.Conv3d(co, co, 3, padding=1), nn.InstanceNorm3d(co, affine=True), nn.LeakyReLU(0.1))
-
-
-class UNet(nn.Module):
-    def __init__(self, cin=2, ch=(8, 16, 32)):
-        super().__init__()
-        self.e0, self.e1, self.e2 = block(cin, ch[0]), block(ch[0], ch[1]), block(ch[1], ch[2])
-        self.u1, self.d1 = nn.ConvTranspose3d(ch[2], ch[1], 2, 2), block(2 * ch[1], ch[1])
-        self.u0, self.d0 = nn.ConvTranspose3d(ch[1], ch[0], 2, 2), block(2 * ch[0], ch[0])
-        self.out = nn.Conv3d(ch[0], 1, 1)
-
-    def forward(self, x):
-        a = self.e0(x)
-        b = self.e1(F.max_pool3d(a, 2))
-        c = self.e2(F.max_pool3d(b, 2))
-        b = self.d1(torch.cat([self.u1(c), b], 1))
-        a = self.d0(torch.cat([self.u0(b), a], 1))
-        return self.out(a)
-
-
-def pad_to(x, shape):
-    pads = []
-    for s, p in zip(x.shape[-3:], shape):
-        pads.append((0, max(0, p - s)))
-    if any(p[1] for p in pads):
-        x = np.pad(x, [(0, 0)] * (x.ndim - 3) + pads, mode="constant")
-    return x
+def UNet():  # noqa: N802 - the probe's old class name
+    return build_unet(SEG)
 
 
 def cut(x, y, rng):
-    x, y = pad_to(x, PATCH), pad_to(y, PATCH)
-    o = [rng.integers(0, s - p + 1) for s, p in zip(y.shape, PATCH)]
-    sl = tuple(slice(a, a + p) for a, p in zip(o, PATCH))
-    xp, yp = x[(slice(None),) + sl], y[sl]
-    for ax in (1, 2, 3):
-        if rng.random() < 0.5:
-            xp, yp = np.flip(xp, ax), np.flip(yp, ax - 1)
-    if rng.random() < 0.5:
-        xp, yp = xp.swapaxes(2, 3), yp.swapaxes(1, 2)
-    return np.ascontiguousarray(xp), np.ascontiguousarray(yp)
+    return seg_cut(x, y, PATCH, rng)
 
 
 @torch.no_grad()
@@ -217,7 +182,7 @@ def evaluate(weights):
             line = [name, rec["id"], f"prob {tp:.0f}s"]
             for th in (0.3, 0.5, 0.7):
                 for ms in (64, 256):
-                    g = mask_to_graph(_remove_small(prob >= th, ms))
+                    g = mask_to_graph(remove_small(prob >= th, ms))
                     m = rd.score(g, rec["graph"], name, rec["voxel"])
                     line.append(f"t{th}/m{ms}: LQ {m['length_quality']:.3f} SMD {m['smd']:.1f}")
             m = rd.predict_and_score(rec, name, "skeleton", params=preset(skel))
