@@ -1,6 +1,7 @@
 """Segmentation checkpoints (model.segment, model.segtrain) and their route through predict() and the CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +261,32 @@ def test_cli_train_seg_and_checkpoints(tmp_path, monkeypatch, capsys, seg2d):
     assert main(["checkpoints"]) == 0
     line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mine")][0]
     assert "kind=segmentation" in line and "2D" in line
+
+
+def test_fine_tune_starts_from_the_checkpoint(tmp_path, seg2d):
+    """``init``: the run takes the checkpoint's architecture and weights, and records where it came from."""
+    import hashlib
+
+    from napari_vesselgraph.checkpoints.store import load_tensors
+
+    path, net, cfg = seg2d
+    # its own config asks for another architecture: the checkpoint's wins; lr 0 keeps the weights as they were
+    run = _tiny_train_cfg(tmp_path / "ft", steps=2, val_every=2, lr=0.0, weight_decay=0.0, init=str(path),
+                          seg=SegConfig(ndim=2, patch=(32, 32), channels=(8, 16, 32), threshold=0.3))  # fmt: skip
+    logs = []
+    best = train_segmenter(run, log=logs.append)
+    s = load_segmenter(best)
+    assert s.cfg.architecture() == cfg.architecture() and s.cfg.threshold == 0.3
+    src = net.state_dict()
+    assert all(torch.equal(v, src[k]) for k, v in s.net.state_dict().items())
+    ad = s.meta["adaptation"]
+    assert ad["method"] == "finetune" and ad["source"] == f"{path.parent.name}/{Path(path).stem}" and ad["seed"] == 0
+    assert s.meta["init"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert any("fine-tuning" in line for line in logs)
+    # with a learning rate it moves away from the source
+    moved = train_segmenter(_tiny_train_cfg(tmp_path / "ft2", steps=3, init=str(path)), log=lambda s: None)
+    t, _ = load_tensors(moved)
+    assert not torch.equal(t["out.weight"], src["out.weight"])
+    with pytest.raises(VesselGraphError):
+        train_segmenter(_tiny_train_cfg(tmp_path / "ft3", init=str(tmp_path / "missing.safetensors")))
+    assert not (tmp_path / "ft3" / "best.safetensors").exists()

@@ -17,6 +17,11 @@
   continues from it (the synthetic pool is drawn afresh, so a resumed run is not bit-identical to an
   uninterrupted one). Stops at ``steps``, after ``max_minutes`` of this invocation, or on ``cancel``.
 
+- fine-tuning (``init``, ``--init``): the run starts from a segmentation checkpoint's weights and architecture
+  (its other settings, e.g. the threshold, are this run's); the checkpoints record ``init`` (the source and its
+  SHA-256) and ``adaptation`` (method ``finetune``, source, target folders, shot ids, seed, steps). ``--lr``
+  defaults to 5e-4 for a fine-tune (2e-3 from scratch).
+
 Command line: ``vesselgraph train-seg -o runs/seg3d --data runs/data/diadem-op1 runs/data/vesselnn-shots
 --steps 6000`` (``python -m napari_vesselgraph.model.segtrain``).
 """
@@ -59,6 +64,7 @@ class SegTrainConfig:
     threads: int = 1
     description: str = ""
     command: str = ""
+    init: str | None = None
     seg: SegConfig = field(default_factory=SegConfig)
 
     def __post_init__(self):
@@ -159,6 +165,14 @@ def train_segmenter(cfg: SegTrainConfig, progress=None, cancel=None, log=_log) -
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # before any training, not after it
         raise VesselGraphError(f"cannot create the output folder {out} ({e.strerror or e})") from None
+    source = None
+    if cfg.init:  # fine-tune: start from a segmentation checkpoint's weights and take its architecture
+        from .segment import load_segmenter
+
+        source = load_segmenter(cfg.init)
+        keep = {k: v for k, v in seg.to_dict().items() if k not in source.cfg.architecture()}
+        seg = SegConfig.from_dict({**source.cfg.to_dict(), **keep}, cfg.init)
+        cfg.seg = seg
     tr_pairs, val_pairs = read_splits(folders) if folders else ([], [])
     if cfg.synthetic_p < 1.0 and not tr_pairs:
         raise VesselGraphError(f"no train samples in {', '.join(folders)}")
@@ -171,6 +185,9 @@ def train_segmenter(cfg: SegTrainConfig, progress=None, cancel=None, log=_log) -
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     net = build_unet(seg)
+    if source is not None:
+        net.load_state_dict(source.net.state_dict())
+        log(f"train-seg: fine-tuning {source.meta.get('name') or cfg.init}")
     opt = torch.optim.AdamW(net.parameters(), cfg.lr, weight_decay=cfg.weight_decay)
     step, best, history = 0, -1.0, []
     state_path = out / "state.safetensors"
@@ -199,6 +216,19 @@ def train_segmenter(cfg: SegTrainConfig, progress=None, cancel=None, log=_log) -
         "description": cfg.description,
         "command": cfg.command,
     }
+    if source is not None:
+        from ..synth import read_dataset
+
+        shots = sorted({r.id for f in folders for r in read_dataset(f, split="train")})
+        ip = Path(source.meta["path"])
+        src_name = source.meta.get("name") or f"{ip.parent.name}/{ip.stem}"
+        import hashlib
+
+        digest = hashlib.sha256(Path(source.meta["path"]).read_bytes()).hexdigest()
+        meta_common["init"] = {"checkpoint": str(cfg.init), "name": src_name, "sha256": digest}
+        meta_common["adaptation"] = {"method": "finetune", "source": src_name, "target": folders,
+                                     "shots": shots, "seed": cfg.seed, "steps": cfg.steps,
+                                     "synthetic_p": cfg.synthetic_p}  # fmt: skip
 
     def save_state():
         t = {f"net.{k}": v for k, v in net.state_dict().items()}
@@ -289,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch", type=int, nargs="+", default=None, help="patch size per axis")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--description", default="", help="what images the model suits (stored in its metadata)")
+    p.add_argument("--init", default=None, help="fine-tune: start from this segmentation checkpoint (name or path); "
+                   "its architecture is used")  # fmt: skip
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3; 5e-4 with --init)")
     return p
 
 
@@ -303,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         shape = (48, 96, 96) if args.ndim == 3 else (256, 256)
         cfg = SegTrainConfig(out=args.out, domain=args.domain, data=list(args.data), synthetic_p=args.synthetic_p,
                              steps=args.steps, max_minutes=args.max_minutes, seed=args.seed, threads=args.threads,
-                             description=args.description, seg=seg, synthetic_shape=shape,
+                             description=args.description, seg=seg, synthetic_shape=shape, init=args.init,
+                             lr=args.lr if args.lr is not None else (5e-4 if args.init else 2e-3),
                              command=shlex.join(["vesselgraph", "train-seg", *argv]))  # fmt: skip
         path = train_segmenter(cfg)
     except (VesselGraphError, FileNotFoundError, Cancelled, KeyboardInterrupt) as e:
