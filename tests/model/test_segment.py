@@ -290,3 +290,65 @@ def test_fine_tune_starts_from_the_checkpoint(tmp_path, seg2d):
     with pytest.raises(VesselGraphError):
         train_segmenter(_tiny_train_cfg(tmp_path / "ft3", init=str(tmp_path / "missing.safetensors")))
     assert not (tmp_path / "ft3" / "best.safetensors").exists()
+
+
+def _two_lines(bright_rows=(20, 23), dim_rows=(44, 47), dim=0.3):
+    img = np.random.default_rng(1).normal(0.02, 0.01, (64, 64)).astype(np.float32)
+    img[bright_rows[0] : bright_rows[1], 6:58] = 1.0
+    img[dim_rows[0] : dim_rows[1], 6:58] = dim
+    return img
+
+
+def test_min_brightness_drops_the_dim_structure(seg2d, monkeypatch):
+    """A segmenter that paints two fibres, one bright and one at 30 % of its brightness: ``min_brightness``
+    keeps only the bright one (option, checkpoint setting, and off by default)."""
+    from napari_vesselgraph.inference import predict
+
+    path, net, cfg = seg2d
+    s = load_segmenter(path)
+    img = _two_lines()
+    painted = np.zeros(img.shape, np.float32)
+    painted[20:23, 6:58] = painted[44:47, 6:58] = 0.9
+    monkeypatch.setattr(type(s), "probability", lambda self, image, *a, **k: painted)
+    both = predict(img, predictor=s)
+    assert sorted({round(float(y) / 10) for y in both.nodes[:, 0]}) == [2, 4]  # rows ~21 and ~45
+    one = predict(img, predictor=s, min_brightness=0.5)
+    assert one.n_edges > 0 and np.all(np.abs(one.nodes[:, 0] - 21) < 3)
+    assert one.metadata["min_brightness"] == 0.5
+    assert predict(img, predictor=s, min_brightness=0.2).n_edges == both.n_edges  # the dim fibre is at 0.3
+    s.cfg = SegConfig.from_dict({**cfg.to_dict(), "min_brightness": 0.5})  # the checkpoint's own setting
+    assert predict(img, predictor=s).n_edges == one.n_edges
+    with pytest.raises(VesselGraphError, match="min_brightness"):
+        SegConfig(min_brightness=2.0)
+
+
+def test_adapt_calibrates_a_segmentation_checkpoint(seg2d, tmp_path, monkeypatch):
+    """``adapt --method calibrate`` on a segmentation checkpoint: threshold and ``min_brightness`` chosen on the
+    shots (ground truth: the bright fibre only), the weights kept; other methods are refused with a pointer."""
+    from napari_vesselgraph.adapt import adapt
+    from napari_vesselgraph.importers._folder import DatasetFolder
+    from napari_vesselgraph.model.segment import Segmenter
+
+    path, net, cfg = seg2d
+    folder = DatasetFolder(tmp_path / "target")
+    gt = VesselGraph(nodes=np.array([[21.0, 6.0], [21.0, 32.0], [21.0, 57.0]]), edges=np.array([[0, 1], [1, 2]]))
+    for k, dim in enumerate((0.2, 0.2, 0.2)):
+        folder.add(f"s{k}", _two_lines(dim=dim), gt, "train")
+    folder.close()
+    painted = np.zeros((64, 64), np.float32)
+    painted[20:23, 6:58], painted[44:47, 6:58] = 0.9, 0.75  # no threshold tried separates them
+    monkeypatch.setattr(Segmenter, "probability", lambda self, image, *a, **k: painted)
+    logs, calls = [], []
+    out = adapt({"checkpoint": str(path), "target": str(tmp_path / "target"), "method": "calibrate",
+                 "out": str(tmp_path / "cal.safetensors")}, progress=lambda *a: calls.append(a), log=logs.append)  # fmt: skip
+    s = load_segmenter(out)
+    ad = s.meta["adaptation"]
+    assert ad["method"] == "calibrate" and len(ad["shot_ids"]) == 2 and len(ad["heldout_ids"]) == 1
+    # only the brightness drops the dim fibre (a fifth of the bright one's)
+    assert 0.2 <= s.cfg.min_brightness <= 0.8 and s.cfg.threshold == 0.5, s.cfg
+    assert ad["after"]["score"] > ad["before"]["score"]
+    assert all(torch.equal(a, b) for a, b in zip(s.net.state_dict().values(), net.state_dict().values()))
+    assert s.meta["kind"] == "segmentation" and s.meta["name"] == "cal"
+    assert calls[0][2].get("phase") and calls[-1][0] == calls[-1][1]
+    with pytest.raises(VesselGraphError, match="train-seg --init"):
+        adapt({"checkpoint": str(path), "target": str(tmp_path / "target"), "method": "finetune"}, log=lambda s: None)

@@ -11,7 +11,9 @@
 - ``translation``: an unpaired CycleGAN translator (target -> source appearance) trained on unlabelled target
   images and bundled into the checkpoint; inference applies it first (:mod:`.translate`);
 - ``calibrate``: no training: the node/edge thresholds and the clean-up settings ``min_support`` and
-  ``min_brightness`` chosen on the labelled shots, the source weights kept (:mod:`.calibrate`).
+  ``min_brightness`` chosen on the labelled shots, the source weights kept (:mod:`.calibrate`). A segmentation
+  checkpoint (:mod:`napari_vesselgraph.model.segment`) adapts by this method only: its probability threshold and
+  ``min_brightness`` (:mod:`.segcalibrate`); it is fine-tuned by ``vesselgraph train-seg --init``.
 
 The output checkpoint keeps the source metadata and adds ``adaptation`` (method, K, the shot and held-out ids,
 source, target, settings, ``before``/``after`` metrics on the held-out target samples), ``target_domain`` and
@@ -23,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import VesselGraphError
 from .config import METHODS, TRAIN_LAYERS, AdaptConfig
 
 __all__ = ["METHODS", "TRAIN_LAYERS", "AdaptConfig", "adapt", "main"]
@@ -52,6 +55,12 @@ def adapt(
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     device = select_device(cfg.device)
+    from ..checkpoints import read_metadata
+    from ..checkpoints.store import resolve
+    from ..model.segment import is_segmentation
+
+    if is_segmentation(read_metadata(resolve(cfg.checkpoint))):
+        return _adapt_segmentation(cfg, device, progress, cancel, log)
     model, meta = load_checkpoint(cfg.checkpoint, device="cpu")
     if progress is not None:  # the first update comes before the target is read (seconds for big images)
         progress(0, cfg.steps, {"phase": "reading the target samples"})
@@ -67,6 +76,33 @@ def adapt(
         model.to("cpu")
         del model
         loop.free_device(device)
+    log(f"adapted checkpoint: {path}")
+    return path
+
+
+def _adapt_segmentation(cfg: AdaptConfig, device, progress, cancel, log) -> Path:
+    """A segmentation checkpoint adapts by ``calibrate`` (:mod:`.segcalibrate`); it is fine-tuned by
+    ``vesselgraph train-seg --init``."""
+    from ..checkpoints.store import read_metadata, resolve
+    from ..model.segment import SegConfig
+    from . import loop, segcalibrate
+    from .data import load_target
+
+    if cfg.method != "calibrate":
+        raise VesselGraphError(
+            f"{cfg.checkpoint} is a segmentation checkpoint: it adapts by --method calibrate (threshold and "
+            "brightness chosen on the shots), or is fine-tuned on them by `vesselgraph train-seg --init`"
+        )
+    meta = read_metadata(resolve(cfg.checkpoint))
+    seg_cfg = SegConfig.from_dict(meta.get("segmentation"), str(cfg.checkpoint))
+    if progress is not None:
+        progress(0, 1, {"phase": "reading the target samples"})
+    data = load_target(cfg, seg_cfg.ndim, log=log, meta=meta)
+    out = loop.output_path(cfg, meta, data)
+    from ..io import check_writable
+
+    check_writable(out, suffixes=(".safetensors",), parents=True)
+    path = segcalibrate.run(cfg, data, out, device, progress=progress, cancel=cancel, log=log)
     log(f"adapted checkpoint: {path}")
     return path
 

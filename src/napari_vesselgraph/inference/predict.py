@@ -370,12 +370,12 @@ def _names_segmentation(checkpoint, predictor) -> bool:
 def _predict_segmentation(arr, shape, scale, region, channel, segmenter, threshold, overlap, progress, cancel,
                           params, t_start) -> VesselGraph:  # fmt: skip
     """``predict`` with a segmentation checkpoint: the probability map of the image (or ``region``), thresholded
-    (``node_threshold`` overrides the checkpoint's probability threshold; option ``min_size``), and the centre-line
-    graph of the mask. The image (region) is read whole."""
-    unknown = sorted(set(params) - {"min_size"})
+    (``node_threshold`` overrides the checkpoint's probability threshold; options ``min_size`` and
+    ``min_brightness``), and the centre-line graph of the mask. The image (region) is read whole."""
+    unknown = sorted(set(params) - {"min_size", "min_brightness"})
     if unknown:
         raise VesselGraphError(
-            f"unknown option(s) for a segmentation checkpoint: {', '.join(unknown)} (known: min_size)"
+            f"unknown option(s) for a segmentation checkpoint: {', '.join(unknown)} (known: min_size, min_brightness)"
         )
     cfg = segmenter.cfg
     snd, has_ch, sel = image_layout(shape, None, channel)
@@ -397,7 +397,7 @@ def _predict_segmentation(arr, shape, scale, region, channel, segmenter, thresho
     check_cancel(cancel)
     img = source.read(reg)
     g = segmenter.graph(img, scale=scale_nd, threshold=threshold, min_size=params.get("min_size"), overlap=overlap,
-                        progress=progress, cancel=cancel)  # fmt: skip
+                        progress=progress, cancel=cancel, min_brightness=params.get("min_brightness"))  # fmt: skip
     offset = np.array([lo for lo, _ in reg], float)
     if offset.any() and g.n_nodes:
         g.nodes = g.nodes + offset

@@ -1,0 +1,104 @@
+"""``calibrate`` for a segmentation checkpoint (:mod:`napari_vesselgraph.model.segment`): no training.
+
+The probability threshold and the clean-up setting ``min_brightness`` (edges on structures dimmer than that
+share of the image-wide brightness are dropped: :func:`napari_vesselgraph.model.segment.drop_dim`) are chosen on
+the K labelled shots: one probability map per shot, then every pair of :data:`THRESHOLDS` x
+:data:`BRIGHTNESS_GRID`, scored as the Relationformer's calibrate scores (``cfg.selection``: for a target folder
+``(length quality + junction F1) / 2`` at 3 px), mean over the shots; ties keep the earlier pair (the
+checkpoint's own threshold first, brightness off first). The held-out samples are measured with the source's
+settings (``before``) and the chosen ones (``after``); they choose nothing. The weights are the source's.
+
+What it is for: a model that paints every fibre when the user wants only the brightest, e.g. the dye-filled
+neuron a DIADEM tracer followed among dimmer fibres.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import VesselGraphError
+
+#: probability thresholds tried (the checkpoint's own is tried first)
+THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
+#: ``min_brightness`` values tried (0: off, first)
+BRIGHTNESS_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def _metrics(graph, gt, shape) -> dict:
+    from ..metrics import evaluate
+
+    return evaluate(graph, gt, radius=3.0, metrics=["prf", "smd", "length", "junctions"], image_shape=shape,
+                    smd_points=300)  # fmt: skip
+
+
+def _scored(seg, samples, probs, threshold, min_brightness, score_fn) -> dict:
+    from ..model.thresholds import mean_metrics
+
+    rows = []
+    for s, p in zip(samples, probs):
+        g = seg.graph(s.image, prob=p, threshold=threshold, min_brightness=min_brightness)
+        rows.append(_metrics(g, s.graph, tuple(np.asarray(p).shape)))
+    m = mean_metrics(rows)
+    m["score"] = float(score_fn(m))
+    m["node_threshold"], m["min_brightness"], m["n"] = float(threshold), float(min_brightness), len(samples)
+    return m
+
+
+def run(cfg, data, out_path: Path, device, progress=None, cancel=None, log=print) -> Path:
+    """Choose the threshold and ``min_brightness`` on ``data.shots``; write the source weights with them."""
+    from ..inference.plan import check_cancel
+    from ..model.segment import load_segmenter, save_segmenter
+    from ..model.thresholds import SCORES
+    from .loop import run_meta, short_metrics
+
+    if not data.shots:
+        raise VesselGraphError("no labelled target samples (shots) to calibrate on")
+    t_start = time.time()
+    seg = load_segmenter(cfg.checkpoint, device=device)
+    score_fn = SCORES[cfg.selection][0]
+    n_all = len(data.shots) + len(data.heldout)
+    log(f"adapt[calibrate]: segmentation checkpoint; target {data.name}: {len(data.shots)} shot(s) "
+        f"{data.ids(data.shots)}, {len(data.heldout)} held out {data.ids(data.heldout)}; the weights are not trained")  # fmt: skip
+    if progress is not None:
+        progress(0, n_all + 1, {"phase": f"segmenting {len(data.shots)} labelled sample(s)"})
+    probs = []
+    for i, s in enumerate(data.shots):
+        check_cancel(cancel)
+        probs.append(seg.probability(s.image, cancel=cancel))
+        if progress is not None:
+            progress(i + 1, n_all + 1, {"loss": 0.0, "phase": "segmented"})
+    own = float(seg.cfg.threshold)
+    thresholds = [own] + [t for t in THRESHOLDS if abs(t - own) > 1e-9]
+    best = None
+    for t in thresholds:
+        for b in BRIGHTNESS_GRID:
+            check_cancel(cancel)
+            m = _scored(seg, data.shots, probs, t, b, score_fn)
+            if best is None or m["score"] > best["score"] + 1e-12:
+                best = m
+    new_cfg = replace(seg.cfg, threshold=best["node_threshold"], min_brightness=best["min_brightness"])
+    log(f"chosen on the shots: threshold {new_cfg.threshold:g}, min_brightness {new_cfg.min_brightness:g} "
+        f"(score {best['score']:.3f})")  # fmt: skip
+    if progress is not None:
+        progress(len(data.shots) + 1, n_all + 1, {"loss": 0.0, "phase": "chosen"})
+    before = after = None
+    if data.heldout:
+        hprobs = []
+        for s in data.heldout:
+            check_cancel(cancel)
+            hprobs.append(seg.probability(s.image, cancel=cancel))
+        before = _scored(seg, data.heldout, hprobs, seg.cfg.threshold, seg.cfg.min_brightness, score_fn)
+        after = _scored(seg, data.heldout, hprobs, new_cfg.threshold, new_cfg.min_brightness, score_fn)
+        if progress is not None:
+            progress(n_all + 1, n_all + 1, {"loss": 0.0, "val": after["score"], "validation": True})
+        log(f"held out: score {before['score']:.3f} with the source's settings -> {after['score']:.3f} calibrated")
+    source = seg.meta.get("name") or Path(str(seg.meta.get("path", cfg.checkpoint))).stem
+    meta = run_meta(dict(seg.meta), cfg, data, out_path, source, before=before, after=after, steps_done=0,
+                    history=[], t_start=t_start, chosen_on_shots=short_metrics(best))  # fmt: skip
+    for k in ("segmentation", "kind", "format_version"):  # save_segmenter writes them from the new config
+        meta.pop(k, None)
+    return save_segmenter(out_path, seg.net, new_cfg, meta)
