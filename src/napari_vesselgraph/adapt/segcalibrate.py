@@ -35,13 +35,24 @@ def _metrics(graph, gt, shape) -> dict:
                     smd_points=300)  # fmt: skip
 
 
-def _scored(seg, samples, probs, threshold, min_brightness, score_fn) -> dict:
+def _graphs(seg, samples, probs, threshold) -> list:
+    """The graph of each sample at ``threshold`` with its edges' image-wide brightness (nothing dropped yet)."""
+    from ..model.segment import edge_brightness, mask_graph
+
+    out = []
+    for s, p in zip(samples, probs):
+        g = mask_graph(p, seg.cfg, threshold)
+        g.edge_attrs["brightness"] = edge_brightness(s.image, g, seg.cfg)
+        out.append(g)
+    return out
+
+
+def _scored(graphs, samples, probs, threshold, min_brightness, score_fn) -> dict:
+    from ..inference.support import drop_unsupported
     from ..model.thresholds import mean_metrics
 
-    rows = []
-    for s, p in zip(samples, probs):
-        g = seg.graph(s.image, prob=p, threshold=threshold, min_brightness=min_brightness)
-        rows.append(_metrics(g, s.graph, tuple(np.asarray(p).shape)))
+    rows = [_metrics(drop_unsupported(g, min_brightness, column="brightness"), s.graph, tuple(np.asarray(p).shape))
+            for g, s, p in zip(graphs, samples, probs)]  # fmt: skip
     m = mean_metrics(rows)
     m["score"] = float(score_fn(m))
     m["node_threshold"], m["min_brightness"], m["n"] = float(threshold), float(min_brightness), len(samples)
@@ -75,9 +86,10 @@ def run(cfg, data, out_path: Path, device, progress=None, cancel=None, log=print
     thresholds = [own] + [t for t in THRESHOLDS if abs(t - own) > 1e-9]
     best = None
     for t in thresholds:
+        graphs = _graphs(seg, data.shots, probs, t)
         for b in BRIGHTNESS_GRID:
             check_cancel(cancel)
-            m = _scored(seg, data.shots, probs, t, b, score_fn)
+            m = _scored(graphs, data.shots, probs, t, b, score_fn)
             if best is None or m["score"] > best["score"] + 1e-12:
                 best = m
     new_cfg = replace(seg.cfg, threshold=best["node_threshold"], min_brightness=best["min_brightness"])
@@ -91,8 +103,10 @@ def run(cfg, data, out_path: Path, device, progress=None, cancel=None, log=print
         for s in data.heldout:
             check_cancel(cancel)
             hprobs.append(seg.probability(s.image, cancel=cancel))
-        before = _scored(seg, data.heldout, hprobs, seg.cfg.threshold, seg.cfg.min_brightness, score_fn)
-        after = _scored(seg, data.heldout, hprobs, new_cfg.threshold, new_cfg.min_brightness, score_fn)
+        before = _scored(_graphs(seg, data.heldout, hprobs, seg.cfg.threshold), data.heldout, hprobs,
+                         seg.cfg.threshold, seg.cfg.min_brightness, score_fn)  # fmt: skip
+        after = _scored(_graphs(seg, data.heldout, hprobs, new_cfg.threshold), data.heldout, hprobs,
+                        new_cfg.threshold, new_cfg.min_brightness, score_fn)  # fmt: skip
         if progress is not None:
             progress(n_all + 1, n_all + 1, {"loss": 0.0, "val": after["score"], "validation": True})
         log(f"held out: score {before['score']:.3f} with the source's settings -> {after['score']:.3f} calibrated")
