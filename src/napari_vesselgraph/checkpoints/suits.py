@@ -503,6 +503,12 @@ def suitability(meta: dict | None, traits: dict, name: str | None = None) -> tup
             f"{label} was made to trace {p['structures']} in {_kind_text(model_kinds)}, but this image looks like "
             f"{_image_kind_text(image_kinds)} of {structures}."
         )
+    elif structures is None and p["structures"] == "neurites":
+        # nothing in a grey stack tells neurites from vessels: a model made for one traced neuron (it may drop
+        # dim branches) is picked only when no vessel model fits as well; named, it runs without a warning
+        score -= 0.75
+        if image_kinds and model_kinds and _overlap(model_kinds, image_kinds):
+            score += 3.0
     elif image_kinds and model_kinds:
         if "any" in model_kinds:
             score += 1.0
