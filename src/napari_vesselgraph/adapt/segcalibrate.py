@@ -110,9 +110,12 @@ def run(cfg, data, out_path: Path, device, progress=None, cancel=None, log=print
         if progress is not None:
             progress(n_all + 1, n_all + 1, {"loss": 0.0, "val": after["score"], "validation": True})
         log(f"held out: score {before['score']:.3f} with the source's settings -> {after['score']:.3f} calibrated")
-    source = seg.meta.get("name") or Path(str(seg.meta.get("path", cfg.checkpoint))).stem
+    sp = Path(str(seg.meta.get("path", cfg.checkpoint)))
+    source = seg.meta.get("name") or f"{sp.parent.name}/{sp.stem}"  # runs/X/best.safetensors -> X/best
     meta = run_meta(dict(seg.meta), cfg, data, out_path, source, before=before, after=after, steps_done=0,
-                    history=[], t_start=t_start, chosen_on_shots=short_metrics(best))  # fmt: skip
+                    history=[], t_start=t_start, chosen_on_shots=short_metrics(best),
+                    metrics_on="held-out target samples, whole-sample segmentation (the probability map once, then "
+                    "the graph at each threshold and min_brightness); radius 3 px")  # fmt: skip
     for k in ("segmentation", "kind", "format_version"):  # save_segmenter writes them from the new config
         meta.pop(k, None)
     return save_segmenter(out_path, seg.net, new_cfg, meta)
