@@ -9,6 +9,12 @@ real-data benchmark's scoring (``benchmarks/real_data.py``: splits, matching rad
 skeleton's settings and each model's zoom chosen on the shot split only), in one run. The JSON it writes is what
 ``scripts/bundle_checkpoint.py --test-figures`` records in the bundled checkpoint's ``adaptation.test``; the
 real-data section of docs/benchmarks.md repeats these rows for every bundled checkpoint.
+
+    python benchmarks/adapted_checkpoints.py --report runs/adapted/A.json runs/adapted/B.json --section KEY \
+        --title "..." [--write]
+
+renders such JSON files as one markdown table (each candidate beside its source and the skeleton, from the same
+run, with each file's command) and, with ``--write``, puts it into that section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -51,8 +57,59 @@ def figures(result: dict) -> dict:
     return out
 
 
+def _cell(f: dict, k: str, nd: int = 3) -> str:
+    if k not in f:
+        return "-"
+    return f"{f[k]:.{nd}f} ± {f.get(k + '_std', 0.0):.{nd}f}"
+
+
+def report(paths, title: str) -> str:
+    """One markdown table of the result files ``paths`` (candidate, source and skeleton rows of each)."""
+    lines = [f"## {title}", ""]
+    for path in paths:
+        r = json.loads(Path(path).read_text())
+        lines.append(f"- `{r['command']}` ({r['date']}, {r['seconds']:.0f} s)")
+    lines += ["", "| set (test split) | method | choice (shots) | SMD px | completeness | correctness | LQ 3 px "
+              "| junction F1 | Δ LQ vs skeleton | Δ SMD vs skeleton | s/image |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for path in paths:
+        r = json.loads(Path(path).read_text())
+        sk = r["rows"]["skeleton"]
+        for label, f in r["rows"].items():
+            name = Path(r["candidate"]).stem if label == "adapted" else label
+            if label == "skeleton":
+                d_lq = d_smd = "-"
+            else:
+                d = f["length_quality"] - sk["length_quality"]
+                d_lq = f"{d:+.3f}" + (" (loses)" if d <= 0 else "")
+                e = f["smd"] - sk["smd"]
+                d_smd = f"{e:+.1f}" + (" (loses)" if e >= 0 else "")
+            lines.append(f"| {r['set']} (n={f['n']}) | {name} | {f['choice']} | {_cell(f, 'smd', 1)} | "
+                         f"{_cell(f, 'length_completeness')} | {_cell(f, 'length_correctness')} | "
+                         f"{_cell(f, 'length_quality')} | {_cell(f, 'junction_f1')} | {d_lq} | {d_smd} | "
+                         f"{f['seconds_per_image']:.1f} |")  # fmt: skip
+    lines += ["", "Every row is on the set's TEST split; every choice (skeleton settings, model zoom) was made on the "
+              "shot split, as in the real-data sections (`benchmarks/real_data.py`)."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--report" in argv:
+        rp = argparse.ArgumentParser(description="render result files as markdown")
+        rp.add_argument("--report", nargs="+", required=True)
+        rp.add_argument("--section", required=True)
+        rp.add_argument("--title", required=True)
+        rp.add_argument("--write", action="store_true", help="write the section into docs/benchmarks.md")
+        r = rp.parse_args(argv)
+        md = report(r.report, r.title)
+        print(md)
+        if r.write:
+            from _report import write_section
+
+            print(write_section(r.section, md))
+        return 0
     ap.add_argument("--set", required=True, choices=sorted(rd.SPLITS))
     ap.add_argument("--candidate", required=True, help="the adapted checkpoint (.safetensors)")
     ap.add_argument("--source", default=None, help="source checkpoint (default: the one the candidate records)")
@@ -93,7 +150,7 @@ def main(argv=None) -> int:
         print(f"{a.set} {label} [{f['choice']}]: LQ {f['length_quality']:.3f} SMD {f['smd']:.1f} px junction F1 "
               f"{f['junction_f1']:.3f}" + (f" LQ 12 px {f['length_quality_wide']:.3f}" if "length_quality_wide" in f
                                           else ""))  # fmt: skip
-    cmd = "python benchmarks/adapted_checkpoints.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    cmd = "python benchmarks/adapted_checkpoints.py " + " ".join(argv)
     out = {"set": a.set, "split": "test", "splits": rd.SPLITS[a.set], "rows": rows, "command": cmd,
            "candidate": str(a.candidate), "source": source, "radius_px": rd.RADIUS[a.set],
            "length_tol_px": rd.LENGTH_TOL, "seconds": round(time.perf_counter() - t0, 1),
