@@ -1,7 +1,7 @@
 """``calibrate`` for a segmentation checkpoint (:mod:`napari_vesselgraph.model.segment`): no training.
 
 The probability threshold and the clean-up setting ``min_brightness`` (edges on structures dimmer than that
-share of the image-wide brightness are dropped: :func:`napari_vesselgraph.model.segment.drop_dim`) are chosen on
+share of the image-wide brightness are dropped: :func:`napari_vesselgraph.inference.support.drop_dim`) are chosen on
 the K labelled shots: one probability map per shot, then every pair of :data:`THRESHOLDS` x
 :data:`BRIGHTNESS_GRID`, scored as the Relationformer's calibrate scores (``cfg.selection``: for a target folder
 ``(length quality + junction F1) / 2`` at 3 px), mean over the shots; ties keep the earlier pair (the
@@ -37,12 +37,13 @@ def _metrics(graph, gt, shape) -> dict:
 
 def _graphs(seg, samples, probs, threshold) -> list:
     """The graph of each sample at ``threshold`` with its edges' image-wide brightness (nothing dropped yet)."""
-    from ..model.segment import edge_brightness, mask_graph
+    from ..inference.support import graph_brightness
+    from ..model.segment import grey_of, mask_graph
 
     out = []
     for s, p in zip(samples, probs):
         g = mask_graph(p, seg.cfg, threshold)
-        g.edge_attrs["brightness"] = edge_brightness(s.image, g, seg.cfg)
+        g.edge_attrs["brightness"] = graph_brightness(grey_of(s.image, seg.cfg), g)
         out.append(g)
     return out
 

@@ -397,7 +397,13 @@ def _predict_segmentation(arr, shape, scale, region, channel, segmenter, thresho
     check_cancel(cancel)
     img = source.read(reg)
     g = segmenter.graph(img, scale=scale_nd, threshold=threshold, min_size=params.get("min_size"), overlap=overlap,
-                        progress=progress, cancel=cancel, min_brightness=params.get("min_brightness"))  # fmt: skip
+                        progress=progress, cancel=cancel)  # fmt: skip
+    from ..model.segment import grey_of
+    from .support import drop_dim
+
+    mb = float(cfg.min_brightness if params.get("min_brightness") is None else params["min_brightness"])
+    g = drop_dim(grey_of(img, cfg), g, mb)
+    g.metadata["min_brightness"] = mb
     offset = np.array([lo for lo, _ in reg], float)
     if offset.any() and g.n_nodes:
         g.nodes = g.nodes + offset

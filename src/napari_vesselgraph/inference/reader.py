@@ -117,7 +117,7 @@ BRIGHT_PERCENTILE = 99.99
 
 def brightness_reference(sample: np.ndarray, source: ImageSource) -> tuple[float, float]:
     """``(median, BRIGHT_PERCENTILE percentile)`` of raw pixels ``sample`` of ``source`` (channels last when it has
-    them, averaged): the stretch of ``inference.support.edge_brightness``."""
+    them, averaged): the stretch of ``inference.support.edge_brightness`` (and of ``graph_brightness``)."""
     sample = np.asarray(sample, np.float32)
     if source.has_channels and source.channel is None:
         sample = sample.mean(axis=-1)

@@ -150,3 +150,27 @@ def drop_unsupported(graph, min_support: float, column: str = "support"):
         dict(graph.metadata or {}),
     )
     return g.subgraph(has | ~had)
+
+
+def graph_brightness(grey: np.ndarray, graph) -> np.ndarray:
+    """The image-wide brightness under each edge of ``graph`` (pixel coordinates of the grey image ``grey``):
+    ``grey`` stretched from its median (0) to its ``BRIGHT_PERCENTILE`` percentile (1), both from a strided
+    sample, then :func:`sample_support`. A segmentation checkpoint's ``min_brightness`` clean-up
+    (:func:`drop_dim`); the Relationformer's is measured tile by tile as it predicts."""
+    x = np.asarray(grey, np.float32)
+    if graph.n_edges == 0:
+        return np.zeros(0)
+    step = [max(1, n // 64) for n in x.shape]
+    lo, hi = np.percentile(x[tuple(slice(None, None, k) for k in step)], [50.0, BRIGHT_PERCENTILE])
+    nodes = np.asarray(graph.nodes, float)
+    return sample_support((x - lo) / max(float(hi - lo), 1e-6), nodes[graph.edges[:, 0]], nodes[graph.edges[:, 1]])
+
+
+def drop_dim(grey: np.ndarray, graph, min_brightness: float):
+    """``graph`` without the edges on structures dimmer than ``min_brightness`` of the image-wide brightness
+    (:func:`graph_brightness`; 0: off), and without the nodes left with no edge: for images where only the
+    brightest structure is wanted (one dye-filled neuron among dim fibres)."""
+    if min_brightness <= 0 or graph.n_edges == 0:
+        return graph
+    graph.edge_attrs["brightness"] = graph_brightness(grey, graph)
+    return drop_unsupported(graph, float(min_brightness), column="brightness")

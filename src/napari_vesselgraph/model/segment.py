@@ -262,37 +262,12 @@ def mask_graph(prob: np.ndarray, cfg: SegConfig, threshold: float | None = None,
     return mask_to_graph(mask, scale=scale, spacing=cfg.node_spacing)
 
 
-def edge_brightness(image, graph, cfg: SegConfig) -> np.ndarray:
-    """The image-wide brightness under each edge of ``graph`` (pixel coordinates of ``image``): the image
-    stretched from its median (0) to its ``BRIGHT_PERCENTILE`` percentile (1), both from a strided sample, then
-    :func:`napari_vesselgraph.inference.support.sample_support` (the measure behind the Relationformer's
-    ``min_brightness`` clean-up). RGB: the green channel, as the model sees it."""
-    from ..inference.reader import BRIGHT_PERCENTILE
-    from ..inference.support import sample_support
-
+def grey_of(image, cfg: SegConfig) -> np.ndarray:
+    """The grey image the model reads (float32): an RGB photo's green channel, else the image."""
     x = np.asarray(image, np.float32)
     if x.ndim == cfg.ndim + 1 and x.shape[-1] in (3, 4):
         x = x[..., 1]
-    if graph.n_edges == 0:
-        return np.zeros(0)
-    step = [max(1, n // 64) for n in x.shape]
-    lo, hi = np.percentile(x[tuple(slice(None, None, k) for k in step)], [50.0, BRIGHT_PERCENTILE])
-    st = (x - lo) / max(float(hi - lo), 1e-6)
-    nodes = np.asarray(graph.nodes, float)
-    return sample_support(st, nodes[graph.edges[:, 0]], nodes[graph.edges[:, 1]])
-
-
-def drop_dim(image, graph, cfg: SegConfig, min_brightness: float | None = None):
-    """``graph`` without the edges on structures dimmer than ``min_brightness`` (default ``cfg.min_brightness``;
-    0: off) of the image-wide brightness (:func:`edge_brightness`), and without the nodes left with no edge.
-    For images where only the brightest structure is wanted (e.g. one dye-filled neuron among dim fibres)."""
-    from ..inference.support import drop_unsupported
-
-    mb = cfg.min_brightness if min_brightness is None else float(min_brightness)
-    if mb <= 0 or graph.n_edges == 0:
-        return graph
-    graph.edge_attrs["brightness"] = edge_brightness(image, graph, cfg)
-    return drop_unsupported(graph, mb, column="brightness")
+    return x
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -336,7 +311,7 @@ class Segmenter:
         return probability(self.net, image, self.cfg, overlap, self.device, progress, cancel)
 
     def graph(self, image, scale=None, threshold=None, min_size=None, overlap: float | None = None, progress=None,
-              cancel=None, min_brightness=None, prob=None):  # fmt: skip
+              cancel=None, prob=None):  # fmt: skip
         """The centre-line graph of ``image`` (``prob``: its probability map when already computed)."""
         t0 = time.perf_counter()
         if prob is None:
@@ -344,7 +319,6 @@ class Segmenter:
         if cancel is not None and cancel.is_set():
             raise Cancelled("prediction cancelled")
         g = mask_graph(prob, self.cfg, threshold, min_size, scale)
-        g = drop_dim(image, g, self.cfg, min_brightness)
         g.metadata = dict(g.metadata or {})
         g.metadata.update(
             method="model",
@@ -352,7 +326,6 @@ class Segmenter:
             checkpoint=self.meta.get("name") or self.meta.get("path"),
             threshold=self.cfg.threshold if threshold is None else float(threshold),
             min_size=self.cfg.min_size if min_size is None else int(min_size),
-            min_brightness=self.cfg.min_brightness if min_brightness is None else float(min_brightness),
             overlap=self.cfg.overlap if overlap is None else float(overlap),
             window=list(self.cfg.infer_window()),
             device=str(self.device),
