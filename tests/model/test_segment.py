@@ -339,8 +339,9 @@ def test_adapt_calibrates_a_segmentation_checkpoint(seg2d, tmp_path, monkeypatch
     painted[20:23, 6:58], painted[44:47, 6:58] = 0.9, 0.75  # no threshold tried separates them
     monkeypatch.setattr(Segmenter, "probability", lambda self, image, *a, **k: painted)
     logs, calls = [], []
-    out = adapt({"checkpoint": str(path), "target": str(tmp_path / "target"), "method": "calibrate",
-                 "out": str(tmp_path / "cal.safetensors")}, progress=lambda *a: calls.append(a), log=logs.append)  # fmt: skip
+    cfg_d = {"checkpoint": str(path), "target": str(tmp_path / "target"), "method": "calibrate",
+             "out": str(tmp_path / "cal.safetensors")}  # fmt: skip
+    out = adapt(cfg_d, progress=lambda *a: calls.append(a), log=logs.append)
     s = load_segmenter(out)
     ad = s.meta["adaptation"]
     assert ad["method"] == "calibrate" and len(ad["shot_ids"]) == 2 and len(ad["heldout_ids"]) == 1

@@ -74,7 +74,8 @@ def run(cfg, data, out_path: Path, device, progress=None, cancel=None, log=print
     score_fn = SCORES[cfg.selection][0]
     n_all = len(data.shots) + len(data.heldout)
     log(f"adapt[calibrate]: segmentation checkpoint; target {data.name}: {len(data.shots)} shot(s) "
-        f"{data.ids(data.shots)}, {len(data.heldout)} held out {data.ids(data.heldout)}; the weights are not trained")  # fmt: skip
+        f"{data.ids(data.shots)}, {len(data.heldout)} held out {data.ids(data.heldout)}; "
+        "the weights are not trained")  # fmt: skip
     if progress is not None:
         progress(0, n_all + 1, {"phase": f"segmenting {len(data.shots)} labelled sample(s)"})
     probs = []

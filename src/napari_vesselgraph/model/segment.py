@@ -75,7 +75,9 @@ class SegConfig:
         if not isinstance(self.local, dict):
             raise VesselGraphError("segmentation config: local must be a dict of local-contrast settings")
         if not 0.0 <= float(self.min_brightness) <= 1.5:
-            raise VesselGraphError(f"segmentation config: min_brightness must be in [0, 1.5], got {self.min_brightness!r}")
+            raise VesselGraphError(
+                f"segmentation config: min_brightness must be in [0, 1.5], got {self.min_brightness!r}"
+            )
 
     def infer_window(self) -> tuple[int, ...]:
         """The prediction window: ``window``, else 1.5 times the training patch (rounded down to a multiple of 8):
