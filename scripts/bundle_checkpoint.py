@@ -12,7 +12,10 @@
   train images of :func:`napari_vesselgraph.inference.autozoom.structure_radius` (the width of the structures
   the model does best on), which ``predict`` uses to shrink images with wider structures (automatic zoom);
 - with ``--test-figures`` (adapted checkpoints), records ``adaptation.test``: the test-split figures of the
-  checkpoint, its source and the skeleton from ``benchmarks/adapted_checkpoints.py``.
+  checkpoint, its source and the skeleton from ``benchmarks/adapted_checkpoints.py``;
+- with ``--source-checkpoint`` (a checkpoint fine-tuned by ``vesselgraph train-seg --init``), checks that this file
+  is the one the fine-tune started from (its SHA-256 against ``init.sha256``) and records its command and seed as
+  ``source_checkpoint``, so the bundled file says how both steps were made.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ def main(argv=None) -> int:
     p.add_argument("--reference-radius", type=float, default=None, help="or give the scale reference (px) directly")
     p.add_argument("--test-figures", default=None,
                    help="JSON from benchmarks/adapted_checkpoints.py: recorded as adaptation.test (adapted checkpoints)")
+    p.add_argument("--source-checkpoint", default=None,
+                   help="the checkpoint a train-seg --init fine-tune started from: checked and recorded")
     a = p.parse_args(argv)
 
     from napari_vesselgraph.checkpoints import bundled_dir
@@ -91,6 +96,27 @@ def main(argv=None) -> int:
             print("bundle_checkpoint: --test-figures is for adapted checkpoints (no 'adaptation')", file=sys.stderr)
             return 2
         meta["adaptation"]["test"] = json.loads(Path(a.test_figures).read_text())
+    if a.source_checkpoint:
+        import hashlib
+
+        from napari_vesselgraph.checkpoints import read_metadata
+
+        digest = hashlib.sha256(Path(a.source_checkpoint).read_bytes()).hexdigest()
+        if (meta.get("init") or {}).get("sha256") != digest:
+            print(f"bundle_checkpoint: {a.source_checkpoint} is not the checkpoint {a.source} was fine-tuned from",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        src = read_metadata(a.source_checkpoint)
+        sp = Path(a.source_checkpoint)
+        meta["source_checkpoint"] = {"name": src.get("name") or f"{sp.parent.name}/{sp.stem}", "path": str(sp),
+                                     "sha256": digest, "command": src.get("command"), "seed": src.get("seed"),
+                                     "validation": src.get("validation")}  # fmt: skip
+        meta["init"].update(name=meta["source_checkpoint"]["name"], command=src.get("command"), seed=src.get("seed"))
+        if isinstance(meta.get("adaptation"), dict):
+            meta["adaptation"]["source"] = meta["source_checkpoint"]["name"]
+            target = meta["adaptation"].get("target") or []
+            meta.setdefault("target_domain", ", ".join(Path(t).name for t in target) if isinstance(target, list)
+                            else str(target))  # fmt: skip
     meta["bundled"] = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "from": str(a.source),
                        "command": "python scripts/bundle_checkpoint.py " + " ".join(argv or sys.argv[1:])}  # fmt: skip
     out = bundled_dir() / f"{a.name}.safetensors"

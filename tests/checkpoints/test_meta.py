@@ -11,7 +11,10 @@ from napari_vesselgraph.checkpoints import CheckpointMeta, checkpoint_ndim, chec
 from napari_vesselgraph.checkpoints.meta import checkpoint_thresholds
 from napari_vesselgraph.errors import VesselGraphError
 
-BUNDLED = sorted(ck.bundled_dir().glob("*.json"))
+ALL_BUNDLED = sorted(ck.bundled_dir().glob("*.json"))
+#: Relationformer checkpoints (segmentation checkpoints have metadata of their own: model.segment)
+BUNDLED = [p for p in ALL_BUNDLED if json.loads(p.read_text()).get("kind") != "segmentation"]
+SEGMENTATION = [p for p in ALL_BUNDLED if p not in BUNDLED]
 
 
 def _minimal(**over) -> dict:
@@ -47,6 +50,28 @@ def test_bundled_metadata_loads_and_round_trips(path):
         assert "adaptation: none" in text
     else:  # a bundled adapted checkpoint says how it was adapted
         assert f"adaptation: {ad['method']}" in text
+
+
+@pytest.mark.parametrize("path", SEGMENTATION, ids=lambda p: p.stem)
+def test_bundled_segmentation_metadata_says_how_it_was_made(path):
+    """A bundled segmentation checkpoint loads through its own loader and records what it suits, the commands
+    that made it and its source (a fine-tune), and its test-split figures beside the skeleton's."""
+    from napari_vesselgraph.checkpoints.suits import model_purpose
+    from napari_vesselgraph.model.segment import load_segmenter
+
+    raw = json.loads(path.read_text())
+    assert ck.read_metadata(path.with_suffix(".safetensors")) == raw
+    s = load_segmenter(path.stem)
+    assert s.meta["name"] == path.stem and s.cfg.ndim == raw["ndim"]
+    assert raw["command"].startswith("vesselgraph ") and raw["seed"] is not None
+    p = model_purpose(raw)
+    assert p["from"] == "suits" and p["ndim"] == raw["ndim"] and p["images"]
+    ad = raw.get("adaptation") or {}
+    if ad.get("method") not in (None, "none"):
+        assert raw["source_checkpoint"]["command"].startswith("vesselgraph ")
+        assert raw["init"]["sha256"] == raw["source_checkpoint"]["sha256"]
+        rows = ad["test"]["rows"]
+        assert {"skeleton", "adapted"} <= set(rows) and ad["test"]["split"] == "test"
 
 
 def test_unknown_keys_round_trip():

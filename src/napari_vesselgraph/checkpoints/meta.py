@@ -26,6 +26,9 @@ from ..errors import VesselGraphError
 
 FORMAT_VERSION = 1
 ARCHITECTURE = "relationformer"
+#: the largest image (region) a segmentation checkpoint (``kind: segmentation``, :mod:`..model.segment`) predicts:
+#: it reads the image whole and holds about 6 float32 copies of it at once
+SEGMENTATION_MAX_VOXELS = 256_000_000
 
 #: keys with a field of their own (everything else goes to ``extra``)
 _TYPED = (

@@ -492,6 +492,17 @@ def suitability(meta: dict | None, traits: dict, name: str | None = None) -> tup
                 warnings.append(f"{label} is a 3D model but this image is 2D: choose a 2D model.")
             return score, warnings
         score += 10.0
+    if (meta or {}).get("kind") == "segmentation" and traits.get("shape"):
+        from .meta import SEGMENTATION_MAX_VOXELS
+
+        n = int(np.prod([int(s) for s in traits["shape"]]))
+        if n > SEGMENTATION_MAX_VOXELS:  # it reads the image whole: a tiled model or the skeleton must do it
+            warnings.append(
+                f"{label} reads the image whole and this one has {n / 1e6:.0f} million pixels (its limit is "
+                f"{SEGMENTATION_MAX_VOXELS / 1e6:.0f} million): predict a region with it, or use a Relationformer "
+                "checkpoint or the skeleton."
+            )
+            return score + CANNOT_RUN, warnings
 
     # what the image shows (a road model on a fundus photo)
     image_kinds = [k for k in traits.get("kinds") or []]

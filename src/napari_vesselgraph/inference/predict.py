@@ -27,6 +27,7 @@ from .plan import (
     tile_order,
 )
 from .reader import ImageSource, PatchReader
+from ..checkpoints.meta import SEGMENTATION_MAX_VOXELS as _SEG_MAX_VOXELS
 from .support import edge_brightness, edge_support
 
 #: the order local prediction processes tiles in (a hook: tests shuffle it to show the result does not depend on it)
@@ -330,8 +331,8 @@ def _predict_skeleton(arr, shape, scale, region, channel, progress, cancel, para
 
 
 # ------------------------------------------------------------------ segmentation checkpoints
-#: the largest image (region) a segmentation checkpoint predicts: it holds about 6 float32 copies of it at once
-SEGMENTATION_MAX_VOXELS = 256_000_000
+#: the largest image (region) a segmentation checkpoint predicts (``checkpoints.meta.SEGMENTATION_MAX_VOXELS``)
+SEGMENTATION_MAX_VOXELS = _SEG_MAX_VOXELS
 
 
 def _segmenter_for(checkpoint, predictor, shape, channel, device="cpu"):

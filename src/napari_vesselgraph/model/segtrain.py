@@ -225,10 +225,12 @@ def train_segmenter(cfg: SegTrainConfig, progress=None, cancel=None, log=_log) -
         import hashlib
 
         digest = hashlib.sha256(Path(source.meta["path"]).read_bytes()).hexdigest()
-        meta_common["init"] = {"checkpoint": str(cfg.init), "name": src_name, "sha256": digest}
+        meta_common["init"] = {"checkpoint": str(cfg.init), "name": src_name, "sha256": digest,
+                               "command": source.meta.get("command"), "seed": source.meta.get("seed")}  # fmt: skip
         meta_common["adaptation"] = {"method": "finetune", "source": src_name, "target": folders,
                                      "shots": shots, "seed": cfg.seed, "steps": cfg.steps,
                                      "synthetic_p": cfg.synthetic_p}  # fmt: skip
+        meta_common["target_domain"] = ", ".join(Path(f).name for f in folders) or cfg.domain
 
     def save_state():
         t = {f"net.{k}": v for k, v in net.state_dict().items()}
