@@ -80,6 +80,13 @@ def main(argv=None) -> int:
         rf = make_predictor(args.relationformer, device="cpu")
     except VesselGraphError as e:
         sys.exit(f"seg_speed: {e}")
+    # one untimed call of each on a small volume first: the skeleton graph's numba kernels (skan) compile on
+    # their first use, a one-off cost of a few seconds that would land on whichever method runs first
+    warm = volumes([32], False, lambda s: None)
+    _, wimg, _ = next(warm)
+    for fn in (lambda: predict(wimg, predictor=seg), lambda: predict(wimg, predictor=rf),
+               lambda: predict(wimg, method="skeleton")):  # fmt: skip
+        fn()
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rows = []
     for label, img, voxel in volumes(args.sizes, args.real, print):
@@ -104,7 +111,7 @@ def main(argv=None) -> int:
         f"{'x'.join(map(str, seg.cfg.infer_window()))} overlapping by {seg.cfg.overlap:g}, probability, mask, "
         f"centre-line graph), `predict(checkpoint='{args.relationformer}')` (its defaults) and "
         "`predict(method='skeleton')` (defaults). MVox/s is for the whole call; `ratio` is the segmentation's "
-        "throughput over the other's (above 1: faster).",
+        "throughput over the other's (above 1: faster). Each method ran once on a 32³ volume first (untimed).",
         "",
         "| volume | shape | MVox | segmentation s | MVox/s | Relationformer s | MVox/s | skeleton s | MVox/s "
         "| ratio vs Relationformer | ratio vs skeleton | graphs (seg / RF / skeleton edges) |",
