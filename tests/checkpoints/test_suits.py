@@ -251,3 +251,21 @@ def test_cli_predict_picks_the_checkpoint_and_warns_on_a_mismatch(fundus, stack,
     # an explicit choice is kept, with no guessing
     assert main(["predict", str(tmp_path / "stack.npy"), "-o", str(tmp_path / "c.json"), "--checkpoint", "x"]) == 0
     assert fake_predict[-1]["checkpoint"] == "x" and "using" not in capsys.readouterr().err
+
+
+def test_a_segmentation_model_is_not_picked_for_a_stack_it_cannot_read_whole(stack):
+    """A segmentation checkpoint reads the image whole (up to SEGMENTATION_MAX_VOXELS): on a bigger stack it cannot
+    run, says why, and the tiled Relationformer is picked instead; on a normal stack it may win."""
+    from napari_vesselgraph.checkpoints.meta import SEGMENTATION_MAX_VOXELS
+
+    seg = _entry("vessel3d-seg", {"kind": "segmentation", "ndim": 3, "domain": "vessel3d-random", "suits": {
+        "ndim": 3, "images": "two-photon stacks of vessels", "rgb": False, "polarity": "bright",
+        "kinds": ["two-photon", "fluorescence"], "structures": "vessels"},
+        "adaptation": {"method": "finetune", "target": ["vesselnn-shots"]}, "target_domain": "vesselnn-shots"})  # fmt: skip
+    entries = TODAY + [seg]
+    traits = image_traits(stack)
+    assert pick_checkpoint(traits, entries) == "vessel3d-seg"
+    big = dict(traits, shape=(1024, 1024, SEGMENTATION_MAX_VOXELS // (1024 * 1024) + 1))
+    score, warnings = suitability(seg["meta"], big, "vessel3d-seg")
+    assert score <= CANNOT_RUN and len(warnings) == 1 and "region" in warnings[0]
+    assert pick_checkpoint(big, entries) == "vessel3d-lightsheet"

@@ -502,7 +502,7 @@ def suitability(meta: dict | None, traits: dict, name: str | None = None) -> tup
                 f"{SEGMENTATION_MAX_VOXELS / 1e6:.0f} million): predict a region with it, or use a Relationformer "
                 "checkpoint or the skeleton."
             )
-            return score + CANNOT_RUN, warnings
+            return float(CANNOT_RUN), warnings
 
     # what the image shows (a road model on a fundus photo)
     image_kinds = [k for k in traits.get("kinds") or []]
