@@ -248,3 +248,30 @@ def test_time_left_ignores_the_set_up_before_the_first_step(widgets):
     assert naive > 2 * est  # what the old estimate said
     widget._on_progress(31, 300, {"loss": 0.5})
     assert "about" in widget.status_label.text() and "s left" in widget.status_label.text()
+
+def test_a_segmentation_base_adapts_by_calibrate_only(widgets, qtbot, home):
+    """A segmentation checkpoint as the base: calibrate is selected and the training methods are greyed out (the
+    info line says why and what to use instead); the run completes and reaches the Predict widget; choosing a
+    Relationformer again gives the method back."""
+    from napari_vesselgraph.model.segment import SegConfig, build_unet, save_segmenter
+
+    _viewer, predict, widget = widgets
+    torch.manual_seed(0)
+    cfg = SegConfig(ndim=2, patch=(32, 32), channels=(4, 8, 8), min_size=4)
+    save_segmenter(user_dir() / "tiny-seg", build_unet(cfg), cfg, {"seed": 0, "domain": "vessel2d-random"})
+    widget.refresh_checkpoints()
+    assert widget.method_combo.currentText() == "finetune"
+    assert widget.select_checkpoint("tiny-seg")
+    assert widget.method_combo.currentText() == "calibrate" and "train-seg --init" in widget.checkpoint_info.text()
+    model = widget.method_combo.model()
+    enabled = {widget.method_combo.itemText(i): model.item(i).isEnabled() for i in range(widget.method_combo.count())}
+    assert enabled["calibrate"] and not any(v for k, v in enabled.items() if k != "calibrate")
+    assert widget.train()
+    qtbot.waitUntil(lambda: not widget.is_running(), timeout=TIMEOUT)
+    assert widget.result["status"] == "ok", widget.result
+    meta = read_metadata(widget.result["path"])
+    assert meta["kind"] == "segmentation" and meta["adaptation"]["method"] == "calibrate"
+    assert predict.method()["path"] == widget.result["path"]
+    assert widget.select_checkpoint("tiny-fluo")
+    assert widget.method_combo.currentText() == "finetune" and all(
+        model.item(i).isEnabled() for i in range(widget.method_combo.count()))

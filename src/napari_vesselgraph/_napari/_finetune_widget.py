@@ -142,6 +142,15 @@ def _fmt(v) -> str:
 
 
 # ---------------------------------------------------------------- the widget
+#: what the widget says about a segmentation checkpoint (``kind: segmentation``) as a base
+SEGMENTATION_NOTE = ("It adapts here by the method calibrate (its threshold and brightness clean-up chosen on your "
+                     "patches); to train it on them, use `vesselgraph train-seg --init` on the command line.")
+
+
+def _is_segmentation(entry) -> bool:
+    return isinstance(entry, dict) and (entry.get("meta") or {}).get("kind") == "segmentation"
+
+
 class FinetuneWidget(QWidget):
     """Adapt a checkpoint to the patches of an annotation project, with a live loss curve."""
 
@@ -428,11 +437,15 @@ class FinetuneWidget(QWidget):
         from ..checkpoints.suits import model_purpose, suitability
 
         entry = self.checkpoint_combo.currentData()
+        self._fit_methods(entry)
         if not isinstance(entry, dict):
             self.checkpoint_info.setText("")
             show_warnings(self.suit_label, [])
             return
-        self.checkpoint_info.setText(escape(model_purpose(entry.get("meta"))["text"]))
+        text = model_purpose(entry.get("meta"))["text"]
+        if _is_segmentation(entry):
+            text += f" {SEGMENTATION_NOTE}"
+        self.checkpoint_info.setText(escape(text))
         warnings: list[str] = []
         if traits is not None:
             _, warnings = suitability(entry.get("meta") or {}, traits, entry.get("name"))
@@ -442,6 +455,22 @@ class FinetuneWidget(QWidget):
         if warnings and key not in self._warned:
             self._warned.add(key)
             notify("warning", " ".join(warnings))
+
+    def _fit_methods(self, entry) -> None:
+        """A segmentation checkpoint adapts by ``calibrate`` only: while one is chosen the other methods are greyed
+        out and ``calibrate`` is selected; choosing a Relationformer again restores the method you had."""
+        seg = _is_segmentation(entry)
+        model = self.method_combo.model()
+        for i in range(self.method_combo.count()):
+            item = model.item(i) if hasattr(model, "item") else None
+            if item is not None:
+                item.setEnabled(not seg or self.method_combo.itemText(i) == "calibrate")
+        if seg and self.method_combo.currentText() != "calibrate":
+            self._method_before_seg = self.method_combo.currentText()
+            self.method_combo.setCurrentText("calibrate")
+        elif not seg and getattr(self, "_method_before_seg", None):
+            self.method_combo.setCurrentText(self._method_before_seg)
+            self._method_before_seg = None
 
     # ------------------------------------------------------------ inputs
     def refresh_checkpoints(self, select: str | None = None) -> None:
@@ -545,6 +574,8 @@ class FinetuneWidget(QWidget):
                 f"The checkpoint '{entry['name']}' is {ndim}D but the patches are {info['ndim']}D; choose a "
                 f"{info['ndim']}D checkpoint."
             )
+        if _is_segmentation(entry) and self.method_combo.currentText() != "calibrate":
+            raise VesselGraphError(f"'{entry['name']}' is a segmentation model: {SEGMENTATION_NOTE}")
         out = self.out_edit.text().strip() or None
         if out is not None and not Path(out).expanduser().is_absolute() and len(Path(out).parts) == 1:
             out = str(user_dir() / out)

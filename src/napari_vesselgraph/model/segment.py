@@ -283,8 +283,11 @@ def save_segmenter(path, net, cfg: SegConfig, meta: dict | None = None) -> Path:
     import datetime as _dt
     import sys
 
-    from ..checkpoints.store import FORMAT_VERSION, _package_version, save_tensors
+    from ..checkpoints.store import FORMAT_VERSION, PICKLE_SUFFIXES, SUFFIX, _package_version, save_tensors
 
+    path = Path(path)
+    if path.suffix.lower() != SUFFIX:  # as save_checkpoint: the checkpoint lists find only .safetensors files
+        path = path.with_suffix(SUFFIX) if path.suffix.lower() in PICKLE_SUFFIXES else path.with_name(path.name + SUFFIX)
     m: dict[str, Any] = {
         "command": " ".join(sys.argv),
         "seed": None,
