@@ -69,6 +69,8 @@ def _pick_checkpoint(args):
     if args.channel is not None and 0 <= args.channel < arr.shape[-1]:
         arr, rgb = arr[..., args.channel], False
     ranked = rank_checkpoints(arr, rgb=rgb)
+    if args.scheduler or args.dask_workers or args.tile_size:  # tiles: a segmentation checkpoint reads the image whole
+        ranked = [r for r in ranked if (r["entry"].get("meta") or {}).get("kind") != "segmentation"]
     if not ranked:
         return None
     best = ranked[0]

@@ -269,3 +269,22 @@ def test_a_segmentation_model_is_not_picked_for_a_stack_it_cannot_read_whole(sta
     score, warnings = suitability(seg["meta"], big, "vessel3d-seg")
     assert score <= CANNOT_RUN and len(warnings) == 1 and "region" in warnings[0]
     assert pick_checkpoint(big, entries) == "vessel3d-lightsheet"
+
+
+def test_cli_predict_on_tiles_does_not_pick_a_segmentation_model(stack, tmp_path, fake_predict, monkeypatch, capsys):
+    """With dask workers, a scheduler or a tile size the picked checkpoint must be one that predicts tile by tile."""
+    import napari_vesselgraph.checkpoints as ckpts
+    from napari_vesselgraph.cli import main
+
+    seg = _entry("vessel3d-seg", {"kind": "segmentation", "ndim": 3, "domain": "vessel3d-random", "suits": {
+        "ndim": 3, "images": "two-photon stacks of vessels", "rgb": False, "polarity": "bright",
+        "kinds": ["two-photon", "fluorescence"], "structures": "vessels"},
+        "adaptation": {"method": "finetune"}, "target_domain": "vesselnn-shots"})  # fmt: skip
+    monkeypatch.setattr(ckpts, "list_checkpoints", lambda: [*TODAY, seg])
+    np.save(tmp_path / "stack.npy", stack)
+    assert main(["predict", str(tmp_path / "stack.npy"), "-o", str(tmp_path / "a.json")]) == 0
+    assert fake_predict[-1]["checkpoint"].endswith("vessel3d-seg.safetensors")
+    for extra in (["--dask-workers", "2"], ["--tile-size", "64"]):
+        assert main(["predict", str(tmp_path / "stack.npy"), "-o", str(tmp_path / "b.json"), *extra]) == 0
+        assert fake_predict[-1]["checkpoint"].endswith("vessel3d-lightsheet.safetensors"), extra
+    capsys.readouterr()
