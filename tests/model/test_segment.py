@@ -289,7 +289,13 @@ def test_fine_tune_starts_from_the_checkpoint(tmp_path, seg2d):
     assert not torch.equal(t["out.weight"], src["out.weight"])
     with pytest.raises(VesselGraphError):
         train_segmenter(_tiny_train_cfg(tmp_path / "ft3", init=str(tmp_path / "missing.safetensors")))
-    assert not (tmp_path / "ft3" / "best.safetensors").exists()
+    assert not (tmp_path / "ft3").exists()  # a refused run writes nothing
+    # the command line takes the checkpoint's dimensionality (its default --ndim is 3; this one is 2D)
+    from napari_vesselgraph.cli import main
+
+    assert main(["train-seg", "-o", str(tmp_path / "ft4"), "--init", str(path), "--steps", "1",
+                 "--synthetic-p", "1", "--domain", "vessel2d-fluo"]) == 0  # fmt: skip
+    assert load_segmenter(tmp_path / "ft4" / "best.safetensors").cfg.ndim == 2
 
 
 def _two_lines(bright_rows=(20, 23), dim_rows=(44, 47), dim=0.3):

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checkpoints.meta import SEGMENTATION_MAX_VOXELS as _SEG_MAX_VOXELS
 from ..errors import VesselGraphError
 from ..graph import VesselGraph
 from .grid import normalize_region
@@ -27,7 +28,6 @@ from .plan import (
     tile_order,
 )
 from .reader import ImageSource, PatchReader
-from ..checkpoints.meta import SEGMENTATION_MAX_VOXELS as _SEG_MAX_VOXELS
 from .support import edge_brightness, edge_support
 
 #: the order local prediction processes tiles in (a hook: tests shuffle it to show the result does not depend on it)

@@ -161,10 +161,6 @@ def train_segmenter(cfg: SegTrainConfig, progress=None, cancel=None, log=_log) -
     for f in folders:
         if not (Path(f) / "manifest.json").is_file():
             raise VesselGraphError(f"{f}: not a dataset folder (no manifest.json)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # before any training, not after it
-        raise VesselGraphError(f"cannot create the output folder {out} ({e.strerror or e})") from None
     source = None
     if cfg.init:  # fine-tune: start from a segmentation checkpoint's weights and take its architecture
         from .segment import load_segmenter
@@ -173,6 +169,12 @@ def train_segmenter(cfg: SegTrainConfig, progress=None, cancel=None, log=_log) -
         keep = {k: v for k, v in seg.to_dict().items() if k not in source.cfg.architecture()}
         seg = SegConfig.from_dict({**source.cfg.to_dict(), **keep}, cfg.init)
         cfg.seg = seg
+        if len(cfg.synthetic_shape) != seg.ndim:
+            raise VesselGraphError(f"{cfg.init} is a {seg.ndim}D model: its synthetic images must be {seg.ndim}D too")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # before any training, not after it
+        raise VesselGraphError(f"cannot create the output folder {out} ({e.strerror or e})") from None
     tr_pairs, val_pairs = read_splits(folders) if folders else ([], [])
     if cfg.synthetic_p < 1.0 and not tr_pairs:
         raise VesselGraphError(f"no train samples in {', '.join(folders)}")
@@ -333,9 +335,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
-        patch = tuple(args.patch) if args.patch else ((24, 64, 64) if args.ndim == 3 else (128, 128))
-        seg = SegConfig(ndim=args.ndim, patch=patch)
-        shape = (48, 96, 96) if args.ndim == 3 else (256, 256)
+        ndim = args.ndim
+        if args.init:  # a fine-tune keeps its checkpoint's dimensionality (and architecture)
+            from ..checkpoints.store import read_metadata, resolve
+
+            ndim = SegConfig.from_dict(read_metadata(resolve(args.init)).get("segmentation"), args.init).ndim
+        patch = tuple(args.patch) if args.patch else ((24, 64, 64) if ndim == 3 else (128, 128))
+        seg = SegConfig(ndim=ndim, patch=patch)
+        shape = (48, 96, 96) if ndim == 3 else (256, 256)
         cfg = SegTrainConfig(out=args.out, domain=args.domain, data=list(args.data), synthetic_p=args.synthetic_p,
                              steps=args.steps, max_minutes=args.max_minutes, seed=args.seed, threads=args.threads,
                              description=args.description, seg=seg, synthetic_shape=shape, init=args.init,
