@@ -70,7 +70,9 @@ def _pick_checkpoint(args):
         arr, rgb = arr[..., args.channel], False
     ranked = rank_checkpoints(arr, rgb=rgb)
     if args.scheduler or args.dask_workers or args.tile_size:  # tiles: a segmentation checkpoint reads the image whole
-        ranked = [r for r in ranked if (r["entry"].get("meta") or {}).get("kind") != "segmentation"]
+        from .checkpoints.meta import is_segmentation
+
+        ranked = [r for r in ranked if not is_segmentation(r["entry"].get("meta"))]
     if not ranked:
         return None
     best = ranked[0]
@@ -339,6 +341,7 @@ def _cmd_adapt(args, rest) -> int:
 
 def _cmd_checkpoints(args) -> int:
     from .checkpoints import list_checkpoints
+    from .checkpoints.meta import is_segmentation
 
     entries = list_checkpoints()
     if not entries:
@@ -346,7 +349,7 @@ def _cmd_checkpoints(args) -> int:
     for e in entries:
         meta = e.get("meta", {})
         target = f" -> {meta['target_domain']}" if meta.get("target_domain") else ""
-        target += "  kind=segmentation" if meta.get("kind") == "segmentation" else ""
+        target += "  kind=segmentation" if is_segmentation(meta) else ""
         print(
             f"{e['name']:<28} {meta.get('ndim', '?')}D  domain={meta.get('domain', '?')}"
             f"  adaptation={e.get('adaptation', 'none')}{target}  {e.get('source', '')}  {e.get('path', '')}"

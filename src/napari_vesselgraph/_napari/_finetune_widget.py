@@ -148,7 +148,9 @@ SEGMENTATION_NOTE = ("It adapts here by the method calibrate (its threshold and 
 
 
 def _is_segmentation(entry) -> bool:
-    return isinstance(entry, dict) and (entry.get("meta") or {}).get("kind") == "segmentation"
+    from ..checkpoints.meta import is_segmentation
+
+    return isinstance(entry, dict) and is_segmentation(entry.get("meta"))
 
 
 class FinetuneWidget(QWidget):

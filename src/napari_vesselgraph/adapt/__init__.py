@@ -57,10 +57,11 @@ def adapt(
     device = select_device(cfg.device)
     from ..checkpoints import read_metadata
     from ..checkpoints.store import resolve
-    from ..model.segment import is_segmentation
+    from ..checkpoints.meta import is_segmentation
 
-    if is_segmentation(read_metadata(resolve(cfg.checkpoint))):
-        return _adapt_segmentation(cfg, device, progress, cancel, log)
+    first = read_metadata(resolve(cfg.checkpoint))
+    if is_segmentation(first):
+        return _adapt_segmentation(cfg, first, device, progress, cancel, log)
     model, meta = load_checkpoint(cfg.checkpoint, device="cpu")
     if progress is not None:  # the first update comes before the target is read (seconds for big images)
         progress(0, cfg.steps, {"phase": "reading the target samples"})
@@ -80,10 +81,9 @@ def adapt(
     return path
 
 
-def _adapt_segmentation(cfg: AdaptConfig, device, progress, cancel, log) -> Path:
-    """A segmentation checkpoint adapts by ``calibrate`` (:mod:`.segcalibrate`); it is fine-tuned by
-    ``vesselgraph train-seg --init``."""
-    from ..checkpoints.store import read_metadata, resolve
+def _adapt_segmentation(cfg: AdaptConfig, meta: dict, device, progress, cancel, log) -> Path:
+    """A segmentation checkpoint (metadata ``meta``) adapts by ``calibrate`` (:mod:`.segcalibrate`); it is
+    fine-tuned by ``vesselgraph train-seg --init``."""
     from ..model.segment import SegConfig
     from . import loop, segcalibrate
     from .data import load_target
@@ -93,7 +93,6 @@ def _adapt_segmentation(cfg: AdaptConfig, device, progress, cancel, log) -> Path
             f"{cfg.checkpoint} is a segmentation checkpoint: it adapts by --method calibrate (threshold and "
             "brightness chosen on the shots), or is fine-tuned on them by `vesselgraph train-seg --init`"
         )
-    meta = read_metadata(resolve(cfg.checkpoint))
     seg_cfg = SegConfig.from_dict(meta.get("segmentation"), str(cfg.checkpoint))
     if progress is not None:
         progress(0, 1, {"phase": "reading the target samples"})

@@ -29,6 +29,13 @@ ARCHITECTURE = "relationformer"
 #: the largest image (region) a segmentation checkpoint (``kind: segmentation``, :mod:`..model.segment`) predicts:
 #: it reads the image whole and holds about 6 float32 copies of it at once
 SEGMENTATION_MAX_VOXELS = 256_000_000
+#: ``kind`` of a segmentation checkpoint's metadata (a Relationformer's has none)
+SEGMENTATION_KIND = "segmentation"
+
+
+def is_segmentation(meta) -> bool:
+    """Whether checkpoint metadata ``meta`` describes a segmentation checkpoint (:mod:`..model.segment`)."""
+    return isinstance(meta, dict) and meta.get("kind") == SEGMENTATION_KIND
 
 #: keys with a field of their own (everything else goes to ``extra``)
 _TYPED = (
@@ -286,7 +293,7 @@ class CheckpointMeta:
         """Short facts about the checkpoint, for a line or a tooltip: domain, dimensionality, adaptation, patch
         size, validation scores."""
         parts = [f"domain: {self.domain or 'unknown'}", f"{self.ndim}D" if self.ndim else "dimensionality unknown"]
-        if self.extra.get("kind") == "segmentation":
+        if is_segmentation(self.extra):
             parts.append("segmentation (U-Net mask → centre-line graph)")
         target = self.adaptation_target
         parts.append(f"adaptation: {self.adaptation_method}{f' → {target}' if target else ''}")

@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import VesselGraphError
 from ..graph.core import _json_default
 from ..settings import user_home
-from .meta import FORMAT_VERSION, CheckpointMeta
+from .meta import FORMAT_VERSION, CheckpointMeta, is_segmentation
 
 META_KEY = "napari_vesselgraph"
 SUFFIX = ".safetensors"
@@ -243,7 +243,7 @@ def load_checkpoint(name_or_path, device="cpu"):
     # compared with it before a single tensor is read or the real model is allocated.
     header = read_header(path)
     meta = _metadata(path, header)
-    if meta.get("kind") == "segmentation":
+    if is_segmentation(meta):
         raise VesselGraphError(
             f"{path}: a segmentation checkpoint (a U-Net, not a Relationformer); it predicts through predict() / "
             "`vesselgraph predict`, and cannot be adapted or run window by window"

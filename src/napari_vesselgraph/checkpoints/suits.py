@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .meta import CheckpointMeta
+from .meta import CheckpointMeta, is_segmentation
 
 #: score of a checkpoint that cannot run on the image at all (wrong dimensionality)
 CANNOT_RUN = -100.0
@@ -492,7 +492,7 @@ def suitability(meta: dict | None, traits: dict, name: str | None = None) -> tup
                 warnings.append(f"{label} is a 3D model but this image is 2D: choose a 2D model.")
             return score, warnings
         score += 10.0
-    if (meta or {}).get("kind") == "segmentation" and traits.get("shape"):
+    if is_segmentation(meta) and traits.get("shape"):
         from .meta import SEGMENTATION_MAX_VOXELS
 
         n = int(np.prod([int(s) for s in traits["shape"]]))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoints.meta import SEGMENTATION_MAX_VOXELS as _SEG_MAX_VOXELS
+from ..checkpoints.meta import SEGMENTATION_MAX_VOXELS
 from ..errors import VesselGraphError
 from ..graph import VesselGraph
 from .grid import normalize_region
@@ -331,10 +331,6 @@ def _predict_skeleton(arr, shape, scale, region, channel, progress, cancel, para
 
 
 # ------------------------------------------------------------------ segmentation checkpoints
-#: the largest image (region) a segmentation checkpoint predicts (``checkpoints.meta.SEGMENTATION_MAX_VOXELS``)
-SEGMENTATION_MAX_VOXELS = _SEG_MAX_VOXELS
-
-
 def _segmenter_for(checkpoint, predictor, shape, channel, device="cpu"):
     """A loaded :class:`~napari_vesselgraph.model.segment.Segmenter` when the call is for a segmentation checkpoint
     (``predictor`` is one, or ``checkpoint`` names one), else None (a Relationformer checkpoint)."""
@@ -372,7 +368,8 @@ def _predict_segmentation(arr, shape, scale, region, channel, segmenter, thresho
                           params, t_start) -> VesselGraph:  # fmt: skip
     """``predict`` with a segmentation checkpoint: the probability map of the image (or ``region``), thresholded
     (``node_threshold`` overrides the checkpoint's probability threshold; options ``min_size`` and
-    ``min_brightness``), and the centre-line graph of the mask. The image (region) is read whole."""
+    ``min_brightness``, the checkpoint's by default), and the centre-line graph of the mask. The image (region) is
+    read whole; ``min_brightness``'s image-wide scale is that of what was read (the region)."""
     unknown = sorted(set(params) - {"min_size", "min_brightness"})
     if unknown:
         raise VesselGraphError(

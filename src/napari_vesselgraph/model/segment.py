@@ -30,7 +30,8 @@ import numpy as np
 
 from ..errors import Cancelled, VesselGraphError
 
-KIND = "segmentation"
+from ..checkpoints.meta import SEGMENTATION_KIND as KIND
+from ..checkpoints.meta import is_segmentation  # noqa: F401 (re-exported: model.segment.is_segmentation)
 #: the local contrast that ``vessel3d-random`` uses (its preprocessing), the second input channel
 DEFAULT_LOCAL = {"method": "local", "sigma": 16.0, "floor_stat": "mean", "min_std": 0.01, "channels": 1}
 
@@ -153,9 +154,7 @@ def seg_input(image, cfg: SegConfig) -> np.ndarray:
     as its green channel, the one that shows vessels best in fundus photos."""
     from .preprocess import local_contrast
 
-    x = np.asarray(image, np.float32)
-    if x.ndim == cfg.ndim + 1 and x.shape[-1] in (3, 4):
-        x = x[..., 1]
+    x = grey_of(image, cfg)
     if x.ndim != cfg.ndim:
         raise VesselGraphError(f"this segmentation model needs a {cfg.ndim}D grey image, got shape {x.shape}")
     if not np.isfinite(x).all():
@@ -273,10 +272,6 @@ def grey_of(image, cfg: SegConfig) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ checkpoints
-def is_segmentation(meta: dict | None) -> bool:
-    return isinstance(meta, dict) and meta.get("kind") == KIND
-
-
 def save_segmenter(path, net, cfg: SegConfig, meta: dict | None = None) -> Path:
     """Write ``net``'s weights and ``cfg`` (plus ``meta``: command, seed, domain, description, ...) as one
     safetensors file with a JSON sidecar (atomic writes)."""
@@ -287,7 +282,8 @@ def save_segmenter(path, net, cfg: SegConfig, meta: dict | None = None) -> Path:
 
     path = Path(path)
     if path.suffix.lower() != SUFFIX:  # as save_checkpoint: the checkpoint lists find only .safetensors files
-        path = path.with_suffix(SUFFIX) if path.suffix.lower() in PICKLE_SUFFIXES else path.with_name(path.name + SUFFIX)
+        pickle = path.suffix.lower() in PICKLE_SUFFIXES
+        path = path.with_suffix(SUFFIX) if pickle else path.with_name(path.name + SUFFIX)
     m: dict[str, Any] = {
         "command": " ".join(sys.argv),
         "seed": None,
@@ -321,7 +317,9 @@ class Segmenter:
 
     def graph(self, image, scale=None, threshold=None, min_size=None, overlap: float | None = None, progress=None,
               cancel=None, prob=None):  # fmt: skip
-        """The centre-line graph of ``image`` (``prob``: its probability map when already computed)."""
+        """The centre-line graph of ``image`` (``prob``: its probability map when already computed). The
+        checkpoint's ``min_brightness`` clean-up is not applied here: ``inference.predict`` applies it
+        (``inference.support.drop_dim``)."""
         t0 = time.perf_counter()
         if prob is None:
             prob = self.probability(image, overlap, progress, cancel)

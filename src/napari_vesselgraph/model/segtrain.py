@@ -221,7 +221,7 @@ def train_segmenter(cfg: SegTrainConfig, progress=None, cancel=None, log=_log) -
     if source is not None:
         from ..synth import read_dataset
 
-        shots = sorted({r.id for f in folders for r in read_dataset(f, split="train")})
+        shots = sorted({r.id for f in folders for r in read_dataset(f, split="train", load=False)})
         ip = Path(source.meta["path"])
         src_name = source.meta.get("name") or f"{ip.parent.name}/{ip.stem}"
         import hashlib
