@@ -276,3 +276,21 @@ def test_real_drive_image_21(tmp_path):
     assert 600 <= g.n_nodes <= 2500, g.n_nodes  # measured: 1058 nodes, 1084 edges
     assert 7.0 <= g.edge_lengths(physical=False).mean() <= 10.0
     assert 0.8 <= np.median(g.node_attrs["radius"]) <= 3.0
+
+
+def test_inside_distance_is_the_euclidean_distance_transform():
+    from scipy import ndimage as ndi
+
+    from napari_vesselgraph.importers.masks import _inside_distance
+
+    rng = np.random.default_rng(3)
+    for k in range(12):
+        shape = (12, 30, 25) if k % 2 else (40, 37)
+        seeds = rng.random(shape) < 0.004
+        m = ndi.binary_dilation(seeds, iterations=int(rng.integers(1, 3)))
+        m[0, ...] |= k == 3  # touching the border
+        rel = np.ones(m.ndim) if k % 3 else np.r_[rng.uniform(1, 4), np.ones(m.ndim - 1)]
+        want = ndi.distance_transform_edt(m, sampling=None if k % 3 else rel).astype(np.float32)
+        np.testing.assert_allclose(_inside_distance(m, rel), want, atol=1e-5)
+    full = np.ones((5, 6), bool)
+    np.testing.assert_allclose(_inside_distance(full, np.ones(2)), ndi.distance_transform_edt(full))

@@ -127,7 +127,7 @@ def test_probability_window_cover_and_cancel(seg2d):
     assert calls[-1][1] == 2
     calls.clear()
     p32 = probability(net, img, cfg, window=(32, 32), overlap=0.25, progress=lambda d, t, i: calls.append((d, t)))
-    assert calls[-1][1] == 3 * 2 and p32.shape == p.shape  # starts 0, 24, 38 and 0, 13
+    assert calls[-1][1] == 3 * 2 and p32.shape == p.shape  # fitted: 3 windows of 32 in y, 2 of 28 in x
     with pytest.raises(VesselGraphError, match="window"):
         probability(net, img, cfg, window=(30, 30))
 
@@ -137,6 +137,26 @@ def test_probability_window_cover_and_cancel(seg2d):
 
     with pytest.raises(Cancelled):
         probability(net, img, cfg, cancel=Stop())
+
+
+def test_fitted_windows_cover_each_axis_with_fewer_voxels():
+    from napari_vesselgraph.model.segment import WINDOW_STRETCH, fitted_windows, window_starts
+
+    # a 192^3 volume: two windows of 104 per side instead of three of 96 (the third adding 12 voxels)
+    size, starts = fitted_windows((192, 192, 192), (32, 96, 96), 0.125)
+    assert size == (32, 104, 104) and [len(s) for s in starts] == [7, 2, 2]
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        w = int(rng.choice([16, 32, 64, 96]))
+        s = int(rng.integers(1, 700))
+        ov = float(rng.choice([0.0, 0.125, 0.25, 0.5]))
+        (size,), (org,) = fitted_windows((s,), (w,), ov)
+        assert size % 4 == 0 and size <= max(-(-s // 4) * 4, 8) and size <= w * (1 + WINDOW_STRETCH) + 4
+        assert org[0] == 0 and org[-1] + size >= s and all(o + size <= max(s, size) for o in org)
+        gaps = np.diff(org)
+        assert (gaps <= size - int(round(w * ov)) + 1).all()  # neighbours overlap by about the asked share or more
+        fixed = window_starts((max(s, size),), (min(w, -(-s // 4) * 4),), (max(1, round(min(w, -(-s // 4) * 4) * (1 - ov))),))
+        assert len(org) * size <= len(fixed[0]) * min(w, -(-s // 4) * 4) * (1 + WINDOW_STRETCH)  # never much more cover
 
 
 def test_predict_routes_segmentation_checkpoints(seg2d):

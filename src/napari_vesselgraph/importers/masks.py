@@ -84,6 +84,26 @@ def _boundary_distance(mask: np.ndarray, pts: np.ndarray, rel: np.ndarray) -> np
     return d
 
 
+def _inside_distance(mask: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.distance_transform_edt(mask, sampling=rel)`` (float32), computed for a sparse mask from the
+    mask's pixels and the background pixels along its outline only: the background pixel nearest to a mask pixel
+    always has a mask pixel one axis step away (a step from it towards the mask pixel would otherwise be a nearer
+    background pixel), so a nearest-neighbour search among those outline pixels gives the same distances. The
+    whole-array transform of a 192^3 volume takes about 1.5 s; a vessel mask covering 1 % of it, a tenth of that."""
+    from scipy import ndimage as ndi
+    from scipy.spatial import cKDTree
+
+    n_in = int(np.count_nonzero(mask))
+    if n_in == 0 or n_in == mask.size or n_in > 0.05 * mask.size:  # dense (or degenerate): the whole-array transform
+        return ndi.distance_transform_edt(mask, sampling=None if np.allclose(rel, 1) else rel).astype(np.float32)
+    outline = ndi.binary_dilation(mask, structure=ndi.generate_binary_structure(mask.ndim, 1)) & ~mask
+    inside = np.argwhere(mask)
+    d, _ = cKDTree(np.argwhere(outline) * rel).query(inside * rel)
+    out = np.zeros(mask.shape, np.float32)
+    out[tuple(inside.T)] = d
+    return out
+
+
 def mask_to_graph(
     mask,
     scale=None,
@@ -130,7 +150,6 @@ def mask_to_graph(
         of the drawn vessel), ``scale``, metadata with the method, its settings, ``image_shape`` and
         whatever ``metadata`` adds (the importers record the source files).
     """
-    from scipy import ndimage as ndi
     from skimage.morphology import skeletonize
 
     from ..baseline.skeleton import merge_close_junctions, prune, skeleton_segments, to_node_edge_graph
@@ -151,7 +170,7 @@ def mask_to_graph(
     ndim = m.ndim
     scale_t = _scale_tuple(scale, ndim, where)
     rel = np.asarray(scale_t) / scale_t[-1]
-    edt = ndi.distance_transform_edt(m, sampling=None if np.allclose(rel, 1) else rel).astype(np.float32)
+    edt = _inside_distance(m, rel)
     skel = skeletonize(m)
     if ndim == 3:
         _skeletonize_lost_pieces(m, skel)

@@ -158,16 +158,19 @@ def _upsample_linear(small: np.ndarray, shape: tuple[int, ...], f: int) -> np.nd
     """``small`` (one value per ``f``-pixel block) read back at the centres of the pixels of ``shape``: linear
     interpolation, edge values beyond the first / last block centre. The same as
     ``ndi.map_coordinates(small, coords, order=1, mode="nearest")`` at ``(i + 0.5) / f - 0.5`` per axis, one axis
-    at a time (linear interpolation is separable), which is several times faster."""
-    out = small.astype(np.float64)
+    at a time (linear interpolation is separable), which is several times faster. Computed in float32 (the result's
+    type; a smooth field of block means needs no more)."""
+    out = np.asarray(small, np.float32)
     for ax, n in enumerate(shape):
         m = small.shape[ax]
         c = np.clip((np.arange(n) + 0.5) / f - 0.5, 0.0, m - 1)
         i0 = np.floor(c).astype(np.int64)
         i1 = np.minimum(i0 + 1, m - 1)
-        w = (c - i0).reshape([-1 if k == ax else 1 for k in range(len(shape))])
-        out = np.take(out, i0, axis=ax) * (1.0 - w) + np.take(out, i1, axis=ax) * w
-    return out.astype(np.float32)
+        w = (c - i0).astype(np.float32).reshape([-1 if k == ax else 1 for k in range(len(shape))])
+        lo = np.take(out, i0, axis=ax)
+        lo += (np.take(out, i1, axis=ax) - lo) * w
+        out = lo
+    return out
 
 
 def local_contrast(x: np.ndarray, meta: dict[str, Any] | None = None) -> np.ndarray:
