@@ -107,8 +107,9 @@ def main(argv=None) -> int:
         f"{cpu_name()}, {os.cpu_count()} CPU cores visible, torch {torch.__version__} with {args.threads} "
         f"thread(s), Python {platform.python_version()}. Load average before / after: {load0:.1f} / {load1:.1f}.",
         "",
-        f"Each volume, in one run: `predict(checkpoint='{name}')` (windows "
-        f"{'x'.join(map(str, seg.cfg.infer_window()))} overlapping by {seg.cfg.overlap:g}, probability, mask, "
+        f"Each volume, in one run: `predict(checkpoint='{name}')` (windows of about "
+        f"{'x'.join(map(str, seg.cfg.infer_window()))} fitted to the volume, overlapping by at least "
+        f"{seg.cfg.overlap:g}, probability, mask, "
         f"centre-line graph), `predict(checkpoint='{args.relationformer}')` (its defaults) and "
         "`predict(method='skeleton')` (defaults). MVox/s is for the whole call; `ratio` is the segmentation's "
         "throughput over the other's (above 1: faster). Each method ran once on a 32³ volume first (untimed).",
