@@ -28,7 +28,7 @@ def test_one_row_per_volume_with_all_three_methods(load_bench, tmp_path, capsys)
     out = capsys.readouterr().out
     row = [ln for ln in out.splitlines() if ln.startswith("| synthetic 32^3 |")]
     assert len(row) == 1 and len(row[0].split("|")) == 14
-    assert "windows 24x48x48 overlapping by 0.125" in out
+    assert "windows of about 24x48x48 fitted to the volume, overlapping by at least 0.125" in out
 
 
 def test_refuses_a_relationformer_checkpoint(load_bench):
