@@ -123,8 +123,10 @@ def test_probability_window_cover_and_cancel(seg2d):
     p = probability(net, img, cfg, progress=lambda d, t, i: calls.append((d, t)))
     assert p.shape == (70, 45) and np.isfinite(p).all() and (0 <= p).all() and (p <= 1).all()
     assert calls[-1][0] == calls[-1][1] and len(calls) == calls[-1][1]
-    # windows of 48 (1.5 x 32) overlapping by 1/8: 2 x 1 windows cover 70 x 45 (45 rounds up to a 48 window)
+    # windows of about 48 (1.5 x 32) overlapping by 1/8: 2 x 1 windows cover 70 x 45 (45 rounds up to a 48 window),
+    # fitted to 40 x 48; the graph records the size used
     assert calls[-1][1] == 2
+    assert load_segmenter(path).graph(img).metadata["window"] == [40, 48]
     calls.clear()
     p32 = probability(net, img, cfg, window=(32, 32), overlap=0.25, progress=lambda d, t, i: calls.append((d, t)))
     assert calls[-1][1] == 3 * 2 and p32.shape == p.shape  # fitted: 3 windows of 32 in y, 2 of 28 in x
