@@ -187,18 +187,13 @@ def pad_to(x: np.ndarray, shape) -> np.ndarray:
     return x
 
 
-def window_starts(shape, patch, step) -> list[list[int]]:
-    """Window origins per axis covering ``shape`` (the last window flush with the end)."""
-    return [sorted(set(range(0, max(1, s - p + 1), st)) | {max(0, s - p)}) for s, p, st in zip(shape, patch, step)]
-
-
 #: how far :func:`fitted_windows` may stretch a window beyond the nominal size (a share of it)
 WINDOW_STRETCH = 0.25
 
 
 def fitted_windows(shape, window, overlap: float) -> tuple[tuple[int, ...], list[list[int]]]:
     """The window size and origins per axis that cover ``shape`` with windows close to ``window`` pixels overlapping
-    by at least ``overlap`` of it, sized so that the windows fit the axis: as few windows as windows at most
+    by at least ``overlap`` of it (and by at most ``window`` - 4 pixels), sized so that the windows fit the axis: as few windows as windows at most
     ``1 + WINDOW_STRETCH`` times the nominal size allow, then the smallest multiple of 4 that covers the axis with
     that many, spaced evenly. Fixed-size windows with the last one flush with the end cover 192 voxels with three
     windows of 96 (the third adds 12 new ones); fitted, that is two of 104 (2.6 against 1.37 times the voxels of a
@@ -212,12 +207,12 @@ def fitted_windows(shape, window, overlap: float) -> tuple[tuple[int, ...], list
             sizes.append(cap)
             starts.append([0])
             continue
-        o = round(w * overlap)
-        n = max(1, round((s - o) / max(1, w - o)))
-        while True:
+        o = min(round(w * overlap), w - 4)  # each window adds at least 4 new pixels
+        n = max(1, round((s - o) / (w - o)))
+        while True:  # ends: as n grows, size falls towards o + 1 rounded up to a multiple of 4, at most w
             size = -(-(s + (n - 1) * o) // n)
             size = -(-size // 4) * 4
-            if size <= w * (1 + WINDOW_STRETCH) or size <= 8:
+            if size <= w * (1 + WINDOW_STRETCH):
                 break
             n += 1
         size = min(size, cap)
