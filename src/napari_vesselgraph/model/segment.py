@@ -192,13 +192,13 @@ WINDOW_STRETCH = 0.25
 
 
 def fitted_windows(shape, window, overlap: float) -> tuple[tuple[int, ...], list[list[int]]]:
-    """The window size and origins per axis that cover ``shape`` with windows close to ``window`` pixels overlapping
-    by at least ``overlap`` of it (and by at most ``window`` - 4 pixels), sized so that the windows fit the axis: as few windows as windows at most
-    ``1 + WINDOW_STRETCH`` times the nominal size allow, then the smallest multiple of 4 that covers the axis with
-    that many, spaced evenly. Fixed-size windows with the last one flush with the end cover 192 voxels with three
-    windows of 96 (the third adds 12 new ones); fitted, that is two of 104 (2.6 against 1.37 times the voxels of a
-    192^3 volume with 32x96x96 windows). Returns ``(window, starts)``; a window is never larger than its axis needs
-    (rounded up to a multiple of 4)."""
+    """The window size and origins per axis that cover ``shape`` with windows close to ``window`` pixels, overlapping
+    by at least ``overlap`` of it (and by at most ``window`` - 4 pixels), sized so that the windows fit the axis: as
+    few windows as windows at most ``1 + WINDOW_STRETCH`` times the nominal size allow, then the smallest multiple of
+    4 that covers the axis with that many, spaced evenly. Fixed-size windows with the last one flush with the end
+    cover 192 voxels with three windows of 96 (the third adds 12 new ones); fitted, that is two of 104 (2.6 against
+    1.37 times the voxels of a 192^3 volume with 32x96x96 windows). Returns ``(window, starts)``; a window is never
+    larger than its axis needs (rounded up to a multiple of 4)."""
     sizes, starts = [], []
     for s, w in zip(shape, window):
         s, w = int(s), int(w)
