@@ -376,3 +376,39 @@ def test_default_thresholds_come_from_the_checkpoint():
     assert predict(coordinate_image(shape), predictor=fake).metadata["node_threshold"] == 0.5
     g = predict(coordinate_image(shape), predictor=fake, node_threshold=0.9, edge_threshold=0.8)
     assert (g.metadata["node_threshold"], g.metadata["edge_threshold"]) == (0.9, 0.8)
+
+
+def test_no_checkpoint_picks_the_one_that_suits_the_image(monkeypatch):
+    """``predict`` without a checkpoint chooses as the CLI and the widgets do (checkpoints.suits), records the choice,
+    passes over a segmentation checkpoint for tiled prediction and turns a mismatch into a Python warning."""
+    pytest.importorskip("torch")
+    from napari_vesselgraph.checkpoints import list_bundled
+    from napari_vesselgraph.checkpoints import suits as suits_mod
+    from napari_vesselgraph.checkpoints.meta import is_segmentation
+
+    bundled = {e["name"]: e for e in list_bundled()}
+    if not bundled:
+        pytest.skip("no bundled checkpoints installed")
+    rng = np.random.default_rng(0)
+    vol = rng.normal(10, 1, (24, 48, 48)).astype(np.float32)
+    vol[10:13, 22:25, 4:44] += 40
+    want = suits_mod.pick_checkpoint(vol)
+    g = predict(vol)
+    assert g.metadata["checkpoint_choice"] == {"checkpoint": want, "auto": True, "warnings": []}
+    assert g.metadata["checkpoint"] == want
+    tiled = predict(vol, tile_size=32)
+    assert not is_segmentation(bundled[tiled.metadata["checkpoint_choice"]["checkpoint"]].get("meta"))
+    # an explicit checkpoint is used as given, with no choice recorded
+    assert "checkpoint_choice" not in predict(vol, checkpoint=tiled.metadata["checkpoint"]).metadata
+    # the best may still be a poor fit: its warnings reach the caller
+    real_rank = suits_mod.rank_checkpoints
+
+    def rank_with_warning(traits, *a, **k):
+        ranked = real_rank(traits, *a, **k)
+        ranked[0]["warnings"] = ["this image looks unlike the model's"]
+        return ranked
+
+    monkeypatch.setattr(suits_mod, "rank_checkpoints", rank_with_warning)
+    with pytest.warns(UserWarning, match="looks unlike"):
+        g = predict(vol)
+    assert g.metadata["checkpoint_choice"]["warnings"] == ["this image looks unlike the model's"]

@@ -64,8 +64,11 @@ def predict(
         list of levels: the full-resolution one is used); or the path of an image file (Zarr / OME-Zarr
         and large TIFFs are opened lazily; the voxel size the file records is the default ``scale``).
         ``(Y, X)``, ``(Y, X, C)`` (colour, channels last) or ``(Z, Y, X)``.
-    checkpoint : checkpoint name or path (``None``: the default bundled model; for a volume, a bundled
-        3D model when there is one).
+    checkpoint : checkpoint name or path. ``None``: the installed checkpoint that suits the image best, as
+        ``vesselgraph predict`` and the widgets choose (:func:`napari_vesselgraph.checkpoints.suits.rank_checkpoints`:
+        an RGB fundus photo gets the fundus model, a grey stack a 3D one, ...; not a segmentation checkpoint with
+        ``dask_workers``, ``scheduler`` or ``tile_size``); ``metadata["checkpoint_choice"]`` records it with the
+        warnings (also Python warnings) where the image looks unlike what it was made for.
     method : ``"model"`` (Relationformer, sliding window) or ``"skeleton"`` (classical baseline,
         :func:`napari_vesselgraph.baseline.skeleton_graph`; ``method_params`` go to it; a lazy image is
         read whole, or only ``region``).
@@ -129,6 +132,72 @@ def predict(
     by window); ``metadata`` records
     the method, checkpoint, thresholds, patch size, overlap, image shape, region and device.
     """
+    tiled = scheduler is not None or dask_workers is not None or bool(method_params.get("tile_size"))
+    choice = None
+    if checkpoint is None and predictor is None and str(method).lower() == "model":
+        checkpoint, choice = _suited_checkpoint(image, channel, tiled)
+    g = _predict(
+        image, checkpoint=checkpoint, method=method, device=device, scale=scale, node_threshold=node_threshold,
+        edge_threshold=edge_threshold, overlap=overlap, batch_size=batch_size, region=region, channel=channel,
+        progress=progress, cancel=cancel, predictor=predictor, keep_raw=keep_raw, scheduler=scheduler,
+        dask_workers=dask_workers, zoom=zoom, **method_params,
+    )  # fmt: skip
+    if choice is not None:
+        g.metadata["checkpoint_choice"] = choice
+    return g
+
+
+def _suited_checkpoint(image, channel, tiled: bool):
+    """The installed checkpoint that suits ``image`` best (:func:`napari_vesselgraph.checkpoints.suits.rank_checkpoints`,
+    as the CLI and the widgets choose) and ``{"checkpoint", "auto": True, "warnings"}``; a segmentation checkpoint is
+    passed over when the image goes tile by tile (``tiled``: it reads the image whole). Each warning (the image looks
+    unlike what the checkpoint was made for) is also a Python warning. ``(None, None)`` when nothing is installed or
+    the image cannot be looked at: predict's fallback default applies, and predict reports a bad image itself."""
+    import warnings
+
+    from ..checkpoints.meta import is_segmentation
+    from ..checkpoints.suits import image_traits, rank_checkpoints
+
+    try:
+        arr = as_array(open_image(image)[0])
+        sel = channel is not None and len(arr.shape) >= 3 and 0 <= int(channel) < arr.shape[-1]
+        traits = image_traits(arr, rgb=False if sel else None, channel=int(channel) if sel else None)
+        ranked = rank_checkpoints(traits)
+    except (OSError, ValueError, TypeError, KeyError, IndexError, VesselGraphError):
+        return None, None
+    if tiled:
+        ranked = [r for r in ranked if not is_segmentation(r["entry"].get("meta"))]
+    if not ranked:
+        return None, None
+    best = ranked[0]
+    for line in best["warnings"]:
+        warnings.warn(f"checkpoint {best['name']!r}: {line}", UserWarning, stacklevel=3)
+    choice = {"checkpoint": best["name"], "auto": True, "warnings": list(best["warnings"])}
+    return best["entry"].get("path") or best["name"], choice
+
+
+def _predict(
+    image,
+    checkpoint=None,
+    method: str = "model",
+    device="auto",
+    scale=None,
+    node_threshold: float | None = None,
+    edge_threshold: float | None = None,
+    overlap: float | None = None,
+    batch_size: int = 8,
+    region=None,
+    channel: int | None = None,
+    progress: Callable[[int, int, dict], Any] | None = None,
+    cancel=None,
+    predictor=None,
+    keep_raw: bool = False,
+    scheduler=None,
+    dask_workers: int | None = None,
+    zoom=None,
+    **method_params,
+) -> VesselGraph:
+    """:func:`predict` once the checkpoint is chosen (``None`` only when nothing suits or none is installed)."""
     if isinstance(zoom, str) and zoom == "isotropic":
         from .autozoom import isotropic_zoom
 
