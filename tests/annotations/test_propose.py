@@ -178,3 +178,33 @@ def test_cli_prints_proposals(tmp_path, capsys):
     assert main(["annotate", "propose", str(img), "--random", "--seed", "3", "--patch-size", "20", "-n", "3"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3 and all("random (seed 3)" in line for line in out)
+
+
+def test_without_a_checkpoint_the_relationformer_that_suits_the_image(monkeypatch):
+    """No checkpoint: the installed Relationformer the picker ranks first for the image (a segmentation checkpoint
+    has no window confidences to rank patches by)."""
+    from napari_vesselgraph.checkpoints import list_bundled
+    from napari_vesselgraph.checkpoints.meta import is_segmentation
+    from napari_vesselgraph.checkpoints.suits import rank_checkpoints
+    from napari_vesselgraph.model import predictor as predictor_mod
+
+    if not list_bundled():
+        pytest.skip("no bundled checkpoints installed")
+    from skimage import data
+
+    photo = data.retina()  # a colour fundus photo: the fundus model, not the package's first default (vessel2d-fluo)
+    want = next(r for r in rank_checkpoints(photo) if not is_segmentation(r["entry"].get("meta")))
+    assert want["name"] != "vessel2d-fluo"
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def fake(checkpoint, device="cpu"):
+        asked.append(checkpoint)
+        raise Stop
+
+    monkeypatch.setattr(predictor_mod, "make_predictor", fake)
+    with pytest.raises(Stop):
+        propose_patches(photo, n=2)
+    assert asked == [want["entry"].get("path") or want["name"]]

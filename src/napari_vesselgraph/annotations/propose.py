@@ -516,7 +516,7 @@ def propose_patches(
     """The ``n`` patches of ``image`` the model is least sure about, best first (see the module docstring).
 
     ``image``: numpy / dask / zarr array or a path, ``(Y, X)``, ``(Y, X, C)`` or ``(Z, Y, X)``; ``checkpoint``: a
-    name or path (``None``: the default bundled one for the image), or ``predictor`` (a loaded one, reused);
+    name or path (``None``: the installed Relationformer that suits the image best), or ``predictor`` (a loaded one, reused);
     ``patch_size``: the side of a proposed patch (one number or one per axis; ``None``: twice the model's window);
     ``exclude``: boxes not to overlap (an :class:`~.store.AnnotationStore`, its ``patches()``, ``(origin, size)``
     pairs or slices); ``mask``: pixels that may be annotated (e.g. a field of view), same spatial shape; ``zoom``:
@@ -526,9 +526,12 @@ def propose_patches(
     own = predictor is None
     if own:
         from ..inference.plan import as_array, default_checkpoint, open_image
+        from ..inference.predict import suited_checkpoint
         from ..model.predictor import make_predictor
 
-        if checkpoint is None:
+        if checkpoint is None:  # the Relationformer that suits the image (its window confidences rank the patches)
+            checkpoint, _ = suited_checkpoint(image, channel, tiled=True)
+        if checkpoint is None:  # none installed suits: the bundled default of the image's dimensionality
             arr0, _, _ = open_image(image)
             checkpoint = default_checkpoint(tuple(int(v) for v in as_array(arr0).shape), channel)
         predictor = make_predictor(checkpoint, device=device)

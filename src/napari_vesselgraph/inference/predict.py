@@ -135,7 +135,7 @@ def predict(
     tiled = scheduler is not None or dask_workers is not None or bool(method_params.get("tile_size"))
     choice = None
     if checkpoint is None and predictor is None and str(method).lower() == "model":
-        checkpoint, choice = _suited_checkpoint(image, channel, tiled)
+        checkpoint, choice = suited_checkpoint(image, channel, tiled)
     g = _predict(
         image, checkpoint=checkpoint, method=method, device=device, scale=scale, node_threshold=node_threshold,
         edge_threshold=edge_threshold, overlap=overlap, batch_size=batch_size, region=region, channel=channel,
@@ -147,10 +147,11 @@ def predict(
     return g
 
 
-def _suited_checkpoint(image, channel, tiled: bool):
+def suited_checkpoint(image, channel=None, tiled: bool = False):
     """The installed checkpoint that suits ``image`` best (:func:`napari_vesselgraph.checkpoints.suits.rank_checkpoints`,
     as the CLI and the widgets choose) and ``{"checkpoint", "auto": True, "warnings"}``; a segmentation checkpoint is
-    passed over when the image goes tile by tile (``tiled``: it reads the image whole). Each warning (the image looks
+    passed over with ``tiled`` (prediction tile by tile, or anything else that needs a Relationformer's windows: a
+    segmentation checkpoint reads the image whole). Each warning (the image looks
     unlike what the checkpoint was made for) is also a Python warning. ``(None, None)`` when nothing is installed or
     the image cannot be looked at: predict's fallback default applies, and predict reports a bad image itself."""
     import warnings
