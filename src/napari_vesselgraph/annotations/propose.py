@@ -516,7 +516,8 @@ def propose_patches(
     """The ``n`` patches of ``image`` the model is least sure about, best first (see the module docstring).
 
     ``image``: numpy / dask / zarr array or a path, ``(Y, X)``, ``(Y, X, C)`` or ``(Z, Y, X)``; ``checkpoint``: a
-    name or path (``None``: the installed Relationformer that suits the image best), or ``predictor`` (a loaded one, reused);
+    name or path (``None``: the installed Relationformer that suits the image best), or ``predictor`` (a loaded
+    one, reused);
     ``patch_size``: the side of a proposed patch (one number or one per axis; ``None``: twice the model's window);
     ``exclude``: boxes not to overlap (an :class:`~.store.AnnotationStore`, its ``patches()``, ``(origin, size)``
     pairs or slices); ``mask``: pixels that may be annotated (e.g. a field of view), same spatial shape; ``zoom``:

@@ -148,8 +148,8 @@ def predict(
 
 
 def suited_checkpoint(image, channel=None, tiled: bool = False):
-    """The installed checkpoint that suits ``image`` best (:func:`napari_vesselgraph.checkpoints.suits.rank_checkpoints`,
-    as the CLI and the widgets choose) and ``{"checkpoint", "auto": True, "warnings"}``; a segmentation checkpoint is
+    """The installed checkpoint that suits ``image`` best
+    (:func:`napari_vesselgraph.checkpoints.suits.rank_checkpoints`, as the CLI and the widgets choose) and ``{"checkpoint", "auto": True, "warnings"}``; a segmentation checkpoint is
     passed over with ``tiled`` (prediction tile by tile, or anything else that needs a Relationformer's windows: a
     segmentation checkpoint reads the image whole). Each warning (the image looks
     unlike what the checkpoint was made for) is also a Python warning. ``(None, None)`` when nothing is installed or
