@@ -149,11 +149,12 @@ def predict(
 
 def suited_checkpoint(image, channel=None, tiled: bool = False):
     """The installed checkpoint that suits ``image`` best
-    (:func:`napari_vesselgraph.checkpoints.suits.rank_checkpoints`, as the CLI and the widgets choose) and ``{"checkpoint", "auto": True, "warnings"}``; a segmentation checkpoint is
-    passed over with ``tiled`` (prediction tile by tile, or anything else that needs a Relationformer's windows: a
-    segmentation checkpoint reads the image whole). Each warning (the image looks
-    unlike what the checkpoint was made for) is also a Python warning. ``(None, None)`` when nothing is installed or
-    the image cannot be looked at: predict's fallback default applies, and predict reports a bad image itself."""
+    (:func:`napari_vesselgraph.checkpoints.suits.rank_checkpoints`, as the CLI and the widgets choose) and
+    ``{"checkpoint", "auto": True, "warnings"}``. A segmentation checkpoint is passed over with ``tiled``
+    (prediction tile by tile, or anything else that needs a Relationformer's windows: a segmentation checkpoint
+    reads the image whole). Each warning (the image looks unlike what the checkpoint was made for) is also a Python
+    warning. ``(None, None)`` when nothing is installed or the image cannot be looked at: predict's fallback
+    default applies, and predict reports a bad image itself."""
     import warnings
 
     from ..checkpoints.meta import is_segmentation
