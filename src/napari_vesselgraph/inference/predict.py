@@ -35,6 +35,64 @@ _tile_order = tile_order
 
 
 # ------------------------------------------------------------------ the call
+def suited_checkpoint(image, channel=None, tiled: bool = False):
+    """The installed checkpoint that suits ``image`` best
+    (:func:`napari_vesselgraph.checkpoints.suits.rank_checkpoints`, as the CLI and the widgets choose) and
+    ``{"checkpoint", "auto": True, "warnings"}``. A segmentation checkpoint is passed over with ``tiled``
+    (prediction tile by tile, or anything else that needs a Relationformer's windows: a segmentation checkpoint
+    reads the image whole). Each warning (the image looks unlike what the checkpoint was made for) is also a Python
+    warning. ``(None, None)`` when nothing is installed or the image cannot be looked at: predict's fallback
+    default applies, and predict reports a bad image itself."""
+    import warnings
+
+    from ..checkpoints.meta import is_segmentation
+    from ..checkpoints.suits import image_traits, rank_checkpoints
+
+    try:
+        arr = as_array(open_image(image)[0])
+        sel = channel is not None and len(arr.shape) >= 3 and 0 <= int(channel) < arr.shape[-1]
+        traits = image_traits(arr, rgb=False if sel else None, channel=int(channel) if sel else None)
+        ranked = rank_checkpoints(traits)
+    except (OSError, ValueError, TypeError, KeyError, IndexError, VesselGraphError):
+        return None, None
+    if tiled:
+        ranked = [r for r in ranked if not is_segmentation(r["entry"].get("meta"))]
+    if not ranked:
+        return None, None
+    best = ranked[0]
+    for line in best["warnings"]:
+        warnings.warn(f"checkpoint {best['name']!r}: {line}", UserWarning, stacklevel=3)
+    choice = {"checkpoint": best["name"], "auto": True, "warnings": list(best["warnings"])}
+    return best["entry"].get("path") or best["name"], choice
+
+
+def _with_suited_checkpoint(fn):
+    """``predict`` with ``checkpoint=None`` (and no ``predictor``) for a model: the checkpoint
+    :func:`suited_checkpoint` chooses, recorded as ``metadata["checkpoint_choice"]``."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        bound = sig.bind(*args, **kwargs)
+        a = bound.arguments
+        choice = None
+        model = str(a.get("method", "model")).lower() == "model"
+        if model and a.get("checkpoint") is None and a.get("predictor") is None:
+            tiled = bool((a.get("method_params") or {}).get("tile_size"))
+            tiled = tiled or a.get("scheduler") is not None or a.get("dask_workers") is not None
+            a["checkpoint"], choice = suited_checkpoint(a["image"], a.get("channel"), tiled)
+        g = fn(*bound.args, **bound.kwargs)
+        if choice is not None:
+            g.metadata["checkpoint_choice"] = choice
+        return g
+
+    return wrapper
+
+
+@_with_suited_checkpoint
 def predict(
     image,
     checkpoint=None,
@@ -132,74 +190,6 @@ def predict(
     by window); ``metadata`` records
     the method, checkpoint, thresholds, patch size, overlap, image shape, region and device.
     """
-    tiled = scheduler is not None or dask_workers is not None or bool(method_params.get("tile_size"))
-    choice = None
-    if checkpoint is None and predictor is None and str(method).lower() == "model":
-        checkpoint, choice = suited_checkpoint(image, channel, tiled)
-    g = _predict(
-        image, checkpoint=checkpoint, method=method, device=device, scale=scale, node_threshold=node_threshold,
-        edge_threshold=edge_threshold, overlap=overlap, batch_size=batch_size, region=region, channel=channel,
-        progress=progress, cancel=cancel, predictor=predictor, keep_raw=keep_raw, scheduler=scheduler,
-        dask_workers=dask_workers, zoom=zoom, **method_params,
-    )  # fmt: skip
-    if choice is not None:
-        g.metadata["checkpoint_choice"] = choice
-    return g
-
-
-def suited_checkpoint(image, channel=None, tiled: bool = False):
-    """The installed checkpoint that suits ``image`` best
-    (:func:`napari_vesselgraph.checkpoints.suits.rank_checkpoints`, as the CLI and the widgets choose) and
-    ``{"checkpoint", "auto": True, "warnings"}``. A segmentation checkpoint is passed over with ``tiled``
-    (prediction tile by tile, or anything else that needs a Relationformer's windows: a segmentation checkpoint
-    reads the image whole). Each warning (the image looks unlike what the checkpoint was made for) is also a Python
-    warning. ``(None, None)`` when nothing is installed or the image cannot be looked at: predict's fallback
-    default applies, and predict reports a bad image itself."""
-    import warnings
-
-    from ..checkpoints.meta import is_segmentation
-    from ..checkpoints.suits import image_traits, rank_checkpoints
-
-    try:
-        arr = as_array(open_image(image)[0])
-        sel = channel is not None and len(arr.shape) >= 3 and 0 <= int(channel) < arr.shape[-1]
-        traits = image_traits(arr, rgb=False if sel else None, channel=int(channel) if sel else None)
-        ranked = rank_checkpoints(traits)
-    except (OSError, ValueError, TypeError, KeyError, IndexError, VesselGraphError):
-        return None, None
-    if tiled:
-        ranked = [r for r in ranked if not is_segmentation(r["entry"].get("meta"))]
-    if not ranked:
-        return None, None
-    best = ranked[0]
-    for line in best["warnings"]:
-        warnings.warn(f"checkpoint {best['name']!r}: {line}", UserWarning, stacklevel=3)
-    choice = {"checkpoint": best["name"], "auto": True, "warnings": list(best["warnings"])}
-    return best["entry"].get("path") or best["name"], choice
-
-
-def _predict(
-    image,
-    checkpoint=None,
-    method: str = "model",
-    device="auto",
-    scale=None,
-    node_threshold: float | None = None,
-    edge_threshold: float | None = None,
-    overlap: float | None = None,
-    batch_size: int = 8,
-    region=None,
-    channel: int | None = None,
-    progress: Callable[[int, int, dict], Any] | None = None,
-    cancel=None,
-    predictor=None,
-    keep_raw: bool = False,
-    scheduler=None,
-    dask_workers: int | None = None,
-    zoom=None,
-    **method_params,
-) -> VesselGraph:
-    """:func:`predict` once the checkpoint is chosen (``None`` only when nothing suits or none is installed)."""
     if isinstance(zoom, str) and zoom == "isotropic":
         from .autozoom import isotropic_zoom
 
