@@ -59,27 +59,11 @@ def _cmd_predict(args) -> int:
 
 
 def _pick_checkpoint(args):
-    """The installed checkpoint that suits the image best (``checkpoints.suits``); says which on stderr, with a
-    warning line for each mismatch. None (predict's own default) when no checkpoint is installed."""
-    from .checkpoints.suits import rank_checkpoints
-    from .io import load_image
+    """``vesselgraph predict`` without ``--checkpoint``: :func:`.cli_common.pick_and_say` for its image and options."""
+    from .cli_common import pick_and_say
 
-    arr, _ = load_image(args.image, lazy=True)  # only small crops of it are read
-    rgb = None
-    if args.channel is not None and 0 <= args.channel < arr.shape[-1]:
-        arr, rgb = arr[..., args.channel], False
-    ranked = rank_checkpoints(arr, rgb=rgb)
-    if args.scheduler or args.dask_workers or args.tile_size:  # tiles: a segmentation checkpoint reads the image whole
-        from .checkpoints.meta import is_segmentation
-
-        ranked = [r for r in ranked if not is_segmentation(r["entry"].get("meta"))]
-    if not ranked:
-        return None
-    best = ranked[0]
-    print(f"vesselgraph: no --checkpoint given; using '{best['name']}' for this image", file=sys.stderr)
-    for line in best["warnings"]:
-        print(f"vesselgraph: warning: {line}", file=sys.stderr)
-    return best["entry"].get("path") or best["name"]
+    tiled = bool(args.scheduler or args.dask_workers or args.tile_size)  # a segmentation checkpoint reads it whole
+    return pick_and_say(args.image, args.channel, tiled)
 
 
 def _image_options(args):

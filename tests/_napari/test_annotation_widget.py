@@ -321,3 +321,19 @@ def test_propose_cancel_and_errors(setup, qtbot, notes):
     assert len(widget.proposals_layer.data) == 1
     widget.close_project()  # the proposals go with the project
     assert widget.proposals_layer is None and not any(lyr.name == "img proposals" for lyr in _viewer.layers)
+
+
+def test_propose_job_on_a_grey_stack_uses_a_relationformer():
+    """Without a chosen checkpoint the job takes the Relationformer that suits the stack (the stack's default model is
+    a segmentation checkpoint, which has no confidences to rank patches by), instead of failing."""
+    from napari_vesselgraph.checkpoints import list_bundled
+    from napari_vesselgraph.checkpoints.meta import is_segmentation
+
+    bundled = {e["name"]: e for e in list_bundled()}
+    if not any(not is_segmentation(e.get("meta")) and (e.get("meta") or {}).get("ndim") == 3 for e in bundled.values()):
+        pytest.skip("no bundled 3D Relationformer")
+    vol = np.random.default_rng(0).normal(10, 1, (32, 64, 64)).astype(np.float32)
+    vol[14:17, 30:33, 4:60] += 40
+    out = aw.run_proposal(vol, None, None, None, 2, None)
+    assert out["status"] == "ok", out
+    assert not is_segmentation(bundled[out["checkpoint"]].get("meta"))

@@ -208,3 +208,35 @@ def test_without_a_checkpoint_the_relationformer_that_suits_the_image(monkeypatc
     with pytest.raises(Stop):
         propose_patches(photo, n=2)
     assert asked == [want["entry"].get("path") or want["name"]]
+
+
+def test_cli_propose_on_a_grey_stack_takes_a_relationformer(tmp_path, capsys):
+    """The grey-stack default is a segmentation checkpoint, which has no windows to rank: the CLI takes the 3D
+    Relationformer that suits the stack instead, and says so."""
+    from napari_vesselgraph.checkpoints import list_bundled
+    from napari_vesselgraph.checkpoints.meta import is_segmentation
+    from napari_vesselgraph.cli import main
+
+    bundled = {e["name"]: e for e in list_bundled()}
+    if not any(not is_segmentation(e.get("meta")) and (e.get("meta") or {}).get("ndim") == 3 for e in bundled.values()):
+        pytest.skip("no bundled 3D Relationformer")
+    rng = np.random.default_rng(0)
+    vol = rng.normal(10, 1, (32, 64, 64)).astype(np.float32)
+    vol[14:17, 30:33, 4:60] += 40
+    np.save(tmp_path / "stack.npy", vol)
+    assert main(["annotate", "propose", str(tmp_path / "stack.npy"), "-n", "2", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    name = err.split("using '")[1].split("'")[0]
+    assert not is_segmentation(bundled[name].get("meta"))
+
+
+def test_a_segmentation_checkpoint_is_refused_with_a_reason():
+    from napari_vesselgraph.checkpoints import list_bundled
+    from napari_vesselgraph.checkpoints.meta import is_segmentation
+
+    seg = [e["name"] for e in list_bundled() if is_segmentation(e.get("meta"))]
+    if not seg:
+        pytest.skip("no bundled segmentation checkpoint")
+    vol = np.random.default_rng(0).normal(10, 1, (16, 32, 32)).astype(np.float32)
+    with pytest.raises(VesselGraphError, match="segmentation checkpoint has no node and edge confidences"):
+        propose_patches(vol, checkpoint=seg[0], n=1, device="cpu")

@@ -129,17 +129,18 @@ def run_proposal(data, channel, checkpoint, patch_size, n, exclude, cancel=None,
     """The *Propose patches* job (run in a worker thread): ``{"status": "ok", "proposals", "checkpoint",
     "seconds"}``, or ``{"status": "cancelled" | "error", "message"}``.
 
-    ``checkpoint``: a name or path; ``None``: the installed checkpoint that suits the image best
-    (:func:`napari_vesselgraph.checkpoints.suits.pick_checkpoint`)."""
+    ``checkpoint``: a name or path; ``None``: the installed Relationformer that suits the image best
+    (:func:`napari_vesselgraph.inference.predict.suited_checkpoint`; a segmentation checkpoint has no window
+    confidences to rank patches by)."""
     from ..annotations import propose_patches
     from ..errors import Cancelled
 
     t0 = time.perf_counter()
     try:
         if checkpoint is None:
-            from ..checkpoints.suits import pick_checkpoint
+            from ..inference.predict import suited_checkpoint
 
-            checkpoint = pick_checkpoint(data)
+            checkpoint, _ = suited_checkpoint(data, channel, tiled=True, warn=False)
         proposals = propose_patches(
             data, checkpoint=checkpoint, patch_size=patch_size, n=n, exclude=exclude, channel=channel,
             progress=progress, cancel=cancel,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,12 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         props = random_patches(args.image, size, n=args.n, exclude=exclude, seed=args.seed, mask=mask,
                                channel=args.channel)  # fmt: skip
     else:
-        from ..checkpoints.suits import pick_checkpoint
+        from ..cli_common import pick_and_say
 
         ckpt = args.checkpoint
-        if ckpt is None:
-            ckpt = pick_checkpoint(load_image(args.image, lazy=True)[0])
-            print(f"vesselgraph: no --checkpoint given; using '{ckpt}' for this image", file=sys.stderr)
+        if ckpt is None:  # a Relationformer (its window confidences rank the patches), as predict's tiles need
+            ckpt = pick_and_say(args.image, args.channel, tiled=True)
         props = propose_patches(args.image, checkpoint=ckpt, patch_size=size, n=args.n, exclude=exclude, mask=mask,
                                 channel=args.channel, device=args.device)  # fmt: skip
     if args.json:

@@ -536,6 +536,15 @@ def propose_patches(
             arr0, _, _ = open_image(image)
             checkpoint = default_checkpoint(tuple(int(v) for v in as_array(arr0).shape), channel)
         predictor = make_predictor(checkpoint, device=device)
+    from ..model.segment import Segmenter
+
+    if isinstance(predictor, Segmenter):
+        if own:
+            predictor.close()
+        raise VesselGraphError(
+            "a segmentation checkpoint has no node and edge confidences to rank patches by: propose with a "
+            "Relationformer checkpoint (e.g. vessel3d-lightsheet for a stack), or take random patches"
+        )
     try:
         img = _Image(image, channel, int(predictor.ndim), mask)
         if patch_size is None:

@@ -35,14 +35,14 @@ _tile_order = tile_order
 
 
 # ------------------------------------------------------------------ the call
-def suited_checkpoint(image, channel=None, tiled: bool = False):
+def suited_checkpoint(image, channel=None, tiled: bool = False, warn: bool = True):
     """The installed checkpoint that suits ``image`` best
     (:func:`napari_vesselgraph.checkpoints.suits.rank_checkpoints`, as the CLI and the widgets choose) and
     ``{"checkpoint", "auto": True, "warnings"}``. A segmentation checkpoint is passed over with ``tiled``
     (prediction tile by tile, or anything else that needs a Relationformer's windows: a segmentation checkpoint
-    reads the image whole). Each warning (the image looks unlike what the checkpoint was made for) is also a Python
-    warning. ``(None, None)`` when nothing is installed or the image cannot be looked at: predict's fallback
-    default applies, and predict reports a bad image itself."""
+    reads the image whole). With ``warn``, each warning (the image looks unlike what the checkpoint was made for) is
+    also a Python warning. ``(None, None)`` when nothing is installed or the image cannot be looked at: predict's
+    fallback default applies, and predict reports a bad image itself."""
     import warnings
 
     from ..checkpoints.meta import is_segmentation
@@ -60,7 +60,7 @@ def suited_checkpoint(image, channel=None, tiled: bool = False):
     if not ranked:
         return None, None
     best = ranked[0]
-    for line in best["warnings"]:
+    for line in best["warnings"] if warn else ():
         warnings.warn(f"checkpoint {best['name']!r}: {line}", UserWarning, stacklevel=3)
     choice = {"checkpoint": best["name"], "auto": True, "warnings": list(best["warnings"])}
     return best["entry"].get("path") or best["name"], choice
