@@ -183,3 +183,31 @@ def test_sigterm_stops_like_the_first_ctrl_c_and_handlers_are_restored():
         with pytest.raises(KeyboardInterrupt):
             c._handler(signal.SIGTERM, None)
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_no_checkpoint_takes_the_one_that_suits_the_target_images(fundus_folder, tmp_path, capsys):
+    """Without --checkpoint the source is the installed checkpoint that suits the target folder's images (not always
+    vessel2d-fluo): a Relationformer for training methods, a segmentation checkpoint too for calibrate."""
+    from napari_vesselgraph.adapt.cli import build_parser, config_from_args
+    from napari_vesselgraph.checkpoints.meta import is_segmentation
+    from napari_vesselgraph.checkpoints.suits import rank_checkpoints
+    from napari_vesselgraph.synth import read_dataset, write_dataset
+
+    if not ck.list_bundled():
+        pytest.skip("no bundled checkpoints installed")
+
+    def run(argv):
+        cfg = config_from_args(build_parser().parse_args(argv), argv)
+        return cfg, capsys.readouterr().err
+
+    img = read_dataset(fundus_folder, split="train")[0].image
+    best = rank_checkpoints(img)[0]
+    cfg, err = run(["--target", str(fundus_folder)])
+    assert cfg.checkpoint == (best["entry"].get("path") or best["name"]) and f"using '{best['name']}'" in err
+    assert run(["--target", str(fundus_folder), "--checkpoint", "vessel2d-fluo"])[0].checkpoint == "vessel2d-fluo"
+    stacks = write_dataset(tmp_path / "stacks", "vessel3d-twophoton", 2, shape=(24, 48, 48))
+    first = rank_checkpoints(read_dataset(stacks, split="train")[0].image)[0]
+    name = run(["--target", str(stacks), "--method", "finetune"])[1].split("using '")[1].split("'")[0]
+    assert not is_segmentation(ck.read_metadata(ck.resolve(name)))
+    name = run(["--target", str(stacks), "--method", "calibrate"])[1].split("using '")[1].split("'")[0]
+    assert name == first["name"]

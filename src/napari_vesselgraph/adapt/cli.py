@@ -29,7 +29,11 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vesselgraph adapt", description="Adapt a checkpoint to a target domain.")
     p.add_argument("--method", choices=METHODS, default=None, help="default: finetune")
-    p.add_argument("--checkpoint", help="source checkpoint: bundled name or .safetensors file (default vessel2d-fluo)")
+    p.add_argument(
+        "--checkpoint",
+        help="source checkpoint: bundled name or .safetensors file (default: the one that suits the --target "
+        "images, a Relationformer unless --method calibrate; vessel2d-fluo otherwise)",
+    )
     tg = p.add_mutually_exclusive_group()
     tg.add_argument("--target", help="target dataset folder (synth.write_dataset layout / annotation store)")
     tg.add_argument("--target-domain", help="synthetic target domain (e.g. vessel2d-fundus)")
@@ -100,8 +104,29 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> AdaptConfig:
         d.pop("target_domain", None)
     if args.target_domain is not None:
         d.pop("target", None)
+    if not d.get("checkpoint") and d.get("target"):
+        suited = _suited_source(d["target"], d.get("method"))
+        if suited is not None:
+            d["checkpoint"] = suited
     d["command"] = "vesselgraph adapt " + " ".join(shlex.quote(a) for a in argv)
     return AdaptConfig.from_dict(d)
+
+
+def _suited_source(target, method) -> str | None:
+    """No ``--checkpoint``: the installed checkpoint that suits the target folder's first training image (as
+    ``vesselgraph predict`` chooses, and says so on stderr); a Relationformer unless the method is ``calibrate``,
+    the one method a segmentation checkpoint takes. None (the config's default) when the folder cannot be read
+    here: the run reports that itself."""
+    from ..cli_common import pick_and_say
+    from ..synth import read_dataset
+
+    try:
+        recs = read_dataset(target, split="train", load=False) or read_dataset(target, load=False)
+    except (OSError, ValueError, VesselGraphError):
+        return None
+    if not recs:
+        return None
+    return pick_and_say(recs[0].image_path, None, tiled=(method or "finetune") != "calibrate")
 
 
 class _SigintCancel:
