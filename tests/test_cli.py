@@ -373,3 +373,19 @@ def test_demo_output_folder_is_git_ignored():
 
     ignore = Path(__file__).resolve().parents[1] / ".gitignore"
     assert "vesselgraph-demo/" in ignore.read_text().split()
+
+
+def test_evaluate_a_folder_without_a_checkpoint_takes_the_one_that_suits(tmp_path, capsys):
+    """``evaluate --dataset`` of a folder of stacks, no --checkpoint: a 3D checkpoint chosen for the images (it was
+    the 2D default, which fails on a stack)."""
+    from napari_vesselgraph.checkpoints import list_bundled
+    from napari_vesselgraph.checkpoints.suits import rank_checkpoints
+    from napari_vesselgraph.synth import read_dataset, write_dataset
+
+    if not list_bundled():
+        pytest.skip("no bundled checkpoints installed")
+    folder = write_dataset(tmp_path / "stacks", "vessel3d-twophoton", 2, shape=(24, 48, 48))
+    want = rank_checkpoints(read_dataset(folder, split="train")[0].image)[0]["name"]
+    assert main(["evaluate", "--dataset", str(folder), "--json", "--device", "cpu"]) == 0
+    out = capsys.readouterr()
+    assert f"using '{want}'" in out.err and json.loads(out.out)["n"] == 2

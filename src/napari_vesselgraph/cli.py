@@ -119,9 +119,13 @@ def _evaluate_dataset(args) -> dict:
         )
     predictor = None
     if args.method == "model":
+        from .cli_common import pick_and_say
         from .model.predictor import make_predictor
 
-        predictor = make_predictor(args.checkpoint, device=args.device)
+        checkpoint = args.checkpoint
+        if checkpoint is None:  # the one that suits the folder's first image, as predict chooses
+            checkpoint = pick_and_say(records[0].image_path)
+        predictor = make_predictor(checkpoint, device=args.device)
     rows = []
     units = set()
     progress = TextProgress("evaluate")
@@ -403,7 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         help="a dataset folder or annotation store: predict each sample and report the mean of each metric",
     )
-    ev.add_argument("--checkpoint", default=None, help="with --dataset: checkpoint name or .safetensors file")
+    ev.add_argument("--checkpoint", default=None, help="with --dataset: checkpoint name or .safetensors file "
+                    "(default: the one that suits the folder's first image)")  # fmt: skip
     ev.add_argument("--method", choices=["model", "skeleton"], default="model", help="with --dataset")
     ev.add_argument("--split", default=None, help="with --dataset: only this split (train, val, test)")
     ev.add_argument("--device", default="auto", help="with --dataset: auto, cpu, cuda, mps")
