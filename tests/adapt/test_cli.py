@@ -211,3 +211,19 @@ def test_no_checkpoint_takes_the_one_that_suits_the_target_images(fundus_folder,
     assert not is_segmentation(ck.read_metadata(ck.resolve(name)))
     name = run(["--target", str(stacks), "--method", "calibrate"])[1].split("using '")[1].split("'")[0]
     assert name == first["name"]
+
+
+def test_python_adapt_without_a_checkpoint_takes_the_one_that_suits(fundus_folder, tmp_path):
+    """``adapt({"target": ...})`` with no checkpoint starts from the checkpoint the picker chooses for the target's
+    images and says so in its log (the dataclass default, vessel2d-fluo, finds nothing on photos)."""
+    from napari_vesselgraph.adapt import adapt
+    from napari_vesselgraph.adapt.data import suited_source
+
+    if not ck.list_bundled():
+        pytest.skip("no bundled checkpoints installed")
+    want, choice = suited_source(fundus_folder, "calibrate")
+    lines = []
+    out = adapt({"target": str(fundus_folder), "method": "calibrate", "out": str(tmp_path / "a.safetensors")},
+                log=lines.append)  # fmt: skip
+    assert any(f"using '{choice['checkpoint']}'" in line for line in lines)
+    assert ck.read_metadata(out)["adaptation"]["config"]["checkpoint"] == want

@@ -105,28 +105,17 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> AdaptConfig:
     if args.target_domain is not None:
         d.pop("target", None)
     if not d.get("checkpoint") and d.get("target"):
-        suited = _suited_source(d["target"], d.get("method"))
-        if suited is not None:
-            d["checkpoint"] = suited
+        from .data import suited_source
+
+        ckpt, choice = suited_source(d["target"], d.get("method"))
+        if ckpt is not None:
+            d["checkpoint"] = ckpt
+            print(f"vesselgraph adapt: no --checkpoint given; using '{choice['checkpoint']}' for the target images",
+                  file=sys.stderr)  # fmt: skip
+            for line in choice["warnings"]:
+                print(f"vesselgraph adapt: warning: {line}", file=sys.stderr)
     d["command"] = "vesselgraph adapt " + " ".join(shlex.quote(a) for a in argv)
     return AdaptConfig.from_dict(d)
-
-
-def _suited_source(target, method) -> str | None:
-    """No ``--checkpoint``: the installed checkpoint that suits the target folder's first training image (as
-    ``vesselgraph predict`` chooses, and says so on stderr); a Relationformer unless the method is ``calibrate``,
-    the one method a segmentation checkpoint takes. None (the config's default) when the folder cannot be read
-    here: the run reports that itself."""
-    from ..cli_common import pick_and_say
-    from ..synth import read_dataset
-
-    try:
-        recs = read_dataset(target, split="train", load=False) or read_dataset(target, load=False)
-    except (OSError, ValueError, VesselGraphError):
-        return None
-    if not recs:
-        return None
-    return pick_and_say(recs[0].image_path, None, tiled=(method or "finetune") != "calibrate")
 
 
 class _SigintCancel:

@@ -74,6 +74,23 @@ def n_heldout_for(pool: int, val_fraction: float) -> int:
     return int(min(pool - 1, max(1, round(val_fraction * pool))))
 
 
+def suited_source(target, method) -> tuple[str | None, dict | None]:
+    """The installed checkpoint that suits the target folder's first training image, as ``predict`` chooses
+    (:func:`napari_vesselgraph.inference.predict.suited_checkpoint`: ``(checkpoint, choice)``): a Relationformer
+    unless ``method`` is ``calibrate``, the one method a segmentation checkpoint takes. ``(None, None)`` when the
+    folder cannot be read here (the run reports that itself) or nothing is installed."""
+    from ..inference.predict import suited_checkpoint
+    from ..synth import read_dataset
+
+    try:
+        recs = read_dataset(target, split="train", load=False) or read_dataset(target, load=False)
+    except (OSError, ValueError, VesselGraphError):
+        return None, None
+    if not recs:
+        return None, None
+    return suited_checkpoint(recs[0].image_path, None, tiled=(method or "finetune") != "calibrate", warn=False)
+
+
 def load_target(cfg: AdaptConfig, ndim: int, log=print, meta: dict | None = None) -> TargetData:
     """The K shots, held-out samples and (translation) unlabelled images of the target, at the model's scale
     (:func:`apply_zoom`; ``meta``: the source checkpoint's metadata)."""
