@@ -119,6 +119,24 @@ def test_traits_of_the_real_retina_photo():
     assert t["rgb"] and t["polarity"] == "dark" and t["black_surround"] and t["kinds"] == ["fundus"]
 
 
+def test_a_grey_fundus_photo_gets_a_vessel_model():
+    """A red-free (green-channel) fundus photo: grey, dark vessels in a black aperture. It is a fundus photo of
+    vessels, so no road model is picked for it (a road model and the robust vessel model tied on grey images of
+    unknown kind, and the road model came first in the listing)."""
+    from skimage.data import retina
+
+    green = retina()[..., 1]
+    t = image_traits(green)
+    assert not t["rgb"] and t["black_surround"] and t["polarity"] == "dark"
+    assert t["kinds"] == ["fundus"] and t["structures"] == "vessels"
+    if not list_bundled():
+        pytest.skip("no bundled checkpoints installed")
+    best = rank_checkpoints(t)[0]
+    assert best["purpose"]["structures"] == "vessels", best["name"]
+    # a grey image without the aperture keeps no kind (nothing tells vessels from roads there)
+    assert image_traits(green[400:1000, 400:1000])["kinds"] == []
+
+
 class CountingArray:
     """An array-like that records how many elements each read asks for (a stand-in for a Zarr store)."""
 

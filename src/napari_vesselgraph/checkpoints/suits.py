@@ -377,6 +377,10 @@ def image_traits(image, rgb: bool | None = None, ndim: int | None = None, channe
         kinds.append("photo")
     elif traits["polarity"] == "bright" and traits["dark_background"]:
         kinds.append("fluorescence")
+    elif ndim == 2 and traits["black_surround"] and traits["polarity"] == "dark":
+        # a grey photo of dark vessels inside a black camera aperture: a red-free (green-channel) fundus photo
+        kinds.append("fundus")
+        traits["structures"] = "vessels"
     traits["kinds"] = kinds
     return traits
 
