@@ -13,6 +13,8 @@
   the model does best on), which ``predict`` uses to shrink images with wider structures (automatic zoom);
 - with ``--test-figures`` (adapted checkpoints), records ``adaptation.test``: the test-split figures of the
   checkpoint, its source and the skeleton from ``benchmarks/adapted_checkpoints.py``;
+- re-bundling a bundled checkpoint (its own file as the source, e.g. to correct ``suits``) keeps the weights and the
+  earlier ``bundled`` records (``bundled_history``);
 - with ``--source-checkpoint`` (a checkpoint fine-tuned by ``vesselgraph train-seg --init``), checks that this file
   is the one the fine-tune started from (its SHA-256 against ``init.sha256``) and records its command and seed as
   ``source_checkpoint``, so the bundled file says how both steps were made.
@@ -117,6 +119,8 @@ def main(argv=None) -> int:
             target = meta["adaptation"].get("target") or []
             meta.setdefault("target_domain", ", ".join(Path(t).name for t in target) if isinstance(target, list)
                             else str(target))  # fmt: skip
+    if isinstance(meta.get("bundled"), dict):  # re-bundling a bundled checkpoint (e.g. to correct what it suits)
+        meta["bundled_history"] = [*(meta.get("bundled_history") or []), meta["bundled"]]
     meta["bundled"] = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "from": str(a.source),
                        "command": "python scripts/bundle_checkpoint.py " + " ".join(argv or sys.argv[1:])}  # fmt: skip
     out = bundled_dir() / f"{a.name}.safetensors"

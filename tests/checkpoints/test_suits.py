@@ -306,3 +306,24 @@ def test_cli_predict_on_tiles_does_not_pick_a_segmentation_model(stack, tmp_path
         assert main(["predict", str(tmp_path / "stack.npy"), "-o", str(tmp_path / "b.json"), *extra]) == 0
         assert fake_predict[-1]["checkpoint"].endswith("vessel3d-lightsheet.safetensors"), extra
     capsys.readouterr()
+
+
+def test_road_satellite_takes_single_band_tiles():
+    """road-satellite was adapted on single-band (grey) SpaceNet tiles: it suits grey and colour tiles, and a grey
+    tile of unknown kind gets it (with its automatic zoom) rather than a model without a scale reference."""
+    entries = {e["name"]: e for e in list_bundled()}
+    if "road-satellite" not in entries:
+        pytest.skip("road-satellite is not bundled")
+    meta = entries["road-satellite"]["meta"]
+    assert model_purpose(meta)["rgb"] is None and "single-band" in meta["description"]
+    assert meta["scale_reference"]["radius_p90"] > 0 and meta["bundled_history"]  # the first bundling is kept
+    from pathlib import Path
+
+    shared = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
+    chip = shared / "spacenet-vegas" / "road_mask_input.tif"
+    if not chip.is_file():
+        pytest.skip("the shared SpaceNet chip is not here (../shared/realdata)")
+    import tifffile
+
+    tile = tifffile.imread(chip)[:325, :325]
+    assert pick_checkpoint(tile) == "road-satellite"
