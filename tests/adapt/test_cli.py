@@ -217,11 +217,13 @@ def test_python_adapt_without_a_checkpoint_takes_the_one_that_suits(fundus_folde
     """``adapt({"target": ...})`` with no checkpoint starts from the checkpoint the picker chooses for the target's
     images and says so in its log (the dataclass default, vessel2d-fluo, finds nothing on photos)."""
     from napari_vesselgraph.adapt import adapt
-    from napari_vesselgraph.adapt.data import suited_source
+    from napari_vesselgraph.adapt.data import choose_source
 
     if not ck.list_bundled():
         pytest.skip("no bundled checkpoints installed")
-    want, choice = suited_source(fundus_folder, "calibrate")
+    said = []
+    want = choose_source({"target": str(fundus_folder), "method": "calibrate"}, said.append)["checkpoint"]
+    choice = {"checkpoint": said[0].split("'")[1]}
     lines = []
     out = adapt({"target": str(fundus_folder), "method": "calibrate", "out": str(tmp_path / "a.safetensors")},
                 log=lines.append)  # fmt: skip

@@ -39,7 +39,7 @@ def adapt(
 ) -> Path:
     """Adapt ``config.checkpoint`` to the target; returns the path of the adapted checkpoint. A config dict with a
     ``target`` folder and no ``checkpoint`` starts from the installed checkpoint that suits the folder's images
-    (:func:`.data.suited_source`, said through ``log``).
+    (:func:`.data.choose_source`, said through ``log``).
 
     ``progress(step, total, info)`` is called every step (``info["loss"]``; ``info["val"]`` after each
     held-out validation). ``cancel.is_set()`` is checked every step: the run then stops and the last good
@@ -52,14 +52,10 @@ def adapt(
     from . import calibrate, loop, translate
     from .data import load_target
 
-    if not isinstance(config, AdaptConfig) and not config.get("checkpoint") and config.get("target"):
-        from .data import suited_source
+    if not isinstance(config, AdaptConfig):
+        from .data import choose_source
 
-        ckpt, choice = suited_source(config["target"], config.get("method"))
-        if ckpt is not None:  # else the config's default
-            config = {**config, "checkpoint": ckpt}
-            log(f"adapt: no checkpoint given; using '{choice['checkpoint']}' for the target images"
-                + "".join(f"; warning: {w}" for w in choice["warnings"]))  # fmt: skip
+        config = choose_source(dict(config), lambda line: log(f"adapt: {line}"))
     cfg = config if isinstance(config, AdaptConfig) else AdaptConfig.from_dict(dict(config))
     cfg.validate()
     if cfg.threads:

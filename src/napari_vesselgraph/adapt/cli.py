@@ -104,16 +104,9 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> AdaptConfig:
         d.pop("target_domain", None)
     if args.target_domain is not None:
         d.pop("target", None)
-    if not d.get("checkpoint") and d.get("target"):
-        from .data import suited_source
+    from .data import choose_source
 
-        ckpt, choice = suited_source(d["target"], d.get("method"))
-        if ckpt is not None:
-            d["checkpoint"] = ckpt
-            print(f"vesselgraph adapt: no --checkpoint given; using '{choice['checkpoint']}' for the target images",
-                  file=sys.stderr)  # fmt: skip
-            for line in choice["warnings"]:
-                print(f"vesselgraph adapt: warning: {line}", file=sys.stderr)
+    d = choose_source(d, lambda line: print(f"vesselgraph adapt: {line}", file=sys.stderr))
     d["command"] = "vesselgraph adapt " + " ".join(shlex.quote(a) for a in argv)
     return AdaptConfig.from_dict(d)
 

@@ -74,21 +74,33 @@ def n_heldout_for(pool: int, val_fraction: float) -> int:
     return int(min(pool - 1, max(1, round(val_fraction * pool))))
 
 
-def suited_source(target, method) -> tuple[str | None, dict | None]:
-    """The installed checkpoint that suits the target folder's first training image, as ``predict`` chooses
-    (:func:`napari_vesselgraph.inference.predict.suited_checkpoint`: ``(checkpoint, choice)``): a Relationformer
-    unless ``method`` is ``calibrate``, the one method a segmentation checkpoint takes. ``(None, None)`` when the
-    folder cannot be read here (the run reports that itself) or nothing is installed."""
+def choose_source(config: dict, say) -> dict:
+    """``config`` (AdaptConfig keys) with its source ``checkpoint`` filled in when it names a ``target`` folder and no
+    checkpoint: the installed checkpoint that suits the folder's first training image, as ``predict`` chooses
+    (:func:`napari_vesselgraph.inference.predict.suited_checkpoint`), a Relationformer unless the method is
+    ``calibrate`` (the one method a segmentation checkpoint takes). ``say(line)`` is told the choice and each
+    mismatch. Unchanged (the config's default applies) when a checkpoint is given, the folder cannot be read here
+    (the run reports that itself) or nothing is installed."""
+    if config.get("checkpoint") or not config.get("target"):
+        return config
     from ..inference.predict import suited_checkpoint
     from ..synth import read_dataset
 
+    target = config["target"]
     try:
         recs = read_dataset(target, split="train", load=False) or read_dataset(target, load=False)
     except (OSError, ValueError, VesselGraphError):
-        return None, None
+        return config
     if not recs:
-        return None, None
-    return suited_checkpoint(recs[0].image_path, None, tiled=(method or "finetune") != "calibrate", warn=False)
+        return config
+    tiled = (config.get("method") or "finetune") != "calibrate"
+    ckpt, choice = suited_checkpoint(recs[0].image_path, None, tiled=tiled, warn=False)
+    if ckpt is None:
+        return config
+    say(f"no checkpoint given; using '{choice['checkpoint']}' for the target images")
+    for line in choice["warnings"]:
+        say(f"warning: {line}")
+    return {**config, "checkpoint": ckpt}
 
 
 def load_target(cfg: AdaptConfig, ndim: int, log=print, meta: dict | None = None) -> TargetData:
