@@ -275,3 +275,13 @@ def test_a_segmentation_base_adapts_by_calibrate_only(widgets, qtbot, home):
     assert widget.select_checkpoint("tiny-fluo")
     assert widget.method_combo.currentText() == "finetune" and all(
         model.item(i).isEnabled() for i in range(widget.method_combo.count()))
+
+
+def test_a_warning_in_the_log_is_also_a_notification(widgets, notes):
+    """A ``warning:`` line of the run (e.g. calibrate's leave-one-out check) reaches the user as a napari warning,
+    not only in the folded Log section; other lines stay in the log."""
+    _viewer, _predict, widget = widgets
+    widget._on_log("chosen on the shots: threshold 0.5")
+    widget._on_log("warning: on 1 of 2 shot(s) (OP_1) the settings chosen on the other shots score lower")
+    assert "chosen on the shots" in widget.log_view.toPlainText() and "OP_1" in widget.log_view.toPlainText()
+    assert notes["warning"] == ["Fine-tune: on 1 of 2 shot(s) (OP_1) the settings chosen on the other shots score lower"]

@@ -383,5 +383,39 @@ def test_adapt_calibrates_a_segmentation_checkpoint(seg2d, tmp_path, monkeypatch
     assert all(torch.equal(a, b) for a, b in zip(s.net.state_dict().values(), net.state_dict().values()))
     assert s.meta["kind"] == "segmentation" and s.meta["name"] == "cal"
     assert calls[0][2].get("phase") and calls[-1][0] == calls[-1][1]
+    # the shots agree: the cut chosen on one shot serves the other as well as the source's own settings
+    loo = ad["leave_one_out"]
+    assert [r["id"] for r in loo] == ad["shot_ids"] and all(r["score"] >= r["own_score"] for r in loo), loo
+    assert all(r["min_brightness"] > 0 for r in loo) and not any("warning" in line for line in logs)
     with pytest.raises(VesselGraphError, match="train-seg --init"):
         adapt({"checkpoint": str(path), "target": str(tmp_path / "target"), "method": "finetune"}, log=lambda s: None)
+
+
+def test_calibrate_says_when_the_choice_does_not_carry_over(seg2d, tmp_path, monkeypatch):
+    """Two shots that want opposite cuts (one traced only the bright fibre, the other both): scored with the
+    settings chosen on the other shot, the second loses its dim fibre; calibrate records that per shot and warns."""
+    from napari_vesselgraph.adapt import adapt
+    from napari_vesselgraph.importers._folder import DatasetFolder
+    from napari_vesselgraph.model.segment import Segmenter
+
+    path, net, cfg = seg2d
+    folder = DatasetFolder(tmp_path / "target")
+    bright = VesselGraph(nodes=np.array([[21.0, 6.0], [21.0, 32.0], [21.0, 57.0]]), edges=np.array([[0, 1], [1, 2]]))
+    both = VesselGraph(nodes=np.array([[21.0, 6.0], [21.0, 32.0], [21.0, 57.0], [45.0, 6.0], [45.0, 32.0],
+                                       [45.0, 57.0]]), edges=np.array([[0, 1], [1, 2], [3, 4], [4, 5]]))  # fmt: skip
+    folder.add("only-bright", _two_lines(dim=0.2), bright, "train")
+    folder.add("both", _two_lines(dim=0.2), both, "train")
+    folder.close()
+    painted = np.zeros((64, 64), np.float32)
+    painted[20:23, 6:58], painted[44:47, 6:58] = 0.9, 0.75
+    monkeypatch.setattr(Segmenter, "probability", lambda self, image, *a, **k: painted)
+    logs = []
+    out = adapt({"checkpoint": str(path), "target": str(tmp_path / "target"), "method": "calibrate",
+                 "val_fraction": 0, "out": str(tmp_path / "cal.safetensors")}, log=logs.append)  # fmt: skip
+    loo = {r["id"]: r for r in load_segmenter(out).meta["adaptation"]["leave_one_out"]}
+    assert set(loo) == {"only-bright", "both"}
+    # chosen on "only-bright", the cut drops the dim fibre "both" traced: lower than the source's settings there
+    assert loo["both"]["min_brightness"] > 0 and loo["both"]["score"] < loo["both"]["own_score"], loo
+    # chosen on "both", nothing is cut: "only-bright" keeps its untraced fibre, no better than before
+    assert loo["only-bright"]["min_brightness"] == 0 and loo["only-bright"]["score"] == loo["only-bright"]["own_score"]
+    assert any(line.startswith("warning: on 1 of 2 shot(s) (both)") for line in logs), logs

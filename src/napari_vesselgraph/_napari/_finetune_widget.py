@@ -654,6 +654,8 @@ class FinetuneWidget(QWidget):
 
     def _on_log(self, message: str) -> None:
         self.log_view.appendPlainText(message)
+        if message.startswith("warning:"):  # e.g. calibrate's leave-one-out check: not only in the folded log
+            notify("warning", "Fine-tune: " + message[len("warning:"):].strip())
 
     def _on_progress(self, step: int, total: int, info: dict) -> None:
         if total > 0:
