@@ -282,6 +282,7 @@ def test_a_warning_in_the_log_is_also_a_notification(widgets, notes):
     not only in the folded Log section; other lines stay in the log."""
     _viewer, _predict, widget = widgets
     widget._on_log("chosen on the shots: threshold 0.5")
-    widget._on_log("warning: on 1 of 2 shot(s) (OP_1) the settings chosen on the other shots score lower")
+    line = "on 1 of 2 shot(s) (OP_1) the settings chosen on the other shots score lower"
+    widget._on_log("warning: " + line)
     assert "chosen on the shots" in widget.log_view.toPlainText() and "OP_1" in widget.log_view.toPlainText()
-    assert notes["warning"] == ["Fine-tune: on 1 of 2 shot(s) (OP_1) the settings chosen on the other shots score lower"]
+    assert notes["warning"] == ["Fine-tune: " + line]
