@@ -352,6 +352,32 @@ def test_calibrate_keeps_the_weights_and_chooses_thresholds_on_the_shots(tiny_ch
     assert g.metadata["node_threshold"] == chosen["node_threshold"]
 
 
+def test_calibrate_leave_one_out_scores_each_shot_as_a_checkpoint_with_those_settings_would(tmp_path):
+    """Leave one out in the Relationformer calibrate: each shot scored with what was chosen on the other shots
+    (the same score a checkpoint carrying those settings gets on it) and with the source's own settings."""
+    from napari_vesselgraph.adapt.loop import evaluate_heldout, record_selection
+    from napari_vesselgraph.synth import write_dataset
+
+    folder = write_dataset(tmp_path / "fluo", "vessel2d-fluo", 5, shape=(128, 128))
+    out = adapt({"checkpoint": "vessel2d-fluo", "target": str(folder), "method": "calibrate", "shots": 3,
+                 "out": str(tmp_path / "cal.safetensors")}, log=lambda s: None)  # fmt: skip
+    base, base_meta = ck.load_checkpoint("vessel2d-fluo")
+    ad = ck.load_checkpoint(out)[1]["adaptation"]
+    loo = ad["leave_one_out"]
+    assert [r["id"] for r in loo] == ad["shot_ids"] and len(loo) == 3
+    assert all(r["own_score"] > 0.2 for r in loo), loo  # the bundled model finds its own domain's vessels
+    shots = {r.id: r for r in read_dataset(folder, split="train")}
+    for r in loo:
+        settings = {"node_threshold": r["node_threshold"], "edge_threshold": r["edge_threshold"],
+                    "min_support": r["min_support"], "min_brightness": r["min_brightness"]}  # fmt: skip
+        with_loo = evaluate_heldout(base, record_selection(dict(base_meta), settings, "test"), [shots[r["id"]]],
+                                    "cpu", sweep=False, select_by="graph")  # fmt: skip
+        own = evaluate_heldout(base, base_meta, [shots[r["id"]]], "cpu", sweep=False, select_by="graph")
+        assert r["score"] == pytest.approx(with_loo["score"], abs=1e-4), (r, with_loo["score"])
+        assert r["own_score"] == pytest.approx(own["score"], abs=1e-4)
+        assert r["length_quality"] == pytest.approx(with_loo["length_quality"], abs=1e-4)
+
+
 def test_translation_warns_when_it_scores_below_the_source():
     from napari_vesselgraph.adapt.translate import warn_if_worse
 

@@ -8,6 +8,11 @@ finishes them, scored by ``cfg.selection``). The held-out samples are measured w
 settings (``before``) and with the chosen ones (``after``); they choose nothing. A run costs a few whole-image
 predictions: seconds to a minute on CPU, against minutes for a training method.
 
+With 2 to :data:`LOO_MAX_SHOTS` shots it also checks that the choice carries over from shot to shot
+(:func:`leave_one_out`, as the segmentation calibrate does: :mod:`.segcalibrate`): each shot is scored with the
+settings chosen on the other shots and with the source's own, ``meta["adaptation"]["leave_one_out"]`` records
+both, and the log warns where a shot loses. It reuses the shots' raw graphs; it costs a threshold search per shot.
+
 What it fixes: a model trained on synthetic images that finds the structures of real ones but also draws edges
 on their background. On DIADEM's confocal neurons it took the bundled 3D model's held-out OP_1 score from 0.365
 to 0.599 and its test length quality from 0.432 to 0.455 (SMD 80.5 -> 63.8), still far below the skeleton's
@@ -20,6 +25,10 @@ import time
 from pathlib import Path
 
 from ..errors import VesselGraphError
+
+#: the leave-one-out check (:func:`leave_one_out`) runs with 2 to this many shots: each shot costs one more
+#: threshold search over the others' raw graphs (no new prediction)
+LOO_MAX_SHOTS = 8
 from .config import AdaptConfig
 from .data import TargetData
 
@@ -31,7 +40,8 @@ def run(
     with them."""
     from ..checkpoints import save_checkpoint
     from ..inference.plan import check_cancel
-    from .loop import evaluate_heldout, phase, record_selection, run_meta
+    from .loop import evaluate_heldout, phase, raw_graphs, record_selection, run_meta, select_on
+    from .segcalibrate import report_leave_one_out
 
     if not data.shots:
         raise VesselGraphError("no labelled target samples (shots) to calibrate on")
@@ -42,12 +52,17 @@ def run(
         f"{len(data.heldout)} held out {data.ids(data.heldout)}; device {device}; the weights are not trained")  # fmt: skip
     model.to(device)
     phase(progress, total, f"choosing thresholds and clean-up on {len(data.shots)} labelled sample(s)")
-    chosen = evaluate_heldout(model, meta, data.shots, device, sweep=True, **kw)
+    raws, default = raw_graphs(model, meta, data.shots, device, kw["zoom"])
     check_cancel(cancel)
+    chosen = select_on(raws, data.shots, meta, default, True, cfg.selection)
     new_meta = record_selection(dict(meta), chosen, f"{len(data.shots)} labelled target sample(s) (calibrate)")
     log(f"chosen on the shots: node {chosen['node_threshold']:.2f}, edge {chosen['edge_threshold']:.2f}, "
         f"min_support {chosen.get('min_support', 0.0):g}, min_brightness {chosen.get('min_brightness', 0.0):g} "
         f"(score {chosen['score']:.3f})")  # fmt: skip
+    loo = None
+    if 2 <= len(data.shots) <= LOO_MAX_SHOTS:
+        loo = leave_one_out(raws, data.shots, meta, default, cfg.selection, cancel)
+        report_leave_one_out(loo, log)
     if progress is not None:
         progress(1, total, {"loss": 0.0, "phase": "chosen"})
     before = after = None
@@ -61,9 +76,33 @@ def run(
             progress(3, total, {"loss": 0.0, "val": after["score"], "validation": True})
         log(f"held out: score {before['score']:.3f} with the source's settings -> {after['score']:.3f} calibrated")
     m = run_meta(new_meta, cfg, data, out_path, meta.get("domain") or meta.get("name") or "", before=before, after=after,
-                 steps_done=0, history=[], t_start=t_start, chosen_on_shots=short(chosen))  # fmt: skip
+                 steps_done=0, history=[], t_start=t_start, chosen_on_shots=short(chosen),
+                 leave_one_out=loo)  # fmt: skip
     save_checkpoint(out_path, model, m)
     return out_path
+
+
+def leave_one_out(raws, shots, meta: dict, default, selection: str, cancel=None) -> list[dict]:
+    """For each shot: the settings chosen on the other shots (from their raw graphs, no new prediction), the shot's
+    score and length quality with them and with the source's own settings (as
+    :func:`.segcalibrate.leave_one_out`)."""
+    from ..inference.plan import check_cancel
+    from .loop import record_selection, select_on
+
+    out = []
+    for i, s in enumerate(shots):
+        check_cancel(cancel)
+        others = [j for j in range(len(shots)) if j != i]
+        ch = select_on([raws[j] for j in others], [shots[j] for j in others], meta, default, True, selection)
+        m_i = record_selection(dict(meta), ch, "the other shots")
+        loo = select_on([raws[i]], [s], m_i, (ch["node_threshold"], ch["edge_threshold"]), False, selection)
+        own = select_on([raws[i]], [s], meta, default, False, selection)
+        out.append({"id": str(s.id), "node_threshold": ch["node_threshold"], "edge_threshold": ch["edge_threshold"],
+                    "min_support": ch.get("min_support", 0.0), "min_brightness": ch.get("min_brightness", 0.0),
+                    "score": round(loo["score"], 4), "own_score": round(own["score"], 4),
+                    "length_quality": round(loo.get("length_quality", float("nan")), 4),
+                    "own_length_quality": round(own.get("length_quality", float("nan")), 4)})  # fmt: skip
+    return out
 
 
 def short(m: dict) -> dict:

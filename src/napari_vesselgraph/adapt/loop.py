@@ -98,9 +98,14 @@ def evaluate_heldout(
     """
     if not samples:
         return None
+    raws, default = raw_graphs(model, meta, samples, device, zoom)
+    return select_on(raws, samples, meta, default, sweep, select_by)
+
+
+def raw_graphs(model, meta: dict, samples, device, zoom=None) -> tuple[list, tuple[float, float]]:
+    """The raw graphs (``predict(..., keep_raw=True)``) of the samples and the checkpoint's node/edge thresholds."""
     from ..inference import predict
     from ..model.predictor import PatchPredictor
-    from ..model.thresholds import SCORES, cleanup_settings, select_thresholds
 
     was_training = model.training
     pred = PatchPredictor(model, meta, device=device)
@@ -108,6 +113,14 @@ def evaluate_heldout(
         raws = [predict(s.image, predictor=pred, keep_raw=True, zoom=zoom) for s in samples]
     finally:
         model.train(was_training)
+    return raws, (pred.node_threshold, pred.edge_threshold)
+
+
+def select_on(raws, samples, meta: dict, default, sweep: bool, select_by: str = "f1") -> dict:
+    """:func:`evaluate_heldout` on raw graphs already predicted (:func:`raw_graphs`), finished with ``meta``'s
+    clean-up settings; ``default``: the thresholds used without ``sweep``."""
+    from ..model.thresholds import SCORES, cleanup_settings, select_thresholds
+
     _, _, out = select_thresholds(
         raws,
         [s.graph for s in samples],
@@ -115,7 +128,7 @@ def evaluate_heldout(
         cleanup_settings(meta),
         shapes=[tuple(np.asarray(s.image).shape[: s.graph.ndim]) for s in samples],
         sweep=sweep,
-        default=(pred.node_threshold, pred.edge_threshold),
+        default=tuple(default),
         groups=EVAL_GROUPS,
         smd_points=300,
         score_fn=SCORES[select_by][0],

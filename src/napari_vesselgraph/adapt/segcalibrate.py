@@ -90,16 +90,31 @@ def _best(table: dict, keep: list[int], score_fn) -> tuple:
 
 
 def leave_one_out(table: dict, own_rows: list[dict], ids: list[str], score_fn) -> list[dict]:
-    """For each shot: the pair chosen on the other shots, the shot's score with it (``score``) and with the
-    source's own settings (``own_score``; ``own_rows``: the shot's metrics with them). Needs two shots or more."""
+    """For each shot: the pair chosen on the other shots, the shot's score and length quality with it (``score``,
+    ``length_quality``) and with the source's own settings (``own_score``, ``own_length_quality``; ``own_rows``:
+    the shot's metrics with them). Needs two shots or more."""
     out = []
     for i, sid in enumerate(ids):
         others = [j for j in range(len(ids)) if j != i]
         t, b = _best(table, others, score_fn)
-        out.append({"id": sid, "threshold": t, "min_brightness": b,
-                    "score": round(_summary([table[(t, b)][i]], t, b, score_fn)["score"], 4),
-                    "own_score": round(_summary([own_rows[i]], t, b, score_fn)["score"], 4)})  # fmt: skip
+        loo, own = _summary([table[(t, b)][i]], t, b, score_fn), _summary([own_rows[i]], t, b, score_fn)
+        out.append({"id": sid, "threshold": t, "min_brightness": b, "score": round(loo["score"], 4),
+                    "own_score": round(own["score"], 4), "length_quality": round(loo["length_quality"], 4),
+                    "own_length_quality": round(own["length_quality"], 4)})  # fmt: skip
     return out
+
+
+def report_leave_one_out(loo: list[dict], log) -> None:
+    """Log the leave-one-out scores, and a warning line when a shot loses more than :data:`LOO_TOLERANCE` with
+    the settings chosen on the other shots (both kinds of calibrate)."""
+    log("leave one out (each shot scored with the settings chosen on the others; the source's own in brackets): "
+        + ", ".join(f"{r['id']} {r['score']:.3f} ({r['own_score']:.3f})" for r in loo))  # fmt: skip
+    worse = [r for r in loo if r["score"] < r["own_score"] - LOO_TOLERANCE]
+    if worse:
+        log(f"warning: on {len(worse)} of {len(loo)} shot(s) ({', '.join(r['id'] for r in worse)}) the settings "
+            f"chosen on the other shots score more than {LOO_TOLERANCE:g} lower than the source's own: the choice "
+            "does not carry over from shot to shot, so it may not suit your next image either; check it there, or "
+            "label more shots")
 
 
 def run(cfg, data, out_path: Path, device, progress=None, cancel=None, log=print) -> Path:
@@ -145,14 +160,7 @@ def run(cfg, data, out_path: Path, device, progress=None, cancel=None, log=print
     loo = None
     if len(data.shots) >= 2:
         loo = leave_one_out(table, own_rows, [str(s.id) for s in data.shots], score_fn)
-        worse = [r for r in loo if r["score"] < r["own_score"] - LOO_TOLERANCE]
-        log("leave one out (each shot scored with the settings chosen on the others; the source's own in brackets): "
-            + ", ".join(f"{r['id']} {r['score']:.3f} ({r['own_score']:.3f})" for r in loo))  # fmt: skip
-        if worse:
-            log(f"warning: on {len(worse)} of {len(loo)} shot(s) ({', '.join(r['id'] for r in worse)}) the settings "
-                f"chosen on the other shots score more than {LOO_TOLERANCE:g} lower than the source's own: the choice "
-                "does not carry over from "
-                "shot to shot, so it may not suit your next image either; check it there, or label more shots")
+        report_leave_one_out(loo, log)
     if progress is not None:
         progress(len(data.shots) + 1, n_all + 1, {"loss": 0.0, "phase": "chosen"})
     before = after = None
