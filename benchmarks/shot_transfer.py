@@ -1,19 +1,20 @@
-"""Do settings chosen on a few labelled stacks carry over to the next stack? Leave one out on the real 3D sets'
-SHOT stacks, for the bundled 3D model's calibration and for the skeleton's settings, in one run.
+"""Do settings chosen on a few labelled images carry over to the next image? Leave one out on the real sets'
+SHOT images, for a bundled model's calibration and for the skeleton's settings, in one run.
 
-    python benchmarks/shot_transfer.py [--sets diadem vesselnn] [--checkpoint vessel3d-twophoton] [--threads 1]
-                                       [--no-write]
+    python benchmarks/shot_transfer.py [--sets drive diadem vesselnn] [--threads 1] [--no-write]
 
-A calibrated checkpoint is only worth bundling if what it learnt on the shots holds on other stacks. With two
-or three shot stacks per set, the honest estimate is leave one out: choose on all stacks but one, score the one
-left out. Shot splits only (``benchmarks/real_data.py``'s splits; no test stack is read). For each set:
+A calibrated checkpoint is only worth bundling if what it learnt on the shots holds on other images. With two
+or three shot stacks per 3D set, the honest estimate is leave one out: choose on all images but one, score the
+one left out. Shot splits only (``benchmarks/real_data.py``'s splits; no test image is read). For each set:
 
-- model: ``adapt(method="calibrate", val_fraction=0)`` on ``--checkpoint`` (the product's calibrate, the same call as
-  ``vesselgraph adapt --method calibrate``): its metadata's ``leave_one_out`` gives each stack's score and length
-  quality with the threshold and ``min_brightness`` chosen on the other stacks, and with the checkpoint's own
-  settings; ``chosen_on_shots`` the in-sample mean (chosen on every stack, itself included);
-- skeleton: every option of ``real_data.skeleton_options(3)`` (the defaults and the 3D presets) on every stack;
-  for each stack the option chosen on the other stacks by the same score, and the defaults.
+- model (``CHECKPOINTS``: ``vessel2d-random`` for DRIVE, ``vessel3d-twophoton`` for the stacks):
+  ``adapt(method="calibrate", val_fraction=0)`` (the product's calibrate, the same call as ``vesselgraph adapt
+  --method calibrate``): its metadata's ``leave_one_out`` gives each image's score and length quality with the
+  settings chosen on the other images (thresholds and clean-up), and with the checkpoint's own settings;
+  ``chosen_on_shots`` the in-sample mean (chosen on every image, itself included);
+- skeleton: every option of ``real_data.skeleton_options`` (the defaults and the presets of the set's
+  dimensionality, in 2D with each polarity) on every image; for each image the option chosen on the other images
+  by the same score, and the defaults.
 
 Score: calibrate's, ``(length quality + junction F1) / 2`` at 3 px; LQ: length quality at 3 px (the real-data
 tables' column). Writes ``docs/benchmarks.md`` (section ``shot-transfer``) unless ``--no-write``.
@@ -35,18 +36,20 @@ from _report import cpu_name, write_section
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-SETS_3D = ("diadem", "vesselnn")
+SETS = ("drive", "diadem", "vesselnn")
+#: the checkpoint calibrated on each set (the 2D vessel model without fundus thresholds; the bundled 3D default)
+CHECKPOINTS = {"drive": "vessel2d-random", "diadem": "vessel3d-twophoton", "vesselnn": "vessel3d-twophoton"}
 
 
-def skeleton_rows(samples, log) -> dict[str, list[dict]]:
-    """``{option: [metrics of each sample]}`` for every 3D skeleton option."""
+def skeleton_rows(samples, ndim: int, log) -> dict[str, list[dict]]:
+    """``{option: [metrics of each sample]}`` for every skeleton option of ``ndim``."""
     from real_data import skeleton_options
 
     from napari_vesselgraph.adapt.segcalibrate import _metrics
     from napari_vesselgraph.inference import predict
 
     out = {}
-    for name, params in skeleton_options(3, quick=False):
+    for name, params in skeleton_options(ndim, quick=False):
         t0 = time.perf_counter()
         out[name] = [_metrics(predict(np.asarray(s["image"], np.float32), method="skeleton", **params), s["graph"],
                               np.shape(s["image"])) for s in samples]  # fmt: skip
@@ -82,47 +85,54 @@ def run_set(name: str, checkpoint: str, work: Path, data: Path, log) -> dict:
     folder = prepare_set(name, data, work, log=log)
     samples = load_split(name, folder, "train", data)
     ids = [str(s["id"]) for s in samples]
-    log(f"{name}: {len(ids)} shot stacks {ids}")
+    log(f"{name}: {len(ids)} shot images {ids}")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         out = adapt({"checkpoint": checkpoint, "target": str(folder), "method": "calibrate", "val_fraction": 0,
+                     "shots": len(samples),
                      "out": str(Path(tmp) / "cal.safetensors")}, log=lambda s: log("  " + s))  # fmt: skip
         meta = read_metadata(out)
     t_model = time.perf_counter() - t0
     ad = meta["adaptation"]
     t0 = time.perf_counter()
-    srows = skeleton_rows(samples, log)
+    srows = skeleton_rows(samples, int(samples[0]["graph"].ndim), log)
     t_skel = time.perf_counter() - t0
-    return {"set": name, "ids": ids, "model_loo": ad["leave_one_out"], "model_all": ad["chosen_on_shots"],
+    return {"set": name, "checkpoint": checkpoint, "ids": ids, "model_loo": ad["leave_one_out"],
+            "model_all": ad["chosen_on_shots"],
             "skeleton_loo": skeleton_loo(srows, ids), "t_model": t_model, "t_skel": t_skel}  # fmt: skip
 
 
-def report(results: list[dict], checkpoint: str, cmd: str, wall: float) -> str:
+def report(results: list[dict], cmd: str, wall: float) -> str:
     lines = [
-        "## Do calibrated settings carry over? Leave one out on the real 3D shot stacks",
+        "## Do calibrated settings carry over? Leave one out on the real shot images",
         "",
         f"Command: `{cmd}` ({wall:.0f} s, {time.strftime('%Y-%m-%d')}). Machine: {cpu_name()}, {os.cpu_count()} CPU "
-        f"cores visible, Python {platform.python_version()}. Shot splits only (no test stack is read).",
+        f"cores visible, Python {platform.python_version()}. Shot splits only (no test image is read).",
         "",
-        f"Each stack is scored with the settings chosen on the other shot stacks of its set (`LOO`) and with fixed "
-        f"settings (`own`: the checkpoint's own threshold and `min_brightness`; the skeleton's defaults). Model: "
-        f"`{checkpoint}` calibrated by `adapt(method=\"calibrate\", val_fraction=0)` (threshold x `min_brightness`); "
-        "skeleton: its defaults or a 3D preset. Score: (LQ + junction F1) / 2 at 3 px, the calibrate score; LQ: "
+        "Each image is scored with the settings chosen on the other shot images of its set (`LOO`) and with fixed "
+        "settings (`own`: the checkpoint's own thresholds and clean-up; the skeleton's defaults). Model: "
+        + ", ".join(f"`{r['checkpoint']}` on {r['set']}" for r in results)
+        + ", calibrated by `adapt(method=\"calibrate\", val_fraction=0)` (a segmentation checkpoint: threshold x "
+        "`min_brightness`; a Relationformer: node/edge thresholds, `min_support`, `min_brightness`); the LOO column "
+        "shows the first two settings. Skeleton: its defaults or a preset (2D: with a polarity). Score: "
+        "(LQ + junction F1) / 2 at 3 px, the calibrate score; LQ: "
         "length quality at 3 px. `in-sample`: the model's mean with the settings chosen on every stack, itself "
         "included (what calibrate reports).",
         "",
-        "| set | stack | skeleton own LQ | skeleton LOO (option) LQ | model own LQ | model LOO (threshold / "
-        "min_brightness) LQ | model LOO − skeleton LOO, LQ | model LOO − own, score |",
+        "| set | image | skeleton own LQ | skeleton LOO (option) LQ | model own LQ | model LOO (settings) LQ | "
+        "model LOO − skeleton LOO, LQ | model LOO − own, score |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         sk = {x["id"]: x for x in r["skeleton_loo"]}
         for m in r["model_loo"]:
             s = sk[m["id"]]
+            first = (m["threshold"], m["min_brightness"]) if "threshold" in m else (m["node_threshold"],
+                                                                                      m["edge_threshold"])
             lines.append(
                 f"| {r['set']} | {m['id']} | {s['own_length_quality']:.3f} | {s['length_quality']:.3f} ({s['option']}) "
-                f"| {m['own_length_quality']:.3f} | {m['length_quality']:.3f} ({m['threshold']:g} / "
-                f"{m['min_brightness']:g}) | {m['length_quality'] - s['length_quality']:+.3f} | "
+                f"| {m['own_length_quality']:.3f} | {m['length_quality']:.3f} ({first[0]:g} / {first[1]:g}) | "
+                f"{m['length_quality'] - s['length_quality']:+.3f} | "
                 f"{m['score'] - m['own_score']:+.3f} |"
             )
         mean = lambda rows, k: float(np.mean([x[k] for x in rows]))  # noqa: E731
@@ -144,8 +154,7 @@ def main(argv=None) -> int:
     import real_data
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", nargs="+", default=list(SETS_3D), choices=SETS_3D)
-    ap.add_argument("--checkpoint", default="vessel3d-twophoton", help="segmentation checkpoint to calibrate")
+    ap.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
     ap.add_argument("--data", type=Path, default=real_data.DATA)
     ap.add_argument("--work", type=Path, default=real_data.WORK)
     ap.add_argument("--threads", type=int, default=1)
@@ -158,9 +167,9 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    results = [run_set(name, a.checkpoint, a.work, a.data, log=lambda s: print(s, flush=True)) for name in a.sets]
+    results = [run_set(name, CHECKPOINTS[name], a.work, a.data, log=lambda s: print(s, flush=True)) for name in a.sets]
     cmd = "python benchmarks/shot_transfer.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    text = report(results, a.checkpoint, cmd.strip(), time.perf_counter() - t0)
+    text = report(results, cmd.strip(), time.perf_counter() - t0)
     print(text)
     if not a.no_write:
         print(f"written to {write_section('shot-transfer', text)}")

@@ -106,21 +106,32 @@ def finished_metrics(
     groups: Sequence[str] = ("prf", "smd"),
     radius: float = 3.0,
     smd_points: int | None = 200,
+    cache: dict | None = None,
 ) -> dict:
     """Mean metrics of the graphs ``finish_graph(raw, node_threshold, edge_threshold, **cleanup)`` against
     ``gts`` (``raws``: raw graphs or patch candidate dicts; ``shapes``: the image shape of each, for the SMD
     and APLS; ``cleanup``: the settings, by default :func:`cleanup_settings` ``()``; ``smd_points``: None for
-    the default of :func:`metrics.evaluate`)."""
+    the default of :func:`metrics.evaluate`). ``cache``: a dict that keeps each sample's metrics by the raw
+    graph's identity and the settings, for repeated searches over subsets of the same raw graphs (calibrate's
+    leave one out); the raw graphs must stay alive and unchanged while it is used."""
     from ..inference.postprocess import finish_graph
     from ..metrics import evaluate
 
     cleanup = cleanup_settings() if cleanup is None else cleanup
     shapes = [None] * len(raws) if shapes is None else shapes
     opts = {} if smd_points is None else {"smd_points": smd_points}
+    settings = repr((float(node_threshold), float(edge_threshold), sorted(cleanup.items()), list(groups), radius,
+                     smd_points))  # fmt: skip
     rows = []
     for raw, gt, shape in zip(raws, gts, shapes):
+        key = (id(raw), id(gt), settings)
+        if cache is not None and key in cache:
+            rows.append(cache[key])
+            continue
         g = finish_graph(_as_raw(raw, gt), node_threshold, edge_threshold, **cleanup)
         rows.append(evaluate(g, gt, radius=radius, metrics=list(groups), image_shape=shape, **opts))
+        if cache is not None:
+            cache[key] = rows[-1]
     return mean_metrics(rows)
 
 
@@ -140,6 +151,7 @@ def select_thresholds(
     score_groups: Sequence[str] = ("prf",),
     support_grid: Sequence[float] = SUPPORT_GRID,
     brightness_grid: Sequence[float] = BRIGHTNESS_GRID,
+    cache: dict | None = None,
 ) -> tuple[float, float, dict]:
     """``(node_threshold, edge_threshold, metrics)``: the grid pair whose finished graphs score best.
 
@@ -152,13 +164,16 @@ def select_thresholds(
     When every raw graph carries the edge column ``support`` (``predict(..., keep_raw=True)``), the clean-up
     setting ``min_support`` is then chosen over ``support_grid`` at the chosen pair (first best wins; ``()``: not
     searched) and returned as ``metrics["min_support"]``; then, with the edge column ``brightness``, the setting
-    ``min_brightness`` over ``brightness_grid`` the same way (``metrics["min_brightness"]``).
+    ``min_brightness`` over ``brightness_grid`` the same way (``metrics["min_brightness"]``). ``cache``: see
+    :func:`finished_metrics`.
     """
     cleanup = cleanup_settings() if cleanup is None else dict(cleanup)
     node_grid, edge_grid = grid
     pairs = [tuple(default)] if not sweep else [(nt, et) for nt in node_grid for et in edge_grid]
+    if any(isinstance(r, dict) for r in raws):
+        cache = None  # converted afresh on every call: their identities do not last
     raws = [_as_raw(r, g) for r, g in zip(raws, gts)]
-    kw = {"shapes": shapes, "radius": radius, "smd_points": smd_points}
+    kw = {"shapes": shapes, "radius": radius, "smd_points": smd_points, "cache": cache}
     best, best_pair = -np.inf, pairs[0]
     if len(pairs) > 1:
         for nt, et in pairs:
