@@ -142,6 +142,23 @@ def test_describe_checkpoint_for_widgets():
     assert "dimensionality unknown" in describe_checkpoint({"name": "y", "meta": {}})
 
 
+def test_describe_says_whether_a_calibration_carries_over():
+    """A calibrated checkpoint's line says what its leave-one-out check found; broken records say nothing."""
+    rows = [{"id": "a", "score": 0.70, "own_score": 0.60}, {"id": "b", "score": 0.55, "own_score": 0.57}]
+    def line(loo):
+        ad = {"method": "calibrate", "leave_one_out": loo}
+        return " · ".join(CheckpointMeta.peek(_minimal(adaptation=ad)).describe())
+
+    over = line(rows)
+    assert "calibration carries over from shot to shot (0.625 vs 0.585 uncalibrated, 2 shots" in over
+    rows[0]["score"] = 0.58
+    text = line(rows)
+    assert "does not carry over from shot to shot (0.565 vs 0.585" in text
+    for junk in ("x", [], [{"score": None, "own_score": 1}], [{"id": "a"}]):
+        text = line(junk)
+        assert "carr" not in text and "adaptation: calibrate" in text
+
+
 def test_new_checkpoint_metadata_comes_from_the_config():
     from napari_vesselgraph.model.config import ModelConfig
 

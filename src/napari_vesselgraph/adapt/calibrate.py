@@ -85,7 +85,9 @@ def run(
     return out_path
 
 
-def leave_one_out(raws, shots, meta: dict, default, selection: str, cancel=None, cache: dict | None = None) -> list[dict]:
+def leave_one_out(
+    raws, shots, meta: dict, default, selection: str, cancel=None, cache: dict | None = None
+) -> list[dict]:
     """For each shot: the settings chosen on the other shots (from their raw graphs, no new prediction), the shot's
     score and length quality with them and with the source's own settings (as
     :func:`.segcalibrate.leave_one_out`)."""

@@ -116,7 +116,9 @@ def raw_graphs(model, meta: dict, samples, device, zoom=None) -> tuple[list, tup
     return raws, (pred.node_threshold, pred.edge_threshold)
 
 
-def select_on(raws, samples, meta: dict, default, sweep: bool, select_by: str = "f1", cache: dict | None = None) -> dict:
+def select_on(
+    raws, samples, meta: dict, default, sweep: bool, select_by: str = "f1", cache: dict | None = None
+) -> dict:
     """:func:`evaluate_heldout` on raw graphs already predicted (:func:`raw_graphs`), finished with ``meta``'s
     clean-up settings; ``default``: the thresholds used without ``sweep``; ``cache``: per-sample metrics kept
     across calls on the same raw graphs (:func:`model.thresholds.finished_metrics`)."""

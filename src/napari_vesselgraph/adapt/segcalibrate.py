@@ -112,7 +112,7 @@ def report_leave_one_out(loo: list[dict], log) -> bool:
     log("leave one out (each shot scored with the settings chosen on the others; the source's own in brackets): "
         + ", ".join(f"{r['id']} {r['score']:.3f} ({r['own_score']:.3f})" for r in loo)
         + f"; mean {m_loo:.3f} ({m_own:.3f})")  # fmt: skip
-    if m_loo > m_own:
+    if m_loo > m_own + 1e-9:
         return False
     worse = [r["id"] for r in loo if r["score"] < r["own_score"] - LOO_TOLERANCE]
     log(f"warning: chosen on the other shots, the settings score {m_loo:.3f} on average on the shot left out, "

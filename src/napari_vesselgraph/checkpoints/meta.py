@@ -297,6 +297,9 @@ class CheckpointMeta:
             parts.append("segmentation (U-Net mask → centre-line graph)")
         target = self.adaptation_target
         parts.append(f"adaptation: {self.adaptation_method}{f' → {target}' if target else ''}")
+        loo = leave_one_out_summary(self.adaptation)
+        if loo:
+            parts.append(loo)
         if self.patch_size:
             parts.append("patch " + "×".join(str(int(p)) for p in self.patch_size))
         for key in ("edge_f1", "node_f1", "smd", "dice"):
@@ -307,6 +310,22 @@ class CheckpointMeta:
 
 
 # ------------------------------------------------------------------ lenient readers (entries may be broken)
+def leave_one_out_summary(adaptation: dict) -> str | None:
+    """What a calibrate run's leave-one-out check found (``adaptation["leave_one_out"]``), in a few words:
+    ``"carries over from shot to shot (0.637 vs 0.577 left out)"``; ``None`` when it records none or it cannot be
+    read."""
+    rows = _dict(adaptation).get("leave_one_out")
+    if not isinstance(rows, list) or not rows:
+        return None
+    try:
+        loo = sum(float(r["score"]) for r in rows) / len(rows)
+        own = sum(float(r["own_score"]) for r in rows) / len(rows)
+    except (TypeError, KeyError, ValueError):
+        return None
+    verdict = "carries over from shot to shot" if loo > own + 1e-9 else "does not carry over from shot to shot"
+    return f"calibration {verdict} ({loo:.3f} vs {own:.3f} uncalibrated, {len(rows)} shots left out in turn)"
+
+
 def checkpoint_ndim(meta: dict) -> int | None:
     """The dimensionality (2 or 3) a checkpoint's metadata records, or None."""
     return _dims(meta if isinstance(meta, dict) else {})[0]
