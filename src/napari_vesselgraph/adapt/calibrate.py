@@ -42,8 +42,7 @@ def run(
     with them."""
     from ..checkpoints import save_checkpoint
     from ..inference.plan import check_cancel
-    from .loop import evaluate_heldout, phase, raw_graphs, record_selection, run_meta, select_on
-    from .segcalibrate import report_leave_one_out
+    from .loop import evaluate_heldout, phase, raw_graphs, record_selection, report_leave_one_out, run_meta, select_on
 
     if not data.shots:
         raise VesselGraphError("no labelled target samples (shots) to calibrate on")

@@ -41,6 +41,8 @@ from .data import TargetData, TargetSampler, source_sampler
 
 LR_MIN_RATIO = 0.1  # the cosine decays to this fraction of lr
 EVAL_GROUPS = ["prf", "smd"]
+#: calibrate's leave-one-out warning names the shots that score more than this below the source's own settings
+LOO_TOLERANCE = 0.01
 
 
 # ------------------------------------------------------------------ shared helpers
@@ -148,6 +150,24 @@ def phase(progress, total: int, text: str, validation: bool = False) -> None:
     time-left estimate can learn what one costs: :class:`napari_vesselgraph.progress.TimeLeft`)."""
     if progress is not None:
         progress(0, total, {"phase": text, **({"validation": True} if validation else {})})
+
+
+def report_leave_one_out(loo: list[dict], log) -> bool:
+    """Log the leave-one-out scores, and a warning line when, on average over the shots, the settings chosen on
+    the other shots score no better than the source's own (both kinds of calibrate). Returns whether it warned."""
+    m_loo, m_own = float(np.mean([r["score"] for r in loo])), float(np.mean([r["own_score"] for r in loo]))
+    log("leave one out (each shot scored with the settings chosen on the others; the source's own in brackets): "
+        + ", ".join(f"{r['id']} {r['score']:.3f} ({r['own_score']:.3f})" for r in loo)
+        + f"; mean {m_loo:.3f} ({m_own:.3f})")  # fmt: skip
+    if m_loo > m_own + 1e-9:
+        return False
+    worse = [r["id"] for r in loo if r["score"] < r["own_score"] - LOO_TOLERANCE]
+    log(f"warning: chosen on the other shots, the settings score {m_loo:.3f} on average on the shot left out, "
+        f"against {m_own:.3f} with the source's own"
+        + (f" (lower by more than {LOO_TOLERANCE:g} on {', '.join(worse)})" if worse else "")
+        + ": the calibration does not carry over from shot to shot, so it may not improve your next image "
+        "either; check it there, or label more shots")  # fmt: skip
+    return True
 
 
 def short_metrics(m: dict | None) -> dict | None:

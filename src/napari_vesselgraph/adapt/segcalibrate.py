@@ -34,8 +34,6 @@ from ..errors import VesselGraphError
 THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
 #: ``min_brightness`` values tried (0: off, first)
 BRIGHTNESS_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-#: the leave-one-out warning names the shots that score more than this below the source's own settings
-LOO_TOLERANCE = 0.01
 
 
 def _metrics(graph, gt, shape) -> dict:
@@ -105,30 +103,12 @@ def leave_one_out(table: dict, own_rows: list[dict], ids: list[str], score_fn) -
     return out
 
 
-def report_leave_one_out(loo: list[dict], log) -> bool:
-    """Log the leave-one-out scores, and a warning line when, on average over the shots, the settings chosen on
-    the other shots score no better than the source's own (both kinds of calibrate). Returns whether it warned."""
-    m_loo, m_own = float(np.mean([r["score"] for r in loo])), float(np.mean([r["own_score"] for r in loo]))
-    log("leave one out (each shot scored with the settings chosen on the others; the source's own in brackets): "
-        + ", ".join(f"{r['id']} {r['score']:.3f} ({r['own_score']:.3f})" for r in loo)
-        + f"; mean {m_loo:.3f} ({m_own:.3f})")  # fmt: skip
-    if m_loo > m_own + 1e-9:
-        return False
-    worse = [r["id"] for r in loo if r["score"] < r["own_score"] - LOO_TOLERANCE]
-    log(f"warning: chosen on the other shots, the settings score {m_loo:.3f} on average on the shot left out, "
-        f"against {m_own:.3f} with the source's own"
-        + (f" (lower by more than {LOO_TOLERANCE:g} on {', '.join(worse)})" if worse else "")
-        + ": the calibration does not carry over from shot to shot, so it may not improve your next image "
-        "either; check it there, or label more shots")  # fmt: skip
-    return True
-
-
 def run(cfg, data, out_path: Path, device, progress=None, cancel=None, log=print) -> Path:
     """Choose the threshold and ``min_brightness`` on ``data.shots``; write the source weights with them."""
     from ..inference.plan import check_cancel
     from ..model.segment import load_segmenter, save_segmenter
     from ..model.thresholds import SCORES
-    from .loop import run_meta, short_metrics
+    from .loop import report_leave_one_out, run_meta, short_metrics
 
     if not data.shots:
         raise VesselGraphError("no labelled target samples (shots) to calibrate on")
