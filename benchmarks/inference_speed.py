@@ -160,8 +160,11 @@ def sweep(ndim, sizes, budget_s, overlap, batch_size, log, name=None) -> tuple[l
     raw_pred, what = load_predictor(ndim, name)
     pred = TimedPredictor(raw_pred)
     base = base_image(ndim)
-    # warm-up (first-call overheads are not part of the numbers)
+    # warm-up (first-call overheads are not part of the numbers), the skeleton's too (imports, first filters)
     pred.predict_batch(np.zeros((2, pred.channels, *pred.patch_size), np.float32) + 0.5)
+    from napari_vesselgraph.inference import predict
+
+    predict(np.ascontiguousarray(base[tuple(slice(0, 32) for _ in range(ndim))]), method="skeleton")
     rows: list[dict] = []
     stopped = None
     t_start = time.perf_counter()
