@@ -330,3 +330,29 @@ def test_road_satellite_takes_single_band_tiles():
 
     tile = tifffile.imread(chip)[:325, :325]
     assert pick_checkpoint(tile) == "road-satellite"
+
+
+def test_a_synthetic_only_model_is_not_picked_for_structures_far_wider_than_its_domain():
+    """road-clean knows roads a few pixels wide (its synthetic domain only). On its own samples it stays the choice;
+    on the same scene enlarged 2.5x (roads as wide as in a 30 cm satellite tile, where it finds nothing) it ranks
+    below road-satellite, which records the real tiles it suits, and says why."""
+    from scipy import ndimage as ndi
+
+    from napari_vesselgraph.checkpoints.suits import TOO_WIDE, domain_radius
+
+    names = {e["name"] for e in list_bundled()}
+    if not {"road-clean", "road-satellite"} <= names:
+        pytest.skip("road-clean and road-satellite are not both bundled")
+    image, _ = make_sample("road-clean", 2, (256, 256))
+    image = np.asarray(image, np.float32)
+    ref = domain_radius("road-clean")
+    assert ref and image_traits(image)["radius"] <= TOO_WIDE * ref
+    assert pick_checkpoint(image) == "road-clean"
+    wide = np.clip(ndi.zoom(image, (2.5, 2.5, 1), order=1), 0, 1)
+    assert image_traits(wide)["radius"] > TOO_WIDE * ref
+    ranked = {r["name"]: r for r in rank_checkpoints(wide)}
+    assert pick_checkpoint(wide) != "road-clean"
+    assert ranked["road-clean"]["score"] < ranked["road-satellite"]["score"]
+    assert any("synthetic images only" in w for w in ranked["road-clean"]["warnings"])
+    assert not any("synthetic images only" in w for w in ranked["road-satellite"]["warnings"])
+    assert domain_radius("no-such-domain") is None and domain_radius("vessel3d-lightsheet") is None

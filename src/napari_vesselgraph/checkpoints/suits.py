@@ -34,6 +34,10 @@ from .meta import CheckpointMeta, is_segmentation
 
 #: score of a checkpoint that cannot run on the image at all (wrong dimensionality)
 CANNOT_RUN = -100.0
+#: a 2D checkpoint known only by its synthetic training domain ranks lower (:data:`TOO_WIDE_PENALTY`, with a
+#: warning) on an image whose structures are more than this many times wider than the domain's
+TOO_WIDE = 1.5
+TOO_WIDE_PENALTY = 3.0
 #: image kinds recognised in a domain name / model name when the metadata says nothing else
 _KIND_WORDS = {
     "fundus": "fundus",
@@ -297,7 +301,9 @@ def image_traits(image, rgb: bool | None = None, ndim: int | None = None, channe
     read.
 
     Returns ``{"ndim", "rgb", "shape", "polarity", "polarity_ratio", "red_dominant", "black_surround",
-    "dark_background", "kinds", "structures", "mean_rgb"}``: ``polarity`` is ``"bright"``/``"dark"`` when
+    "dark_background", "kinds", "structures", "mean_rgb", "radius"}`` (``radius``: 2D only,
+    :func:`napari_vesselgraph.model.scale.structure_radius` of the central crop, None when unclear):
+    ``polarity`` is ``"bright"``/``"dark"`` when
     thin structures are clearly brighter/darker than their surroundings, else None; ``kinds`` is a guess
     (``"fundus"`` for a red colour photo, ``"fluorescence"`` for a grey image of bright structures on a dark
     background, ``"photo"`` for other colour images).
@@ -329,6 +335,7 @@ def image_traits(image, rgb: bool | None = None, ndim: int | None = None, channe
         "kinds": [],
         "structures": None,
         "mean_rgb": None,
+        "radius": None,
     }
     if min(spatial or (0,)) < 4:
         return traits
@@ -361,6 +368,12 @@ def image_traits(image, rgb: bool | None = None, ndim: int | None = None, channe
     # a black surround (fundus camera aperture)
     if ndim == 2:
         traits["black_surround"] = _black_surround(arr, overview, spatial, lead_idx, rgb)
+
+    # how wide the structures are (2D): the 90th percentile of their centre-line radii in the central crop
+    if ndim == 2 and min(crop.shape[:2]) >= 32:
+        from ..model.scale import structure_radius
+
+        traits["radius"] = structure_radius(crop)
 
     # polarity of thin structures
     grey = _grey(crop, rgb)
@@ -566,9 +579,44 @@ def suitability(meta: dict | None, traits: dict, name: str | None = None) -> tup
                 "or fine-tuning on a few annotated patches fits better."
             )
 
+    # structures far wider than a synthetic-only model has seen (a 30 cm satellite tile for a model of roads a
+    # few pixels wide): it finds nothing there at any zoom, while the models that record real images shrink them
+    if p["from"] == "domain" and nd == 2 and traits.get("radius"):
+        ref = domain_radius(str((meta or {}).get("domain") or ""))
+        if ref and float(traits["radius"]) > TOO_WIDE * ref:
+            score -= TOO_WIDE_PENALTY
+            warnings.append(
+                f"{label} was trained on synthetic images only, with structures about {2 * ref:.0f} px wide; this "
+                f"image's look about {2 * float(traits['radius']):.0f} px wide: it will likely miss them. A model "
+                "that records the real images it suits, or fine-tuning on a few annotated patches, fits better."
+            )
+
     if p["adapted"]:
         score += 0.5
     return score, warnings
+
+
+_DOMAIN_RADIUS: dict[str, float | None] = {}
+
+
+def domain_radius(domain: str) -> float | None:
+    """The structure radius (:func:`napari_vesselgraph.model.scale.structure_radius`) of a 256 x 256 sample
+    of a 2D synthetic domain (seed 0), computed once per process; None for an unknown or 3D domain."""
+    if domain not in _DOMAIN_RADIUS:
+        r = None
+        try:
+            from .. import synth
+            from ..model.scale import structure_radius
+
+            if domain in synth.DOMAINS:
+                img, _ = synth.make_sample(domain, seed=0, shape=(256, 256))
+                img = np.asarray(img, np.float32)
+                if img.ndim in (2, 3) and (img.ndim == 2 or img.shape[-1] in (3, 4)):
+                    r = structure_radius(img)
+        except Exception:  # noqa: BLE001 - a domain that cannot make a 2D sample: no reference, not an error
+            r = None
+        _DOMAIN_RADIUS[domain] = r
+    return _DOMAIN_RADIUS[domain]
 
 
 def _entries(names=None) -> list[dict]:
