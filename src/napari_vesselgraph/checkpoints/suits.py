@@ -373,7 +373,10 @@ def image_traits(image, rgb: bool | None = None, ndim: int | None = None, channe
     if ndim == 2 and min(crop.shape[:2]) >= 32:
         from ..model.scale import structure_radius
 
-        traits["radius"] = structure_radius(crop)
+        try:
+            traits["radius"] = structure_radius(crop)
+        except Exception:  # noqa: BLE001 - an odd dtype or range: no width, not an error
+            traits["radius"] = None
 
     # polarity of thin structures
     grey = _grey(crop, rgb)
