@@ -79,8 +79,8 @@ def _scored(graphs, samples, probs, threshold, min_brightness, score_fn) -> dict
 
 def _best(table: dict, keep: list[int], score_fn) -> tuple:
     """The (threshold, min_brightness) of ``table`` (``{pair: per-shot metric rows}``, in search order) with the
-    highest mean score over the shots ``keep``; ties keep the earlier pair."""
-    best, best_score = None, -np.inf
+    highest mean score over the shots ``keep``; ties (and scores that are not numbers) keep the earlier pair."""
+    best, best_score = next(iter(table)), -np.inf
     for pair, rows in table.items():
         sc = _summary([rows[i] for i in keep], *pair, score_fn)["score"]
         if sc > best_score + 1e-12:
