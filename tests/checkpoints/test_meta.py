@@ -150,7 +150,7 @@ def test_describe_says_whether_a_calibration_carries_over():
         return " · ".join(CheckpointMeta.peek(_minimal(adaptation=ad)).describe())
 
     over = line(rows)
-    assert "calibration carries over from shot to shot (0.625 vs 0.585 uncalibrated, 2 shots" in over
+    assert "calibration carries over from shot to shot (0.625 vs 0.585 with the source's settings, 2 shots" in over
     rows[0]["score"] = 0.58
     text = line(rows)
     assert "does not carry over from shot to shot (0.565 vs 0.585" in text
